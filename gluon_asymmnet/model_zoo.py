@@ -1,0 +1,204 @@
+"""Model zoo: every network of the package by name, GluonCV style.
+
+``get_model(name, pretrained=False, ctx=cpu(), root=..., **kwargs)`` and
+``list_models(pattern)``.  Importing :mod:`gluon_asymmnet` also registers every
+name in GluonCV's zoo, so ``gluoncv.model_zoo.get_model('asymmnet_large_0.5')``
+works.
+
+Names
+-----
+``asymmnet_{large,small}_{1.0,0.75,0.5,0.35}`` (aliases ``asymmnet_large`` and
+``asymmnet_small`` for x1.0); ``mobilenetv3_{large,small}_<width>``: the same
+networks with ``asymmrate=0``; ``mobilenetv2_asymm_<width>``: MobileNetV2 with
+asymmetrical bottlenecks; and GluonCV's own ``mobilenetv3_large``,
+``mobilenetv3_small`` and ``mobilenetv2_<width>`` for side-by-side comparisons.
+
+Pretrained weights
+------------------
+There are no hosted weights and nothing is ever downloaded.  ``pretrained=True``
+loads ``<root>/<name>-<first 8 hex digits of its sha1>.params`` from the local
+model store (``root`` defaults to ``$MXNET_HOME/models``, else
+``~/.mxnet/models``) after checking the sha1; ``pretrained='<8 hex>'`` picks
+that file.  ``python -m gluon_asymmnet.convert`` puts files there.
+"""
+import difflib
+import fnmatch
+import functools
+import glob
+import hashlib
+import os
+
+from mxnet.context import cpu
+
+from .models.asymmnet import AsymmNet, get_asymmnet_cfgs
+from .models.features import FeatureExtractor
+from .models.mobilenetv2 import MobileNetV2Asymm
+
+__all__ = ['get_model', 'list_models', 'register_model', 'model_store_root',
+           'model_file', 'file_sha1', 'WIDTHS']
+
+#: The width multipliers of the zoo.
+WIDTHS = ('1.0', '0.75', '0.5', '0.35')
+
+_MODELS = {}
+_ALIASES = {'asymmnet_large': 'asymmnet_large_1.0', 'asymmnet_small': 'asymmnet_small_1.0'}
+
+
+def register_model(name, builder):
+    """Add ``builder(**kwargs) -> HybridBlock`` to the zoo under ``name``.
+
+    The name is also registered in GluonCV's zoo.
+    """
+    import gluoncv.model_zoo.model_zoo as gluoncv_zoo
+    _MODELS[name] = builder
+    gluoncv_zoo._models.setdefault(name, lambda **kwargs: get_model(name, **kwargs))
+
+
+def _asymmnet(arch, multiplier, default_asymmrate, dropout=0.2, **kwargs):
+    kwargs.setdefault('asymmrate', default_asymmrate)
+    return AsymmNet(*get_asymmnet_cfgs(arch), multiplier=multiplier, final_drop=dropout, **kwargs)
+
+
+def _gluoncv(name, **kwargs):
+    import gluoncv.model_zoo as gluoncv_zoo
+    return gluoncv_zoo.get_model(name, pretrained=False, **kwargs)
+
+
+def _gluoncv_mobilenetv2(multiplier, **kwargs):
+    from gluoncv.model_zoo.mobilenet import get_mobilenet_v2
+    return get_mobilenet_v2(multiplier, pretrained=False, **kwargs)
+
+
+for _width in WIDTHS:
+    for _arch in ('large', 'small'):
+        register_model('asymmnet_%s_%s' % (_arch, _width),
+                       functools.partial(_asymmnet, 'asymmnet_' + _arch, float(_width), 1))
+        register_model('mobilenetv3_%s_%s' % (_arch, _width),
+                       functools.partial(_asymmnet, 'asymmnet_' + _arch, float(_width), 0))
+    register_model('mobilenetv2_asymm_' + _width,
+                   functools.partial(MobileNetV2Asymm, float(_width)))
+    register_model('mobilenetv2_' + _width, functools.partial(_gluoncv_mobilenetv2, float(_width)))
+for _name in ('mobilenetv3_large', 'mobilenetv3_small'):
+    _MODELS[_name] = functools.partial(_gluoncv, _name)
+del _width, _arch, _name
+
+
+def list_models(pattern=None):
+    """Sorted names of the zoo, optionally filtered by an fnmatch ``pattern``.
+
+    Aliases (``asymmnet_large``, ``asymmnet_small``) are not listed.
+    """
+    names = sorted(_MODELS)
+    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def _canonical(name):
+    name = _ALIASES.get(name, name)
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS) + list(_ALIASES), n=4, cutoff=0.5)
+        hint = ('; closest: %s' % ', '.join(close)) if close else ''
+        raise ValueError('unknown model %r%s (list_models() lists all %d)'
+                         % (name, hint, len(_MODELS)))
+    return name
+
+
+def model_store_root(root=None):
+    """The local model store: ``root``, else ``$MXNET_HOME/models``, else ``~/.mxnet/models``."""
+    if root is None:
+        root = os.path.join(os.environ.get('MXNET_HOME', os.path.join('~', '.mxnet')), 'models')
+    return os.path.expanduser(root)
+
+
+def file_sha1(path):
+    """Hex sha1 of a file."""
+    digest = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_file(name, tag=None, root=None):
+    """Path of the verified weights of ``name`` in the local model store.
+
+    Parameters
+    ----------
+    name : str
+        A zoo name (aliases allowed).
+    tag : str, optional
+        First hex digits of the sha1 of the wanted file; default: the only (or
+        newest) file of that model.
+    root : str, optional
+        Model store (see :func:`model_store_root`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file, saying which file was expected where and how to add one.
+    ValueError
+        The file's sha1 does not match its name (a corrupt or renamed file).
+    """
+    name = _canonical(name)
+    root = model_store_root(root)
+    pattern = os.path.join(root, '%s-%s.params' % (name, (tag or '') + '*'))
+    found = sorted(glob.glob(pattern), key=os.path.getmtime)
+    if not found:
+        raise FileNotFoundError(
+            'no weights for %s: expected %s-<sha1[:8]>.params in %s. There are no hosted '
+            'weights; convert or copy a params file there with '
+            '`python -m gluon_asymmnet.convert SRC.params --model %s`'
+            % (name, name, root, name))
+    path = found[-1]
+    expected = os.path.basename(path)[len(name) + 1:-len('.params')]
+    actual = file_sha1(path)
+    if not actual.startswith(expected):
+        raise ValueError('%s is corrupt: its sha1 is %s, the name says %s; delete it and '
+                         'convert it again' % (path, actual[:8], expected))
+    return path
+
+
+def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
+              out_indices=(1, 2, 3, 4), **kwargs):
+    """Build a model of the zoo.
+
+    Parameters
+    ----------
+    name : str
+        See :func:`list_models`; an unknown name raises ``ValueError`` naming
+        the closest ones.
+    pretrained : bool or str
+        Load weights from the local model store (``True``) or the file with this
+        sha1 prefix (a str); never downloads.  Attaches ``classes``/``synset``
+        (ImageNet's for 1000-class weights).
+    ctx : Context or list of Context
+        Where parameters live.
+    root : str, optional
+        Model store (see :func:`model_store_root`).
+    features_only : bool
+        Return a :class:`FeatureExtractor` giving the maps at ``out_indices``.
+    out_indices : sequence of int
+        With ``features_only``: indices into the strides (2, 4, 8, 16, 32).
+    **kwargs
+        Passed to the network: ``classes``, ``dropout``, ``asymmrate``,
+        ``last_gamma``, ``norm_layer``, ``norm_kwargs``, ``shuffle_group``...
+
+    Returns
+    -------
+    HybridBlock
+        With ``pretrained``, loaded on ``ctx``; otherwise not initialised (call
+        ``initialize``), as in GluonCV.
+    """
+    canonical = _canonical(name)
+    net = _MODELS[canonical](**kwargs)
+    if pretrained:
+        tag = pretrained if isinstance(pretrained, str) else None
+        net.load_parameters(model_file(canonical, tag, root), ctx=ctx)
+        if kwargs.get('classes', 1000) == 1000:
+            from gluoncv.data import ImageNet1kAttr
+            attrib = ImageNet1kAttr()
+            net.synset, net.classes, net.classes_long = (attrib.synset, attrib.classes,
+                                                         attrib.classes_long)
+    if features_only:
+        net = FeatureExtractor(net, out_indices)
+    return net
+

@@ -1,0 +1,179 @@
+"""Building blocks shared by every network of the package.
+
+Activations use MXNet's fused ``hard_sigmoid`` operator (one operator instead of
+the ``+3 / clip / 6`` chain of the original code and of GluonCV); the mathematics
+is identical.  Blocks carry no parameters of their own beyond their convolutions
+and normalisation layers, so structural parameter names follow the attribute
+names (``conv``, ``bn``, ``conv1``, ``conv2``) of the original AsymmNet code.
+"""
+import math
+
+from mxnet.gluon import nn
+from mxnet.gluon.block import HybridBlock
+
+__all__ = ['make_divisible', 'Activation', 'ConvBNAct', 'SqueezeExcitation',
+           'ChannelShuffle', 'channel_concat', 'ACTIVATIONS']
+
+
+def make_divisible(x, divisible_by=8):
+    """Round ``x`` up to a multiple of ``divisible_by`` (the original's rule)."""
+    return int(math.ceil(x * 1. / divisible_by) * divisible_by)
+
+
+def _relu(F, x):
+    return F.relu(x)
+
+
+def _relu6(F, x):
+    return F.clip(x, 0., 6.)
+
+
+def _hard_sigmoid(F, x):
+    return F.hard_sigmoid(x, alpha=1. / 6, beta=0.5)
+
+
+def _hard_swish(F, x):
+    return x * F.hard_sigmoid(x, alpha=1. / 6, beta=0.5)
+
+
+def _swish(F, x):
+    return x * F.sigmoid(x)
+
+
+def _sigmoid(F, x):
+    return F.sigmoid(x)
+
+
+def _leaky(F, x):
+    return F.LeakyReLU(x, act_type='leaky', slope=0.375)
+
+
+#: Activation name -> function of ``(F, x)``.
+ACTIVATIONS = {
+    'relu': _relu,
+    'relu6': _relu6,
+    'hard_sigmoid': _hard_sigmoid,
+    'hard_swish': _hard_swish,
+    'swish': _swish,
+    'sigmoid': _sigmoid,
+    'leaky': _leaky,
+}
+
+
+class Activation(HybridBlock):
+    """Activation by name: one of :data:`ACTIVATIONS`.
+
+    Parameters
+    ----------
+    act_func : str
+        ``relu``, ``relu6``, ``hard_sigmoid``, ``hard_swish``, ``swish``,
+        ``sigmoid`` or ``leaky``.
+    """
+
+    def __init__(self, act_func, **kwargs):
+        super(Activation, self).__init__(**kwargs)
+        if act_func not in ACTIVATIONS:
+            raise ValueError('unknown activation %r; choose one of %s'
+                             % (act_func, ', '.join(sorted(ACTIVATIONS))))
+        self.act_func = act_func
+        self._fn = ACTIVATIONS[act_func]
+
+    def hybrid_forward(self, F, x):
+        return self._fn(F, x)
+
+    def __repr__(self):
+        return '%s(%s)' % (self.__class__.__name__, self.act_func)
+
+
+class ConvBNAct(HybridBlock):
+    """Convolution without bias, normalisation, optional activation.
+
+    Children are named ``conv``, ``bn`` (and ``act``), as ``_Unit`` in the
+    original code, so parameter files are interchangeable.
+
+    Parameters
+    ----------
+    channels : int
+        Output channels.
+    kernel_size, strides, groups : int
+        Convolution geometry; padding keeps the spatial size at stride 1.
+    act_func : str or None
+        Activation name, or None for a linear unit.
+    norm_layer : type
+        ``BatchNorm`` or ``SyncBatchNorm`` (any Gluon normalisation block).
+    norm_kwargs : dict or None
+        Extra arguments for ``norm_layer`` (e.g. ``use_global_stats``).
+    in_channels : int
+        Input channels (0 to infer at first forward).
+    """
+
+    def __init__(self, channels, kernel_size=1, strides=1, groups=1, act_func='relu',
+                 norm_layer=nn.BatchNorm, norm_kwargs=None, in_channels=0, **kwargs):
+        super(ConvBNAct, self).__init__(**kwargs)
+        with self.name_scope():
+            self.conv = nn.Conv2D(channels, kernel_size, strides=strides,
+                                  padding=kernel_size // 2, groups=groups,
+                                  use_bias=False, in_channels=in_channels)
+            self.bn = norm_layer(in_channels=channels, **(norm_kwargs or {}))
+            self.act = Activation(act_func) if act_func else None
+
+    def hybrid_forward(self, F, x):
+        out = self.bn(self.conv(x))
+        return self.act(out) if self.act is not None else out
+
+
+class SqueezeExcitation(HybridBlock):
+    """Squeeze-and-excitation of MobileNetV3: pool, 1x1 conv, relu, 1x1 conv,
+    hard sigmoid, channel-wise scale.
+
+    Parameters
+    ----------
+    channels : int
+        Channels of the input (and output).
+    ratio : int
+        Reduction ratio; the hidden width is ``make_divisible(channels // ratio)``.
+    """
+
+    def __init__(self, channels, ratio=4, **kwargs):
+        super(SqueezeExcitation, self).__init__(**kwargs)
+        hidden = make_divisible(channels // ratio)
+        with self.name_scope():
+            self.conv1 = nn.Conv2D(hidden, 1, in_channels=channels)
+            self.conv2 = nn.Conv2D(channels, 1, in_channels=hidden)
+
+    def hybrid_forward(self, F, x):
+        w = F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
+        w = F.relu(self.conv1(w))
+        w = _hard_sigmoid(F, self.conv2(w))
+        return F.broadcast_mul(x, w)
+
+
+class ChannelShuffle(HybridBlock):
+    """ShuffleNet channel shuffle with ``groups`` groups."""
+
+    def __init__(self, groups, **kwargs):
+        super(ChannelShuffle, self).__init__(**kwargs)
+        self.groups = groups
+
+    def hybrid_forward(self, F, x):
+        x = F.reshape(x, shape=(0, -4, self.groups, -1, -2))
+        x = F.swapaxes(x, 1, 2)
+        return F.reshape(x, shape=(0, -3, -2))
+
+
+def channel_concat(F, *parts):
+    """Concatenate NCHW tensors along the channel axis, trainable under oneDNN.
+
+    MXNet 1.9.1's oneDNN ``Concat`` backward fails (``could not construct a
+    sub-memory``, or SIGFPE) on AVX-512 when the parts are not multiples of 16
+    channels.  oneDNN only takes 2-D and 4-D concats, so the parts are viewed as
+    5-D ``(N, C, 1, H, W)``: MXNet's own concat kernel runs forward and backward,
+    every other operator (convolutions, BatchNorm) stays on oneDNN.  The parts
+    are first cast to their widest type (``amp_multicast``), a no-op in float32
+    and what keeps bfloat16/float16 AMP from feeding Concat mixed types.
+    """
+    parts = F.amp_multicast(*parts, num_outputs=len(parts))
+    if len(parts) == 1:
+        parts = [parts]
+    parts = [F.expand_dims(p, axis=2) for p in parts]
+    return F.reshape(F.concat(*parts, dim=1), shape=(0, 0, -3, -2))

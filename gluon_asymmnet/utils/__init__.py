@@ -1,0 +1,1 @@
+"""Utilities: parameter and MAC counting."""

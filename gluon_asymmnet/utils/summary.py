@@ -1,0 +1,154 @@
+"""Parameters and multiply-accumulates of a network, counted from its symbol.
+
+MACs are counted as the paper counts MAdds: convolutions (``out_elements x
+in_channels/groups x kh x kw``) and dense layers (``in x out``), per image.
+Parameters are the true counts; the original release's summary tool multiplied
+a k x k kernel's parameters by k instead of k^2, which is where the paper's
+"5.99M" for AsymmNet-L x1.0 comes from (true count: 6.08M trainable).
+
+CLI: ``python -m gluon_asymmnet.utils.summary asymmnet_large_1.0 [--input-size 224]``.
+"""
+import argparse
+import ast
+import collections
+import json
+import sys
+
+import numpy as np
+
+__all__ = ['LayerStats', 'Summary', 'summary', 'PAPER']
+
+#: The paper's ImageNet figures (top-1 %, MAdds in millions, params as printed).
+PAPER = {
+    'asymmnet_large_1.0': (75.4, 216.9, '5.99M'),
+    'asymmnet_large_0.5': (69.2, 67.2, '2.8M'),
+    'asymmnet_small_1.0': (68.4, 57.7, '3.1M'),
+}
+
+#: One operator: its name and type, output shape (CHW), parameters (all, and
+#: trainable: BatchNorm running statistics are not), MACs per image, inputs.
+LayerStats = collections.namedtuple('LayerStats', 'name op shape params trainable macs inputs')
+
+
+class Summary(collections.namedtuple('Summary', 'layers macs params trainable_params')):
+    """Per-layer statistics and totals (``macs`` per image)."""
+
+    def table(self):
+        """The per-layer table as text (the original summary tool's layout)."""
+        line = '_' * 118
+        rows = [line, '%-48s%-14s%-11s%-10s%s' % ('Layer (type)', 'Output Shape', 'Trainable',
+                                                  'MACs #', 'Previous Layer'), '=' * 118]
+        for layer in self.layers:
+            inputs = layer.inputs or ['']
+            rows.append('%-48s%-14s%-11d%-10s%s' % (
+                ('%s(%s)' % (layer.name, layer.op))[:47], 'x'.join(map(str, layer.shape)),
+                layer.trainable, '%.2E' % layer.macs if layer.macs else '0', inputs[0]))
+            rows.extend(' ' * 83 + name for name in inputs[1:])
+            rows.append(line)
+        rows.append('Total params: {:,}'.format(self.params))
+        rows.append('Trainable params: {:,}'.format(self.trainable_params))
+        rows.append('Non-trainable params: {:,}'.format(self.params - self.trainable_params))
+        rows.append('Total MACs: {:,} ({:.2f}M)'.format(self.macs, self.macs / 1e6))
+        return '\n'.join(rows)
+
+
+def summary(net, input_shape=(1, 3, 224, 224)):
+    """Count a network's parameters and MACs.
+
+    Parameters
+    ----------
+    net : HybridBlock
+        An initialised (or deferred-initialisable) network.
+    input_shape : tuple
+        NCHW input shape; MACs are reported per image.
+
+    Returns
+    -------
+    Summary
+    """
+    import mxnet as mx
+    sym = net(mx.sym.var('data'))
+    if isinstance(sym, (list, tuple)):
+        sym = mx.sym.Group(list(sym))
+    internals = sym.get_internals()
+    _, out_shapes, _ = internals.infer_shape(data=input_shape)
+    shapes = dict(zip(internals.list_outputs(), out_shapes))
+    arg_shapes, _, aux_shapes = sym.infer_shape(data=input_shape)
+    var_shapes = dict(zip(sym.list_arguments(), arg_shapes))
+    var_shapes.update(zip(sym.list_auxiliary_states(), aux_shapes))
+    nodes = json.loads(sym.tojson())['nodes']
+    trainable = {p.name for p in net.collect_params().values() if p.grad_req != 'null'}
+
+    def out_shape(node_id):
+        node = nodes[node_id]
+        if node['op'] == 'null':
+            return var_shapes.get(node['name'], input_shape)
+        return shapes[node['name'] + '_output']
+
+    layers, total_macs, total_params, total_trainable = [], 0, 0, 0
+    for node in nodes:
+        if node['op'] == 'null':
+            continue
+        attrs = node.get('attrs', {})
+        shape = shapes.get(node['name'] + '_output') or shapes[node['name'] + '_output0']
+        data_inputs, params, n_trainable = [], 0, 0
+        for src, _, _ in node['inputs']:
+            src_node = nodes[src]
+            if src_node['op'] == 'null' and src_node['name'] != 'data':
+                size = int(np.prod(var_shapes[src_node['name']]))
+                params += size
+                n_trainable += size if src_node['name'] in trainable else 0
+            else:
+                data_inputs.append(src_node['name'])
+        macs = 0
+        if node['op'] == 'Convolution':
+            in_channels = out_shape(node['inputs'][0][0])[1]
+            kernel = ast.literal_eval(attrs['kernel'])
+            groups = int(attrs.get('num_group', 1))
+            macs = int(np.prod(shape[1:])) * in_channels // groups * int(np.prod(kernel))
+        elif node['op'] == 'FullyConnected':
+            macs = int(np.prod(out_shape(node['inputs'][1][0])))
+        total_macs += macs
+        total_params += params
+        total_trainable += n_trainable
+        layers.append(LayerStats(node['name'], node['op'], tuple(shape[1:]), params, n_trainable,
+                                 macs, data_inputs))
+    return Summary(layers, total_macs // input_shape[0], total_params, total_trainable)
+
+
+def main(argv=None):
+    """Command line: print the table and totals of a zoo model."""
+    from ..model_zoo import get_model
+    parser = argparse.ArgumentParser(prog='python -m gluon_asymmnet.utils.summary',
+                                     description='Count parameters and MACs of a zoo model.')
+    parser.add_argument('model', help='zoo name, e.g. asymmnet_large_1.0')
+    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--classes', type=int, default=1000)
+    parser.add_argument('--asymmrate', type=int, default=None)
+    parser.add_argument('--totals-only', action='store_true', help='skip the per-layer table')
+    args = parser.parse_args(argv)
+    if args.input_size < 32:
+        parser.error('--input-size must be at least 32')
+    kwargs = {'classes': args.classes}
+    if args.asymmrate is not None:
+        kwargs['asymmrate'] = args.asymmrate
+    try:
+        net = get_model(args.model, **kwargs)
+    except (ValueError, TypeError) as err:
+        parser.exit(2, 'error: %s\n' % err)
+    net.initialize()
+    stats = summary(net, (1, 3, args.input_size, args.input_size))
+    if not args.totals_only:
+        print(stats.table())
+    print('{}: {:.2f}M MACs, {:,} trainable params ({:,} in all) at {}x{}'.format(
+        args.model, stats.macs / 1e6, stats.trainable_params, stats.params,
+        args.input_size, args.input_size))
+    if args.model in PAPER and args.classes == 1000 and args.input_size == 224:
+        top1, madds, params = PAPER[args.model]
+        print('paper: {}% top-1, {}M MAdds, {} params (the original counter multiplied '
+              'k x k kernels by k, not k^2)'.format(top1, madds, params))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
