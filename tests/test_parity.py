@@ -1,0 +1,39 @@
+"""Parameter files saved by the original code load unchanged and give its logits."""
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_asymmnet import get_asymm_net, get_asymmnet_cfgs, get_model
+
+from conftest import FIXTURES
+
+PARITY = os.path.join(FIXTURES, 'parity')
+MANIFEST = json.load(open(os.path.join(PARITY, 'manifest.json')))
+
+
+@pytest.mark.parametrize('case', MANIFEST['cases'], ids=lambda c: c['params_file'])
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_original_params_give_original_logits(case, hybridize):
+    x = mx.nd.array(np.load(os.path.join(PARITY, MANIFEST['input_file'])))
+    expected = np.load(os.path.join(PARITY, case['logits_file']))
+    net = get_asymm_net(get_asymmnet_cfgs(case['model']), case['multiplier'],
+                        asymmrate=case['asymmrate'], classes=case['classes'])
+    net.load_parameters(os.path.join(PARITY, case['params_file']))  # strict: every name matches
+    if hybridize:
+        net.hybridize(static_alloc=True, static_shape=True)
+    assert np.abs(net(x).asnumpy() - expected).max() <= 1e-6
+
+
+@pytest.mark.parametrize('case', MANIFEST['cases'], ids=lambda c: c['params_file'])
+def test_zoo_names_build_the_original_structure(case):
+    name = '%s_%s' % (case['model'], case['multiplier'])
+    net = get_model(name, classes=case['classes'])
+    saved = mx.nd.load(os.path.join(PARITY, case['params_file']))
+    ours = net._collect_params_with_prefix()
+    assert sorted(ours) == sorted(saved)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in saved.items()}

@@ -1,0 +1,111 @@
+"""Zoo look-up, GluonCV registration, the local model store and feature maps."""
+import os
+import shutil
+
+import gluoncv
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_asymmnet import get_model, list_models
+from gluon_asymmnet.model_zoo import file_sha1, model_file, model_store_root
+
+
+def test_list_models_filters_with_wildcards():
+    assert list_models('asymmnet_large_*') == ['asymmnet_large_0.35', 'asymmnet_large_0.5',
+                                               'asymmnet_large_0.75', 'asymmnet_large_1.0']
+    assert list_models('nothing*') == []
+
+
+def test_aliases_build_width_one():
+    assert get_model('asymmnet_large').multiplier == 1.0
+    assert get_model('asymmnet_small').multiplier == 1.0
+
+
+def test_unknown_name_names_the_closest_ones():
+    with pytest.raises(ValueError, match="asymmnet_small_0.5"):
+        get_model('asymmnet_smal_0.5')
+
+
+def test_every_name_is_registered_in_gluoncv():
+    for name in list_models('asymmnet_*') + list_models('mobilenetv2_asymm_*'):
+        net = gluoncv.model_zoo.get_model(name, classes=3)
+        assert net.num_classes == 3 and net.asymmrate == 1
+    assert gluoncv.model_zoo.get_model('mobilenetv3_large_0.5').asymmrate == 0
+
+
+def test_asymmrate_zero_is_mobilenetv3():
+    assert get_model('mobilenetv3_small_1.0').asymmrate == 0
+    assert get_model('asymmnet_small_1.0', asymmrate=0).asymmrate == 0
+
+
+def _store_weights(root, name, classes=1000):
+    net = get_model(name, classes=classes)
+    net.initialize(mx.init.Xavier())
+    tmp = os.path.join(str(root), 'tmp.params')
+    os.makedirs(str(root), exist_ok=True)
+    net.save_parameters(tmp)
+    path = os.path.join(str(root), '%s-%s.params' % (name, file_sha1(tmp)[:8]))
+    os.rename(tmp, path)
+    return net, path
+
+
+def test_pretrained_loads_from_the_local_store_and_attaches_imagenet_names(tmp_path):
+    net, path = _store_weights(tmp_path, 'asymmnet_small_0.35')
+    loaded = get_model('asymmnet_small_0.35', pretrained=True, root=str(tmp_path))
+    x = mx.nd.ones((1, 3, 32, 32))
+    np.testing.assert_allclose(loaded(x).asnumpy(), net(x).asnumpy(), rtol=1e-6)
+    assert len(loaded.classes) == 1000 and len(loaded.synset) == 1000
+    tag = os.path.basename(path).split('-')[1][:8]
+    assert model_file('asymmnet_small_0.35', tag, str(tmp_path)) == path
+
+
+def test_default_store_follows_mxnet_home(tmp_path, monkeypatch):
+    monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'home'))
+    assert model_store_root() == str(tmp_path / 'home' / 'models')
+    _store_weights(tmp_path / 'home' / 'models', 'asymmnet_small_0.35')
+    assert get_model('asymmnet_small_0.35', pretrained=True) is not None
+
+
+def test_missing_weights_say_which_file_where_and_how(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        get_model('asymmnet_large_1.0', pretrained=True, root=str(tmp_path))
+    message = str(err.value)
+    assert 'asymmnet_large_1.0-<sha1[:8]>.params' in message and str(tmp_path) in message
+    assert 'gluon_asymmnet.convert' in message
+
+
+def test_corrupt_weights_are_refused(tmp_path):
+    _, path = _store_weights(tmp_path, 'asymmnet_small_0.35')
+    with open(path, 'r+b') as f:
+        f.seek(100)
+        f.write(b'garbage')
+    with pytest.raises(ValueError, match='corrupt'):
+        get_model('asymmnet_small_0.35', pretrained=True, root=str(tmp_path))
+
+
+def test_renamed_weights_of_another_width_are_refused(tmp_path):
+    _, path = _store_weights(tmp_path, 'asymmnet_small_0.35')
+    wrong = path.replace('small_0.35', 'small_0.5')
+    shutil.copy(path, wrong)
+    with pytest.raises(Exception, match='shape|Shape'):
+        get_model('asymmnet_small_0.5', pretrained=True, root=str(tmp_path))
+
+
+@pytest.mark.parametrize('name', list_models('asymmnet_*') + list_models('mobilenetv2_asymm_*'))
+def test_features_only_gives_strides_4_to_32(name):
+    net = get_model(name, features_only=True)
+    net.initialize()
+    net.hybridize()
+    outs = net(mx.nd.ones((1, 3, 224, 224)))
+    assert [o.shape[2] for o in outs] == [56, 28, 14, 7]
+    assert [o.shape[1] for o in outs] == [f['channels'] for f in net.feature_info]
+    assert [f['reduction'] for f in net.feature_info] == [4, 8, 16, 32]
+
+
+def test_feature_channels_of_asymmnet_large():
+    net = get_model('asymmnet_large_1.0', features_only=True, out_indices=(0, 2, 4))
+    assert [(f['reduction'], f['channels']) for f in net.feature_info] == \
+        [(2, 16), (8, 40), (32, 960)]
+    with pytest.raises(ValueError, match='out_indices'):
+        get_model('asymmnet_large_1.0', features_only=True, out_indices=(5,))
