@@ -26,12 +26,22 @@ PAPER = {
 }
 
 #: One operator: its name and type, output shape (CHW), parameters (all, and
-#: trainable: BatchNorm running statistics are not), MACs per image, inputs.
-LayerStats = collections.namedtuple('LayerStats', 'name op shape params trainable macs inputs')
+#: trainable: BatchNorm running statistics are not), MACs per image, kind
+#: ('pointwise', 'depthwise', 'vanilla' for layers with MACs, else ''), inputs.
+LayerStats = collections.namedtuple('LayerStats',
+                                    'name op shape params trainable macs kind inputs')
 
 
 class Summary(collections.namedtuple('Summary', 'layers macs params trainable_params')):
     """Per-layer statistics and totals (``macs`` per image)."""
+
+    def macs_by_kind(self):
+        """MACs of pointwise (1x1 and dense), depthwise and other (vanilla) layers."""
+        kinds = collections.Counter()
+        for layer in self.layers:
+            if layer.macs:
+                kinds[layer.kind] += layer.macs
+        return {kind: kinds[kind] for kind in ('pointwise', 'depthwise', 'vanilla')}
 
     def table(self):
         """The per-layer table as text (the original summary tool's layout)."""
@@ -49,6 +59,9 @@ class Summary(collections.namedtuple('Summary', 'layers macs params trainable_pa
         rows.append('Trainable params: {:,}'.format(self.trainable_params))
         rows.append('Non-trainable params: {:,}'.format(self.params - self.trainable_params))
         rows.append('Total MACs: {:,} ({:.2f}M)'.format(self.macs, self.macs / 1e6))
+        for kind, macs in self.macs_by_kind().items():
+            rows.append('MACs ({}): {:.2f}M  {:.2f}%'.format(kind, macs / 1e6,
+                                                           100. * macs / max(self.macs, 1)))
         return '\n'.join(rows)
 
 
@@ -100,19 +113,21 @@ def summary(net, input_shape=(1, 3, 224, 224)):
                 n_trainable += size if src_node['name'] in trainable else 0
             else:
                 data_inputs.append(src_node['name'])
-        macs = 0
+        macs, kind = 0, ''
         if node['op'] == 'Convolution':
             in_channels = out_shape(node['inputs'][0][0])[1]
             kernel = ast.literal_eval(attrs['kernel'])
             groups = int(attrs.get('num_group', 1))
             macs = int(np.prod(shape[1:])) * in_channels // groups * int(np.prod(kernel))
+            kind = ('depthwise' if groups > 1 and groups == in_channels else
+                    'pointwise' if int(np.prod(kernel)) == 1 else 'vanilla')
         elif node['op'] == 'FullyConnected':
-            macs = int(np.prod(out_shape(node['inputs'][1][0])))
+            macs, kind = int(np.prod(out_shape(node['inputs'][1][0]))), 'pointwise'
         total_macs += macs
         total_params += params
         total_trainable += n_trainable
         layers.append(LayerStats(node['name'], node['op'], tuple(shape[1:]), params, n_trainable,
-                                 macs, data_inputs))
+                                 macs, kind, data_inputs))
     return Summary(layers, total_macs // input_shape[0], total_params, total_trainable)
 
 
