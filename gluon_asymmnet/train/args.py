@@ -1,0 +1,229 @@
+"""Command-line arguments of ``train_imagenet.py`` and what follows from them.
+
+The flags are those of the original AsymmNet ``utils/args_helper.py`` and of
+GluonCV's ``scripts/classification/imagenet/train_imagenet.py`` (same names,
+same meaning), plus ``--amp``, ``--kvstore``, ``--seed``, ``--resume``,
+``--classes``, ``--num-training-samples``, ``--lr-base`` and ``--optimizer``.
+
+Learning rate and batch size
+----------------------------
+``--batch-size`` is per device. The global batch is ``batch_size x devices x
+workers`` (devices: ``max(1, --num-gpus)``; workers: ``kv.num_workers`` under a
+distributed kvstore). ``--lr`` is the learning rate of that global batch as
+given. ``--lr-base L`` instead sets ``lr = L x global_batch / 256`` (the linear
+scaling rule of Goyal et al. 2017). The original AsymmNet recipe is lr 2.6 for
+8 GPUs x 256 = 2048 images, i.e. ``--lr-base 0.325``; its log's first line::
+
+    Namespace(batch_size=256, lr=2.6, lr_mode='cosine', num_epochs=360, num_gpus=8,
+              warmup_epochs=5, warmup_lr=0.0, wd=3e-05, no_wd=True, label_smoothing=True,
+              dropout=0.2, momentum=0.9, mode='hybrid', ...)
+
+The schedule is per iteration: ``--warmup-epochs`` of linear warm-up from
+``--warmup-lr`` to ``lr``, then ``--lr-mode`` (step/poly/cosine) down to 0.
+"""
+import argparse
+
+__all__ = ['build_parser', 'parse_args', 'model_name', 'model_kwargs', 'global_lr']
+
+#: ``--lr-base`` is the learning rate of this many images per step.
+LR_BASE_BATCH = 256
+
+
+def build_parser(prog='train_imagenet.py'):
+    """The ``argparse`` parser of the training command."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description='Train an AsymmNet (or any zoo model) on ImageNet-style data '
+                               '(RecordIO or class folders), GluonCV style.')
+    data = parser.add_argument_group('data')
+    data.add_argument('--dataset', default='imagenet', choices=['imagenet', 'digits'],
+                      help="'digits': the embedded scikit-learn digits set (built once under "
+                           "--save-dir, no download); 'imagenet': the files given below")
+    data.add_argument('--rec-train', default=None, help='the training data (.rec)')
+    data.add_argument('--rec-train-idx', default=None, help='the index of the training data')
+    data.add_argument('--rec-val', default=None, help='the validation data (.rec)')
+    data.add_argument('--rec-val-idx', default=None, help='the index of the validation data')
+    data.add_argument('--data-dir', default=None,
+                      help='folder with train/ and val/ class folders (instead of RecordIO)')
+    data.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4,
+                      help='number of preprocessing threads/processes')
+    data.add_argument('--input-size', type=int, default=None,
+                      help='side of the square input (default 224; 32 with --dataset digits)')
+    data.add_argument('--crop-ratio', type=float, default=0.875,
+                      help='validation centre-crop ratio')
+    data.add_argument('--classes', type=int, default=None,
+                      help='number of classes (default: from the data; checked against it)')
+    data.add_argument('--num-training-samples', type=int, default=None,
+                      help='use at most this many training samples per epoch '
+                           '(default: all of the data)')
+
+    model = parser.add_argument_group('model')
+    model.add_argument('--model', required=True,
+                       help='a zoo name (asymmnet_small_0.5) or a family with --width-scale '
+                            '(asymmnet_small --width-scale 0.5)')
+    model.add_argument('--width-scale', type=float, default=None, help='width multiplier')
+    model.add_argument('--dropout', type=float, default=None,
+                       help='dropout before the classifier (model default 0.2)')
+    model.add_argument('--asymmrate', type=int, default=None,
+                       help='asymmetrical feature reuse rate (1: AsymmNet, 0: MobileNetV3)')
+    model.add_argument('--shuffle-group', type=int, default=None,
+                       help='channel-shuffle groups after each concat (default none)')
+    model.add_argument('--doshuffle', action='store_true',
+                       help='(original flag) channel shuffle, --shuffle-group groups (default 2)')
+    model.add_argument('--last-gamma', action='store_true',
+                       help='zero-initialise the last BatchNorm gamma of every residual block')
+    model.add_argument('--mode', default='hybrid', choices=['hybrid', 'imperative'],
+                       help='hybrid: hybridize with static_alloc/static_shape')
+
+    optim = parser.add_argument_group('optimisation')
+    optim.add_argument('--batch-size', type=int, default=32, help='batch size per device')
+    optim.add_argument('--num-epochs', type=int, default=120, help='number of epochs')
+    optim.add_argument('--optimizer', default='nag', choices=['nag', 'sgd'])
+    optim.add_argument('--lr', type=float, default=0.1, help='learning rate of the global batch')
+    optim.add_argument('--lr-base', type=float, default=None,
+                       help='learning rate per %d images: lr = LR_BASE x global batch / %d '
+                            '(overrides --lr; the original recipe is 0.325)'
+                            % (LR_BASE_BATCH, LR_BASE_BATCH))
+    optim.add_argument('--momentum', type=float, default=0.9)
+    optim.add_argument('--wd', type=float, default=0.0001, help='weight decay')
+    optim.add_argument('--no-wd', action='store_true',
+                       help='no weight decay on BatchNorm beta/gamma and biases')
+    optim.add_argument('--lr-mode', default='step', choices=['step', 'poly', 'cosine'])
+    optim.add_argument('--lr-decay', type=float, default=0.1, help='step decay factor')
+    optim.add_argument('--lr-decay-period', type=int, default=0,
+                       help='decay every this many epochs (0: use --lr-decay-epoch)')
+    optim.add_argument('--lr-decay-epoch', default='40,60', help='epochs of the step decays')
+    optim.add_argument('--warmup-lr', type=float, default=0.0, help='learning rate at step 0')
+    optim.add_argument('--warmup-epochs', type=int, default=0, help='linear warm-up epochs')
+    optim.add_argument('--label-smoothing', action='store_true', help='label smoothing 0.1')
+    optim.add_argument('--mixup', action='store_true', help='mixup training')
+    optim.add_argument('--mixup-alpha', type=float, default=0.2, help='mixup Beta parameter')
+    optim.add_argument('--mixup-off-epoch', type=int, default=0,
+                       help='train the last this many epochs without mixup')
+    optim.add_argument('--teacher', default=None,
+                       help='zoo name of a distillation teacher (weights from the local store)')
+    optim.add_argument('--temperature', type=float, default=20, help='distillation temperature')
+    optim.add_argument('--hard-weight', type=float, default=0.5,
+                       help='weight of the hard-label loss in distillation')
+    optim.add_argument('--seed', type=int, default=0, help='random seed')
+
+    system = parser.add_argument_group('precision and devices')
+    system.add_argument('--dtype', default='float32', choices=['float32', 'float16'],
+                        help='float16: cast the model, multi-precision optimizer (GPUs only)')
+    system.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision: bfloat16 on CPUs, float16 with '
+                             'dynamic loss scaling on GPUs')
+    system.add_argument('--num-gpus', type=int, default=0, help='GPUs to use (0: the CPU)')
+    system.add_argument('--kvstore', default='device',
+                        choices=['local', 'device', 'dist_sync', 'dist_device_sync',
+                                 'dist_async'],
+                        help='dist_*: parameter-server training, roles from DMLC_* variables')
+
+    output = parser.add_argument_group('outputs and resuming')
+    output.add_argument('--save-dir', default='checkpoints',
+                        help='root of the run folders <save-dir>/<model>-<tag-name>')
+    output.add_argument('--tag-name', default='baseline', help='name of this run')
+    output.add_argument('--save-frequency', type=int, default=10,
+                        help='keep a checkpoint every this many epochs (0: only best and last)')
+    output.add_argument('--log-interval', type=int, default=50,
+                        help='batches between training log lines')
+    output.add_argument('--logging-file', default='log.txt', help='log file in the run folder')
+    output.add_argument('--tensorboard', action='store_true',
+                        help='write mxboard scalars to <run folder>/tensorboard')
+    output.add_argument('--resume', default=None,
+                        help="'auto': continue the run folder from its newest complete "
+                             "checkpoint; or a checkpoint .json file")
+    output.add_argument('--resume-epoch', type=int, default=0,
+                        help='epoch to start from (with --resume-params/--resume-states)')
+    output.add_argument('--resume-params', default='', help='parameters to start from')
+    output.add_argument('--resume-states', default='', help='trainer states to start from')
+    return parser
+
+
+def parse_args(argv=None):
+    """Parse and check ``argv``; bad values exit with status 2 (argparse's ``error``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    positive = ['batch_size', 'num_epochs', 'log_interval']
+    for name in positive:
+        if getattr(args, name) < 1:
+            parser.error('--%s must be at least 1' % name.replace('_', '-'))
+    if args.num_gpus < 0 or args.save_frequency < 0 or args.warmup_epochs < 0:
+        parser.error('--num-gpus, --save-frequency and --warmup-epochs cannot be negative')
+    if args.warmup_epochs >= args.num_epochs:
+        parser.error('--warmup-epochs %d leaves no epoch of --num-epochs %d after warm-up'
+                     % (args.warmup_epochs, args.num_epochs))
+    if args.mixup_off_epoch < 0 or args.mixup_off_epoch > args.num_epochs:
+        parser.error('--mixup-off-epoch must be between 0 and --num-epochs')
+    if args.resume and (args.resume_params or args.resume_states):
+        parser.error('--resume cannot be combined with --resume-params/--resume-states')
+    if args.input_size is None:
+        args.input_size = 32 if args.dataset == 'digits' else 224
+    if args.doshuffle and args.shuffle_group is None:
+        args.shuffle_group = 2
+    try:
+        args.lr_decay_epochs = [int(e) for e in args.lr_decay_epoch.split(',') if e.strip()]
+    except ValueError:
+        parser.error('--lr-decay-epoch must be comma-separated integers, not %r'
+                     % args.lr_decay_epoch)
+    return args
+
+
+def model_name(args, known):
+    """The zoo name for ``--model`` and ``--width-scale``.
+
+    ``asymmnet_small --width-scale 0.5`` (the original's way) and
+    ``asymmnet_small_0.5`` (the zoo name) give ``asymmnet_small_0.5``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    known : collection of str
+        The zoo's names.
+
+    Raises
+    ------
+    UsageError
+        The width does not exist for that model, or contradicts the name.
+    """
+    from .errors import UsageError
+    if args.width_scale is None:
+        return args.model
+    scaled = '%s_%s' % (args.model, float(args.width_scale))
+    if scaled in known:
+        return scaled
+    family, _, width = args.model.rpartition('_')
+    if args.model in known and family and _is_float(width):
+        if float(width) == args.width_scale:
+            return args.model
+        raise UsageError('--model %s has width %s but --width-scale is %s'
+                         % (args.model, width, args.width_scale))
+    raise UsageError('--model %s has no width %s; zoo names with a width: %s'
+                     % (args.model, args.width_scale,
+                        ', '.join(n for n in sorted(known) if n.startswith(args.model + '_'))
+                        or 'none for this model'))
+
+
+def _is_float(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def model_kwargs(args, classes):
+    """Keyword arguments of ``get_model`` from the flags the user gave."""
+    kwargs = {'classes': classes}
+    for name in ('dropout', 'asymmrate', 'shuffle_group'):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
+    if args.last_gamma:
+        kwargs['last_gamma'] = True
+    return kwargs
+
+
+def global_lr(args, global_batch):
+    """The learning rate: ``--lr``, or ``--lr-base x global_batch / 256``."""
+    if args.lr_base is None:
+        return args.lr
+    return args.lr_base * global_batch / LR_BASE_BATCH

@@ -1,0 +1,11 @@
+"""The exception type for bad training arguments."""
+
+__all__ = ['UsageError']
+
+
+class UsageError(ValueError):
+    """A bad command line, model, teacher or resume file: a one-line message.
+
+    ``train_imagenet.py`` prints ``str(error)`` and exits with status 2, as
+    argparse does for bad usage, before any training starts.
+    """

@@ -1,0 +1,220 @@
+"""The epoch loop: forward/backward over the devices, metrics, validation, checkpoints.
+
+What the loop needs comes ready-built in a :class:`Job` (see ``main.build_job``).
+Stopping: SIGINT/SIGTERM set a flag; the current batch finishes, a checkpoint
+is written and :func:`train` returns ``0``. A non-finite loss stops the run
+before the step that would spoil the weights: the last good checkpoint stays
+the newest and :func:`train` returns ``1``.
+"""
+import collections
+import itertools
+import math
+import random
+import signal
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from ..data import batches
+from . import precision as precision_mod
+from .checkpoint import prune_checkpoints, save_checkpoint
+from .run_dir import BATCH_LINE
+
+__all__ = ['Job', 'StopFlag', 'train', 'soft_targets']
+
+#: Label smoothing: the true class gets ``1 - eta + eta / classes``.
+SMOOTHING_ETA = 0.1
+
+#: Everything :func:`train` uses. ``train_data``/``val_data``: DataIters or
+#: DataLoaders (``val_data`` may be None); ``num_batches``: training batches per
+#: epoch; ``step_size``: the ``batch_size`` of ``trainer.step``; ``teacher``: a
+#: network or None; ``start``: ``(epoch, batch)`` to begin at; ``best``:
+#: ``(top1, epoch)`` so far; ``rank``: kvstore rank; ``writes``: whether this
+#: process writes checkpoints.
+Job = collections.namedtuple(
+    'Job', 'args model net trainer loss_fn precision ctx train_data val_data num_batches '
+           'batch_size step_size classes teacher start best rank writes run_dir')
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM while installed (``with StopFlag() as stop``)."""
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal_name = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        self.signal_name = signal.Signals(signum).name
+
+    def __enter__(self):
+        for signum in self._SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def soft_targets(label, classes, eta=0.0, lam=1.0):
+    """One-hot targets, smoothed by ``eta`` and mixed (mixup) with the reversed batch by ``lam``."""
+    def smooth(labels):
+        return mx.nd.one_hot(labels, classes, on_value=1 - eta + eta / classes,
+                             off_value=eta / classes)
+    if lam >= 1:
+        return smooth(label)
+    return lam * smooth(label) + (1 - lam) * smooth(label[::-1])
+
+
+def _seed(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    mx.random.seed(seed)
+
+
+def _progress(iterable, total, epoch, enabled):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, desc='Epoch %d' % epoch, leave=False, file=sys.stderr)
+
+
+def validate(job):
+    """``(top1, top5)`` of ``job.net`` on ``job.val_data``."""
+    top1 = mx.metric.Accuracy()
+    top5 = mx.metric.TopKAccuracy(min(5, job.classes))
+    for data, label in batches(job.val_data):
+        parts = gluon.utils.split_and_load(data, job.ctx, even_split=False)
+        labels = gluon.utils.split_and_load(label, job.ctx, even_split=False)
+        outputs = [job.net(x.astype(job.precision.dtype, copy=False)).astype('float32')
+                   for x in parts]
+        top1.update(labels, outputs)
+        top5.update(labels, outputs)
+    return top1.get()[1], top5.get()[1]
+
+
+def _state(job, epoch, batch, best):
+    return {'next_epoch': epoch, 'next_batch': batch, 'best_top1': best[0],
+            'best_epoch': best[1], 'seed': job.args.seed}
+
+
+def _train_batch(job, data, label, epoch):
+    """One step; returns ``(outputs, labels, loss sum)``; no step if the loss is not finite."""
+    args = job.args
+    parts = gluon.utils.split_and_load(data, job.ctx)
+    labels = gluon.utils.split_and_load(label, job.ctx)
+    mixing = args.mixup and epoch < args.num_epochs - args.mixup_off_epoch
+    lam = np.random.beta(args.mixup_alpha, args.mixup_alpha) if mixing else 1.0
+    if args.mixup:
+        parts = [lam * x + (1 - lam) * x[::-1] for x in parts]
+    if args.mixup or args.label_smoothing:
+        eta = SMOOTHING_ETA if args.label_smoothing else 0.0
+        targets = [soft_targets(y, job.classes, eta, lam) for y in labels]
+    else:
+        targets = labels
+    parts = [x.astype(job.precision.dtype, copy=False) for x in parts]
+    if job.teacher is not None:
+        soft = [mx.nd.softmax(job.teacher(x).astype('float32') / args.temperature)
+                for x in parts]
+    with autograd.record():
+        outputs = [job.net(x).astype('float32') for x in parts]
+        if job.teacher is not None:
+            losses = [job.loss_fn(o, t, s) for o, t, s in zip(outputs, targets, soft)]
+        else:
+            losses = [job.loss_fn(o, t) for o, t in zip(outputs, targets)]
+        loss_sum = sum(float(loss.sum().asscalar()) for loss in losses)
+        if math.isfinite(loss_sum):
+            precision_mod.backward(losses, job.trainer, job.precision)
+    if math.isfinite(loss_sum):
+        job.trainer.step(job.step_size)
+    return outputs, labels, loss_sum
+
+
+def _save_epoch(job, epoch, best, improved):
+    """Checkpoints after ``epoch``: the best one (if ``improved``) and this epoch's."""
+    state = _state(job, epoch + 1, 0, best)
+    if improved:
+        save_checkpoint(job.run_dir.path, job.model, job.net, job.trainer, state, best=True)
+    save_checkpoint(job.run_dir.path, job.model, job.net, job.trainer, state)
+    prune_checkpoints(job.run_dir.path, job.args.save_frequency)
+
+
+def train(job, stop):
+    """Run the epochs of ``job``; returns the exit status (0 done or stopped, 1 non-finite loss).
+
+    Parameters
+    ----------
+    job : Job
+    stop : StopFlag
+    """
+    args, log = job.args, job.run_dir.logger
+    start_epoch, skip = job.start
+    best_top1, best_epoch = job.best
+    show_bar = job.writes and sys.stderr.isatty()
+    for epoch in range(start_epoch, args.num_epochs):
+        _seed(args.seed * 100003 + epoch)
+        accuracy = mx.metric.Accuracy()
+        loss_total, samples, tic = 0.0, 0, time.time()
+        interval_tic, interval_samples = tic, 0
+        first = skip if epoch == start_epoch else 0
+        stream = itertools.islice(batches(job.train_data), job.num_batches)
+        for i, (data, label) in enumerate(_progress(stream, job.num_batches, epoch, show_bar)):
+            if i < first:
+                continue   # trained before the interruption this run resumes from
+            outputs, labels, loss_sum = _train_batch(job, data, label, epoch)
+            if not math.isfinite(loss_sum):
+                log.error('Epoch[%d] Batch [%d]: the loss is %s; stopping without saving these '
+                          'weights. The newest good checkpoint stays in %s: resume with '
+                          '--resume auto, perhaps with a lower --lr', epoch, i, loss_sum,
+                          job.run_dir.path)
+                return 1
+            accuracy.update(labels, outputs)
+            loss_total += loss_sum
+            samples += data.shape[0]
+            interval_samples += data.shape[0]
+            if (i + 1) % args.log_interval == 0:
+                now = time.time()
+                log.info('Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\taccuracy=%f\tlr=%f',
+                         epoch, i, interval_samples / max(now - interval_tic, 1e-9),
+                         accuracy.get()[1], job.trainer.learning_rate, extra=BATCH_LINE)
+                interval_tic, interval_samples = now, 0
+            if stop.signal_name and i + 1 < job.num_batches:
+                if job.writes:
+                    save_checkpoint(job.run_dir.path, job.model, job.net, job.trainer,
+                                    _state(job, epoch, i + 1, (best_top1, best_epoch)))
+                log.info('%s: stopped after Epoch[%d] Batch [%d]; checkpoint written to %s; '
+                         'continue with --resume auto', stop.signal_name, epoch, i,
+                         job.run_dir.path)
+                return 0
+        elapsed = time.time() - tic
+        train_acc = accuracy.get()[1]
+        log.info('[Epoch %d] training: accuracy=%f', epoch, train_acc)
+        log.info('[Epoch %d] speed: %d samples/sec\ttime cost: %f',
+                 epoch, samples / max(elapsed, 1e-9), elapsed)
+        top1 = top5 = None
+        if job.val_data is not None:
+            top1, top5 = validate(job)
+            log.info('[Epoch %d] validation: top1=%f top5=%f', epoch, top1, top5)
+        score = top1 if top1 is not None else train_acc
+        improved = score > best_top1 or best_epoch < 0
+        if improved:
+            best_top1, best_epoch = score, epoch
+        if job.writes:
+            job.run_dir.add_metrics({
+                'epoch': epoch, 'train_loss': loss_total / max(samples, 1),
+                'train_acc': train_acc, 'val_top1': top1, 'val_top5': top5,
+                'lr': job.trainer.learning_rate, 'samples_per_sec': samples / max(elapsed, 1e-9),
+                'time': elapsed})
+            _save_epoch(job, epoch, (best_top1, best_epoch), improved)
+        if stop.signal_name and epoch + 1 < args.num_epochs:
+            log.info('%s: stopped after epoch %d; checkpoint written to %s; continue with '
+                     '--resume auto', stop.signal_name, epoch, job.run_dir.path)
+            return 0
+    if best_epoch >= 0:
+        log.info('best validation top1=%f at epoch %d', best_top1, best_epoch)
+    return 0

@@ -1,0 +1,286 @@
+"""``train_imagenet.py``: check every input, build the job, train, export.
+
+Everything a user can get wrong (arguments, data, model name, teacher, resume
+file, a run folder in use) is checked before any network is initialised and
+reported as one line with exit status 2. See :mod:`gluon_asymmnet.train.args`
+for the flags and the learning-rate rule, :mod:`.run_dir` for the outputs and
+:mod:`.checkpoint` for resuming.
+
+Distributed training (``--kvstore dist_*``, roles from the ``DMLC_*``
+variables): every worker reads its part of the training data
+(``num_parts=kv.num_workers, part_index=kv.rank``) and validates on all of the
+validation data; the first worker (rank 0) alone writes the run folder. The
+parameters start from rank 0's (the kvstore broadcasts them). ``dist_sync``
+and ``dist_device_sync`` update on the workers after summing the gradients, so
+``trainer.step`` divides by the global batch; ``dist_async`` updates on the
+servers, whose optimizer states cannot be saved: its checkpoints hold the
+parameters only.
+"""
+import os
+import sys
+
+import mxnet as mx
+from mxnet import gluon
+
+from .. import model_zoo
+from ..data import DataError, check_data_args, image_folder_loaders, imagenet_rec_iters
+from . import precision as precision_mod
+from .args import global_lr, model_kwargs, model_name, parse_args
+from .checkpoint import (RunLock, check_params_fit, latest_checkpoint, param_shapes,
+                         read_checkpoint)
+from .errors import UsageError
+from .loop import Job, StopFlag, train
+from .run_dir import RunDir
+
+__all__ = ['main', 'build_job', 'lr_schedule']
+
+PROG = 'train_imagenet.py'
+
+
+def lr_schedule(args, lr, num_batches):
+    """GluonCV's per-iteration schedule: linear warm-up from ``--warmup-lr``, then ``--lr-mode``."""
+    from gluoncv.utils import LRScheduler, LRSequential
+    if args.lr_decay_period > 0:
+        steps = list(range(args.lr_decay_period, args.num_epochs, args.lr_decay_period))
+    else:
+        steps = args.lr_decay_epochs
+    return LRSequential([
+        LRScheduler('linear', base_lr=args.warmup_lr, target_lr=lr,
+                    nepochs=args.warmup_epochs, iters_per_epoch=num_batches),
+        LRScheduler(args.lr_mode, base_lr=lr, target_lr=0,
+                    nepochs=args.num_epochs - args.warmup_epochs, iters_per_epoch=num_batches,
+                    step_epoch=[e - args.warmup_epochs for e in steps],
+                    step_factor=args.lr_decay, power=2),
+    ])
+
+
+def _kvstore(name):
+    if 'dist' in name:
+        if 'DMLC_ROLE' not in os.environ:
+            raise UsageError('--kvstore %s needs the DMLC_* variables of a parameter-server job: '
+                             'start it with python -m gluon_asymmnet.launch -n WORKERS -s SERVERS '
+                             '-- python train_imagenet.py ...' % name)
+        return mx.kv.create(name)
+    return None
+
+
+def _data(args, num_parts, part_index, per_worker_batch):
+    """``(train_data, val_data, num_batches available)`` for this worker."""
+    common = dict(batch_size=per_worker_batch, input_size=args.input_size,
+                  crop_ratio=args.crop_ratio, num_workers=args.num_workers)
+    if args.rec_train:
+        train_data, _ = imagenet_rec_iters(args.rec_train, args.rec_train_idx, None, None,
+                                           num_parts=num_parts, part_index=part_index,
+                                           seed=args.seed + part_index, **common)
+        val_data = None
+        if args.rec_val:
+            _, val_data = imagenet_rec_iters(None, None, args.rec_val, args.rec_val_idx,
+                                             **common)
+        return train_data, val_data, train_data.num_batches
+    train_data, _ = image_folder_loaders(args.data_dir, num_parts=num_parts,
+                                         part_index=part_index, **common)
+    _, val_data = image_folder_loaders(args.data_dir, **common)
+    return train_data, val_data, len(train_data)
+
+
+def _build_net(name, kwargs, what):
+    try:
+        return model_zoo.get_model(name, **kwargs)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except TypeError as error:
+        raise UsageError('%s does not take these options (%s): %s'
+                         % (what, ', '.join(sorted(kwargs)), error)) from None
+
+
+def _teacher(args, classes):
+    """The distillation teacher with its local weights, checked against ``classes``."""
+    try:
+        path = model_zoo.model_file(args.teacher)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError('--teacher %s: %s' % (args.teacher, error)) from None
+    teacher = _build_net(args.teacher, {'classes': classes}, '--teacher ' + args.teacher)
+    check_params_fit(path, param_shapes(teacher, args.input_size),
+                     '--teacher %s for the %d classes of the data' % (args.teacher, classes))
+    return teacher, path
+
+
+def _resume_point(args, run_dir, shapes, what):
+    """``(meta or None)``: the checkpoint to continue from, checked against the model."""
+    if args.resume == 'auto':
+        meta = latest_checkpoint(run_dir.path)
+    elif args.resume:
+        meta = read_checkpoint(args.resume)
+    elif args.resume_params:
+        meta = {'next_epoch': args.resume_epoch, 'next_batch': 0, 'best_top1': 0.0,
+                'best_epoch': -1, 'params': args.resume_params,
+                'states': args.resume_states or None}
+        for key in ('params', 'states'):
+            if meta[key] and not os.path.isfile(meta[key]):
+                raise UsageError('--resume-%s %s: no such file' % (key, meta[key]))
+    else:
+        if args.resume_states:
+            raise UsageError('--resume-states needs --resume-params')
+        return None
+    if meta is not None:
+        check_params_fit(meta['params'], shapes, what)
+    return meta
+
+
+def build_job(args):
+    """Check all inputs and build the :class:`~.loop.Job` of ``args``.
+
+    Returns ``(job, lock)``; ``lock`` is None on the workers that write nothing.
+
+    Raises
+    ------
+    UsageError, DataError
+        One-line explanations of bad input.
+    """
+    on_gpu = args.num_gpus > 0
+    ctx = [mx.gpu(i) for i in range(args.num_gpus)] if on_gpu else [mx.cpu()]
+    precision = precision_mod.choose_precision(args.dtype, args.amp, on_gpu)
+    kv = _kvstore(args.kvstore)
+    num_workers, rank = (kv.num_workers, kv.rank) if kv is not None else (1, 0)
+    if args.dataset == 'digits':
+        from ..data import prepare_digits
+        digits = prepare_digits(args.save_dir, size=args.input_size)
+        args.rec_train, args.rec_train_idx = digits.train_rec, digits.train_idx
+        args.rec_val, args.rec_val_idx = digits.val_rec, digits.val_idx
+    info = check_data_args(args, num_parts=num_workers)
+    classes = args.classes or info.num_classes
+    name = model_name(args, model_zoo.list_models() + list(model_zoo._ALIASES))
+    precision_mod.init_amp(precision)
+    net = _build_net(name, model_kwargs(args, classes), '--model ' + name)
+    shapes = param_shapes(net, args.input_size)
+    teacher = _teacher(args, classes) if args.teacher else None
+
+    writes = rank == 0
+    run_dir = RunDir(os.path.join(args.save_dir, '%s-%s' % (name, args.tag_name)), writes,
+                     args.logging_file, progress_bar=writes and sys.stderr.isatty())
+    lock = RunLock(run_dir.path).acquire() if writes else None
+    try:
+        if writes and run_dir.has_run() and not (args.resume or args.resume_params):
+            raise UsageError('%s already holds a run: continue it with --resume auto, or '
+                             'choose another --tag-name or --save-dir' % run_dir.path)
+        meta = _resume_point(args, run_dir, shapes, '--model ' + name)
+    except UsageError:
+        if lock is not None:
+            lock.release()
+        raise
+
+    per_worker_batch = args.batch_size * len(ctx)
+    train_data, val_data, available = _data(args, num_workers, rank, per_worker_batch)
+    num_batches = available
+    if args.num_training_samples:
+        num_batches = min(available, max(1, args.num_training_samples
+                                         // (per_worker_batch * num_workers)))
+    sync = kv is not None and 'async' not in kv.type
+    lr = global_lr(args, per_worker_batch * num_workers)
+
+    net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
+    if precision.dtype == 'float16':
+        net.cast('float16')
+    if args.no_wd:
+        for param in net.collect_params('.*beta|.*gamma|.*bias').values():
+            param.wd_mult = 0.0
+    if meta is not None:
+        net.load_parameters(meta['params'], ctx=ctx, cast_dtype=True)
+    if args.mode == 'hybrid':
+        net.hybridize(static_alloc=True, static_shape=True)
+    if teacher is not None:
+        teacher_net, teacher_path = teacher
+        teacher_net.load_parameters(teacher_path, ctx=ctx)
+        teacher_net.cast(precision.dtype)
+        if args.mode == 'hybrid':
+            teacher_net.hybridize(static_alloc=True, static_shape=True)
+        teacher = teacher_net
+
+    optimizer_params = {'wd': args.wd, 'momentum': args.momentum,
+                        'lr_scheduler': lr_schedule(args, lr, num_batches)}
+    if precision.dtype == 'float16':
+        optimizer_params['multi_precision'] = True
+    trainer = gluon.Trainer(net.collect_params(), args.optimizer, optimizer_params,
+                            kvstore=kv if kv is not None else args.kvstore,
+                            update_on_kvstore=(not sync) if kv is not None else None)
+    if meta is not None and meta.get('states'):
+        trainer.load_states(meta['states'])
+    precision_mod.init_trainer(trainer, precision)
+
+    sparse = not (args.mixup or args.label_smoothing)
+    if teacher is not None:
+        from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
+        loss_fn = DistillationSoftmaxCrossEntropyLoss(
+            temperature=args.temperature, hard_weight=args.hard_weight, sparse_label=sparse)
+    else:
+        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=sparse)
+
+    start, best = (0, 0), (0.0, -1)
+    if meta is not None:
+        start = (meta['next_epoch'], meta['next_batch'])
+        best = (meta.get('best_top1', 0.0), meta.get('best_epoch', -1))
+    job = Job(args=args, model=name, net=net, trainer=trainer, loss_fn=loss_fn,
+              precision=precision, ctx=ctx, train_data=train_data, val_data=val_data,
+              num_batches=num_batches, batch_size=per_worker_batch,
+              step_size=per_worker_batch * (num_workers if sync else 1), classes=classes,
+              teacher=teacher, start=start, best=best, rank=rank, writes=writes,
+              run_dir=run_dir)
+    return job, lock
+
+
+def _log_start(job, args):
+    log = job.run_dir.logger
+    if job.start == (0, 0):
+        log.info('%s', args)
+        log.info('%s', job.net)
+    else:
+        log.info('resuming %s at epoch %d batch %d (best top1=%f)', job.run_dir.path,
+                 job.start[0], job.start[1], job.best[0])
+    log.info('%s: %d classes, %d batches of %d per epoch and worker, step size %d, %s',
+             job.model, job.classes, job.num_batches, job.batch_size, job.step_size,
+             'AMP ' + job.precision.amp if job.precision.amp else job.precision.dtype)
+
+
+def run(args):
+    """Train as ``args`` say; returns the exit status."""
+    job, lock = build_job(args)
+    try:
+        if job.writes:
+            job.run_dir.keep_metrics_before(job.start[0])
+            job.run_dir.write_args(args)
+            if args.tensorboard:
+                job.run_dir.open_tensorboard()
+        _log_start(job, args)
+        with StopFlag() as stop:
+            status = train(job, stop)
+            if status == 0 and not stop.signal_name:
+                _finish(job)
+        return status
+    finally:
+        job.run_dir.close()
+        if lock is not None:
+            lock.release()
+
+
+def _finish(job):
+    """Export the best weights (rank 0); other workers save their parameters to compare."""
+    if not job.writes:
+        job.net.save_parameters(job.run_dir.file('worker%d-final.params' % job.rank))
+        return
+    best = job.run_dir.file('%s-best.params' % job.model)
+    if os.path.exists(best):
+        job.net.load_parameters(best, ctx=job.ctx, cast_dtype=True)
+    if job.precision.dtype != 'float32':
+        job.net.cast('float32')
+    prefix = job.run_dir.export(job.net, job.model, job.args.input_size, job.ctx[0])
+    job.run_dir.logger.info('exported %s-symbol.json and %s-0000.params', prefix, prefix)
+
+
+def main(argv=None):
+    """Entry point of ``train_imagenet.py`` / ``asymmnet-train``; returns the exit status."""
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (UsageError, DataError) as error:
+        print('%s: error: %s' % (PROG, error), file=sys.stderr)
+        return 2

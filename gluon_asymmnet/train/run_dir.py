@@ -1,0 +1,152 @@
+"""The run folder ``<save-dir>/<model>-<tag-name>``: log, arguments, metrics, export.
+
+Files (written by the first worker only under a distributed kvstore; the
+other workers log to their console and save nothing but, at the end, their
+parameters as ``worker<rank>-final.params`` so that runs can be compared)::
+
+    log.txt          the original AsymmNet/GluonCV log lines (--logging-file)
+    args.json        the parsed arguments
+    metrics.jsonl    one JSON object per epoch: epoch, train_loss, train_acc,
+                     val_top1, val_top5, lr, samples_per_sec, time
+    <model>-*.params/.states/.json   checkpoints (see ``checkpoint``)
+    <model>-symbol.json, <model>-0000.params   the hybridized export of the best weights
+    tensorboard/     mxboard scalars (--tensorboard)
+"""
+import json
+import logging
+import os
+import sys
+
+import mxnet as mx
+
+from .checkpoint import atomic_save
+from .errors import UsageError
+
+__all__ = ['RunDir', 'METRICS_FILE', 'BATCH_LINE']
+
+METRICS_FILE = 'metrics.jsonl'
+#: ``extra`` of per-batch log records; the console drops them under a progress bar.
+BATCH_LINE = {'batch_line': True}
+
+
+class _NoBatchLines(logging.Filter):
+    def filter(self, record):
+        return not getattr(record, 'batch_line', False)
+
+
+class RunDir:
+    """One training run's folder and logger.
+
+    Parameters
+    ----------
+    path : str
+        The folder (created when ``writable``).
+    writable : bool
+        False for the non-first workers of a distributed job: nothing is written.
+    logging_file : str
+        Log file name inside the folder.
+    progress_bar : bool
+        A tqdm bar shows the batches on the console, so batch lines go to the file only.
+    """
+
+    def __init__(self, path, writable=True, logging_file='log.txt', progress_bar=False):
+        self.path = path
+        self.writable = writable
+        self.logger = logging.getLogger('gluon_asymmnet.train')
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+        for handler in list(self.logger.handlers):
+            self.logger.removeHandler(handler)
+            handler.close()
+        console = logging.StreamHandler(sys.stderr)
+        if progress_bar:
+            console.addFilter(_NoBatchLines())
+        self.logger.addHandler(console)
+        if writable:
+            os.makedirs(path, exist_ok=True)
+            self.logger.addHandler(logging.FileHandler(os.path.join(path, logging_file)))
+        self._board = None
+
+    def file(self, name):
+        """Path of ``name`` inside the run folder."""
+        return os.path.join(self.path, name)
+
+    def has_run(self):
+        """Whether the folder already holds (part of) a training run."""
+        return os.path.exists(self.file(METRICS_FILE)) or os.path.exists(self.file('args.json'))
+
+    def write_args(self, args):
+        """Save the arguments as ``args.json``."""
+        if self.writable:
+            atomic_save(self.file('args.json'), lambda tmp: _dump_json(vars(args), tmp))
+
+    def read_metrics(self):
+        """The per-epoch records written so far."""
+        if not os.path.exists(self.file(METRICS_FILE)):
+            return []
+        with open(self.file(METRICS_FILE)) as lines:
+            return [json.loads(line) for line in lines if line.strip()]
+
+    def keep_metrics_before(self, epoch):
+        """Drop the records of ``epoch`` and later (a resumed run writes them again)."""
+        if not self.writable:
+            return
+        kept = [record for record in self.read_metrics() if record['epoch'] < epoch]
+
+        def write(tmp):
+            with open(tmp, 'w') as out:
+                out.writelines(json.dumps(record) + '\n' for record in kept)
+        atomic_save(self.file(METRICS_FILE), write)
+
+    def add_metrics(self, record):
+        """Append one epoch's record to ``metrics.jsonl`` (and to TensorBoard)."""
+        if not self.writable:
+            return
+        with open(self.file(METRICS_FILE), 'a') as out:
+            out.write(json.dumps(record) + '\n')
+            out.flush()
+            os.fsync(out.fileno())
+        if self._board is not None:
+            for key, value in record.items():
+                if key != 'epoch' and value is not None:
+                    self._board.add_scalar(tag=key, value=value, global_step=record['epoch'])
+            self._board.flush()
+
+    def open_tensorboard(self):
+        """Write the metrics as mxboard scalars to ``tensorboard/`` too."""
+        if self.writable:
+            try:
+                from mxboard import SummaryWriter
+            except (ImportError, TypeError) as error:
+                raise UsageError('--tensorboard: mxboard cannot be loaded (%s); install it, and '
+                                 'with protobuf >= 4 run with '
+                                 'PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python'
+                                 % str(error).splitlines()[0]) from None
+            self._board = SummaryWriter(logdir=self.file('tensorboard'))
+
+    def close(self):
+        """Flush and close the log file and the TensorBoard writer."""
+        if self._board is not None:
+            self._board.close()
+            self._board = None
+        for handler in list(self.logger.handlers):
+            handler.flush()
+            if isinstance(handler, logging.FileHandler):
+                self.logger.removeHandler(handler)
+                handler.close()
+
+    def export(self, net, model, input_size, ctx):
+        """Hybridize ``net`` and export ``<model>-symbol.json`` / ``<model>-0000.params``.
+
+        Returns the path prefix.
+        """
+        prefix = self.file(model)
+        net.hybridize()
+        net(mx.nd.zeros((1, 3, input_size, input_size), ctx=ctx))
+        net.export(prefix, epoch=0)
+        return prefix
+
+
+def _dump_json(obj, path):
+    with open(path, 'w') as out:
+        json.dump(obj, out, indent=1, sort_keys=True)

@@ -1,0 +1,355 @@
+"""The fault suite's harness: run the real commands, hurt them, look at what is left.
+
+Every command runs as a subprocess exactly as a user starts it (``python
+train_imagenet.py ...``, ``python -m gluon_asymmnet.export ...``), with the
+repository on ``PYTHONPATH``, one MXNet/OpenMP thread (the suite shares two
+cores) and the test's private ``MXNET_HOME``.
+
+* :func:`run_cli` runs a command to its end;
+* :class:`Process` starts one in the background, waits for a moment in its life
+  (a log line, a file appearing in its run directory, a random time) and sends
+  it a signal;
+* :func:`assert_one_line_error` is the bad-input contract: non-zero exit, no
+  traceback, exactly one line on stderr, naming the file at fault;
+* :func:`read_metrics` reads a run directory's ``metrics.jsonl``;
+* :func:`fill_disk` / :func:`immutable` make a directory full or read-only.
+"""
+import collections
+import contextlib
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYTHON = sys.executable
+TRAIN = [PYTHON, os.path.join(REPO, 'train_imagenet.py')]
+EVAL = [PYTHON, os.path.join(REPO, 'eval.py')]
+EXPORT = [PYTHON, '-m', 'gluon_asymmnet.export']
+CONVERT = [PYTHON, '-m', 'gluon_asymmnet.convert']
+LAUNCH = [PYTHON, '-m', 'gluon_asymmnet.launch']
+
+#: Seconds any single command of the suite may take before the test fails.
+COMMAND_TIMEOUT = 180
+
+Result = collections.namedtuple('Result', 'returncode stdout stderr')
+
+
+def cli_env(**extra):
+    """The environment of a command under test: the repo importable, one thread, no GPU."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO, env.get('PYTHONPATH')) if p)
+    env.update(OMP_NUM_THREADS='1', MXNET_CPU_WORKER_NTHREADS='1', PYTHONUNBUFFERED='1')
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+def file_size_limit(limit):
+    """A ``preexec_fn`` that makes every write beyond ``limit`` bytes of a file fail (EFBIG).
+
+    This is how the suite makes a "full disk" where it cannot mount a small
+    tmpfs: Python ignores ``SIGXFSZ``, so the write raises ``OSError(EFBIG)`` just
+    as a full disk raises ``OSError(ENOSPC)``.
+    """
+    def apply():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def run_cli(argv, timeout=COMMAND_TIMEOUT, cwd=None, env=None, preexec_fn=None, stdin=None):
+    """Run ``argv`` to its end and return ``Result(returncode, stdout, stderr)``.
+
+    A command that outlives ``timeout`` is killed (its whole process group) and
+    the test fails with what it printed: a hang is a fault too.
+    """
+    process = subprocess.Popen(argv, cwd=cwd or REPO, env=env or cli_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL if stdin is None else stdin,
+                               text=True, start_new_session=True, preexec_fn=preexec_fn)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid)
+        stdout, stderr = process.communicate()
+        raise AssertionError('%s hung for %ds\nstdout: %s\nstderr: %s'
+                             % (' '.join(argv), timeout, stdout[-2000:], stderr[-2000:]))
+    return Result(process.returncode, stdout, stderr)
+
+
+def _kill_group(pid):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+class Process:
+    """A command running in the background, its output going to files.
+
+    Parameters
+    ----------
+    argv : list of str
+        The command.
+    log_dir : str
+        Where ``<name>.out`` and ``<name>.err`` are written.
+    name : str
+        File name stem of its output.
+    env, preexec_fn
+        As for :func:`subprocess.Popen`.
+    """
+
+    def __init__(self, argv, log_dir, name='process', env=None, preexec_fn=None):
+        os.makedirs(log_dir, exist_ok=True)
+        self.argv = argv
+        self.out_path = os.path.join(log_dir, name + '.out')
+        self.err_path = os.path.join(log_dir, name + '.err')
+        with open(self.out_path, 'w') as out, open(self.err_path, 'w') as err:
+            self.popen = subprocess.Popen(argv, cwd=REPO, env=env or cli_env(), stdout=out,
+                                          stderr=err, stdin=subprocess.DEVNULL,
+                                          start_new_session=True, preexec_fn=preexec_fn)
+        self.started = time.monotonic()
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def output(self):
+        """``(stdout, stderr)`` so far."""
+        with open(self.out_path, errors='replace') as out, \
+                open(self.err_path, errors='replace') as err:
+            return out.read(), err.read()
+
+    def wait_until(self, condition, timeout=COMMAND_TIMEOUT, poll=0.01):
+        """Poll ``condition()`` until it is true (returns True) or the process ends (False).
+
+        Raises AssertionError after ``timeout`` seconds: the moment never came.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if condition():
+                return True
+            if not self.alive():
+                return bool(condition())
+            if time.monotonic() > deadline:
+                self.kill(signal.SIGKILL)
+                raise AssertionError('%s: waited %ds for a moment that never came\n%s'
+                                     % (' '.join(self.argv), timeout, self.output()[1][-2000:]))
+            time.sleep(poll)
+
+    def wait_for_text(self, pattern, stream='both', timeout=COMMAND_TIMEOUT):
+        """Wait until stdout/stderr match the regular expression ``pattern``."""
+        regex = re.compile(pattern)
+
+        def seen():
+            out, err = self.output()
+            return bool(regex.search({'out': out, 'err': err}.get(stream, out + err)))
+        return self.wait_until(seen, timeout, poll=0.02)
+
+    def kill(self, signum=signal.SIGKILL):
+        """Send ``signum`` to the process (SIGKILL: to its whole process group)."""
+        if signum == signal.SIGKILL:
+            _kill_group(self.popen.pid)
+        elif self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signum)
+
+    def wait(self, timeout=COMMAND_TIMEOUT):
+        """Wait for the end; return ``Result``. Kills and fails after ``timeout`` seconds."""
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.popen.pid)
+            self.popen.wait()
+            out, err = self.output()
+            raise AssertionError('%s did not end within %ds\nstdout: %s\nstderr: %s'
+                                 % (' '.join(self.argv), timeout, out[-2000:], err[-2000:]))
+        finally:
+            _kill_group(self.popen.pid)   # whatever it started goes too
+        return Result(self.popen.returncode, *self.output())
+
+
+def error_lines(stderr):
+    """The non-blank lines of a command's stderr."""
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+def assert_one_line_error(result, names=(), codes=None):
+    """The bad-input contract: non-zero exit, no traceback, one stderr line naming the culprit.
+
+    Parameters
+    ----------
+    result : Result
+    names : sequence of str
+        Each must appear in the line (typically the offending file's base name).
+    codes : container of int, optional
+        Allowed exit statuses (default: any non-zero).
+
+    Returns
+    -------
+    str
+        The line.
+    """
+    lines = error_lines(result.stderr)
+    context = 'exit %d\nstderr:\n%s\nstdout tail:\n%s' % (result.returncode, result.stderr[-3000:],
+                                                          result.stdout[-1000:])
+    assert result.returncode != 0, context
+    if codes is not None:
+        assert result.returncode in codes, context
+    assert 'Traceback' not in result.stderr + result.stdout, context
+    assert len(lines) == 1, 'expected a one-line error, got %d lines\n%s' % (len(lines), context)
+    for name in names:
+        assert name in lines[0], 'the error does not name %r\n%s' % (name, context)
+    return lines[0]
+
+
+def read_metrics(run_dir):
+    """The records of ``<run_dir>/metrics.jsonl`` (one per finished epoch), in file order."""
+    path = os.path.join(run_dir, 'metrics.jsonl')
+    if not os.path.exists(path):
+        return []
+    with open(path) as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def random_moments(rng, count, low, high):
+    """``count`` sorted random delays in ``[low, high)`` seconds."""
+    return sorted(rng.uniform(low, high) for _ in range(count))
+
+
+def seeded_rng(name):
+    """A random generator whose seed depends only on ``name``: the suite is reproducible."""
+    return random.Random(name)
+
+
+def can_mount_tmpfs():
+    """Whether ``unshare -m`` + ``mount -t tmpfs`` work here (root with CAP_SYS_ADMIN)."""
+    if os.geteuid() != 0 or not shutil.which('unshare'):
+        return False
+    probe = subprocess.run(['unshare', '-m', 'sh', '-c',
+                            'd=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs "$d" && '
+                            'umount "$d"; rmdir "$d"'],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return probe.returncode == 0
+
+
+@contextlib.contextmanager
+def read_only(path):
+    """Make directory ``path`` read-only for the duration, even for root.
+
+    As root (who ignores permission bits) this sets the ext4/xfs immutable
+    attribute with ``chattr +i``: creating, renaming or deleting entries fails
+    with EPERM, as on a read-only mount. Otherwise ``chmod a-w`` (EACCES).
+    Yields how it was done.
+    """
+    mode = os.stat(path).st_mode
+    if os.geteuid() == 0:
+        subprocess.run(['chattr', '+i', path], check=True)
+        how = 'chattr +i'
+    else:
+        os.chmod(path, 0o555)
+        how = 'chmod a-w'
+    try:
+        yield how
+    finally:
+        if how == 'chattr +i':
+            subprocess.run(['chattr', '-i', path], check=True)
+        os.chmod(path, mode)
+
+
+# --- training runs --------------------------------------------------------------------------
+
+#: The model every fault training uses: the smallest of the zoo.
+MODEL = 'asymmnet_small_0.35'
+#: Training samples per epoch (4 batches of 32): an epoch takes well under a second.
+SAMPLES = 128
+BATCH = 32
+TAG = 'faults'
+RESUMING = re.compile(r'resuming \S+ at epoch (\d+) batch (\d+)')
+
+
+def train_argv(save_dir, epochs, *extra, tag=TAG):
+    """A tiny ``train_imagenet.py`` run on the digits set (4 batches an epoch)."""
+    return TRAIN + ['--dataset', 'digits', '--model', MODEL, '--save-dir', save_dir,
+                    '--tag-name', tag, '--num-epochs', str(epochs), '--batch-size', str(BATCH),
+                    '--num-training-samples', str(SAMPLES), '-j', '1', '--log-interval', '1',
+                    '--lr', '0.05', '--save-frequency', '0'] + list(extra)
+
+
+def run_dir_of(save_dir, tag=TAG):
+    """The run folder ``train_argv(save_dir, ...)`` writes."""
+    return os.path.join(save_dir, '%s-%s' % (MODEL, tag))
+
+
+def temporary_files(run_dir):
+    """Files that an atomic write has not renamed into place yet (``.NAME.xxxx``)."""
+    try:
+        return [name for name in os.listdir(run_dir)
+                if name.startswith('.') and name != '.lock']
+    except FileNotFoundError:
+        return []
+
+
+def complete_checkpoints(run_dir):
+    """``{(next_epoch, next_batch): json path}`` of the run's checkpoints, each fully checked.
+
+    A checkpoint counts as written once its ``.json`` exists (the trainer writes
+    it last). Every such checkpoint must be whole: its JSON parses and its
+    ``.params`` and ``.states`` files load. An AssertionError says which is not:
+    that is a partial file the next resume could read.
+    """
+    import mxnet as mx
+    found = {}
+    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+        if not name.endswith('.json') or name.startswith('.') or name == 'args.json' \
+                or name.endswith('-symbol.json'):
+            continue
+        path = os.path.join(run_dir, name)
+        with open(path) as meta_file:
+            text = meta_file.read()
+        try:
+            meta = json.loads(text)
+        except ValueError:
+            raise AssertionError('%s is not whole JSON: %r' % (path, text[:200])) from None
+        params = os.path.join(run_dir, meta['params'])
+        assert os.path.isfile(params), '%s names a missing %s' % (path, params)
+        try:
+            loaded = mx.nd.load(params)
+        except mx.base.MXNetError as error:
+            raise AssertionError('%s: %s does not load: %s' % (path, params, error)) from None
+        assert loaded, '%s is empty' % params
+        if meta.get('states'):
+            states = os.path.join(run_dir, meta['states'])
+            assert os.path.getsize(states) > 0, '%s names an empty %s' % (path, states)
+        if not name.endswith('-best.json'):
+            found[(meta['next_epoch'], meta['next_batch'])] = path
+    return found
+
+
+def resume_point(run_dir):
+    """Where ``--resume auto`` must continue: the newest complete checkpoint, else (0, 0)."""
+    points = complete_checkpoints(run_dir)
+    return max(points) if points else (0, 0)
+
+
+def started_at(process):
+    """``(epoch, batch)`` a training process said it resumes at, (0, 0) for a fresh start,
+    None while it has not said yet."""
+    _, err = process.output()
+    match = RESUMING.search(err)
+    if match:
+        return int(match.group(1)), int(match.group(2))
+    if re.search(r'^Namespace\(', err, re.M):
+        return (0, 0)
+    return None
+
+
+def epochs_in_metrics(run_dir):
+    """The ``epoch`` of every line of ``metrics.jsonl``, in file order."""
+    return [record['epoch'] for record in read_metrics(run_dir)]

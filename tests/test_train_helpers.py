@@ -1,0 +1,156 @@
+"""Training helpers without training: flags, model names, lr schedule, checkpoint files."""
+import json
+import os
+
+import mxnet as mx
+import pytest
+
+from gluon_asymmnet import get_model, list_models
+from gluon_asymmnet.model_zoo import _ALIASES
+from gluon_asymmnet.models.asymmnet import AsymmBottleneck
+from gluon_asymmnet.train.args import global_lr, model_kwargs, model_name, parse_args
+from gluon_asymmnet.train.checkpoint import (RunLock, atomic_save, check_params_fit,
+                                             latest_checkpoint, param_shapes, prune_checkpoints)
+from gluon_asymmnet.train.errors import UsageError
+from gluon_asymmnet.train.loop import soft_targets
+from gluon_asymmnet.train.main import lr_schedule
+from gluon_asymmnet.train.precision import choose_precision
+
+KNOWN = list_models() + list(_ALIASES)
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--model', 'asymmnet_small', '--width-scale', '0.5'], 'asymmnet_small_0.5'),
+    (['--model', 'asymmnet_small_0.5'], 'asymmnet_small_0.5'),
+    (['--model', 'asymmnet_small_0.5', '--width-scale', '0.5'], 'asymmnet_small_0.5'),
+    (['--model', 'asymmnet_large', '--width-scale', '1'], 'asymmnet_large_1.0'),
+    (['--model', 'mobilenetv3_small', '--width-scale', '0.75'], 'mobilenetv3_small_0.75'),
+])
+def test_model_name_from_family_and_width(argv, expected):
+    assert model_name(parse_args(argv), KNOWN) == expected
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--model', 'asymmnet_small_0.5', '--width-scale', '0.75'], 'has width 0.5'),
+    (['--model', 'asymmnet_small', '--width-scale', '0.6'], 'has no width 0.6'),
+])
+def test_model_name_rejects_bad_widths(argv, message):
+    with pytest.raises(UsageError, match=message):
+        model_name(parse_args(argv), KNOWN)
+
+
+def test_model_flags_reach_the_model():
+    args = parse_args(['--model', 'asymmnet_small_0.35', '--dropout', '0.3', '--asymmrate', '0',
+                       '--doshuffle', '--last-gamma'])
+    kwargs = model_kwargs(args, 7)
+    assert kwargs == {'classes': 7, 'dropout': 0.3, 'asymmrate': 0, 'shuffle_group': 2,
+                      'last_gamma': True}
+    net = get_model('asymmnet_small_0.35', **kwargs)
+    assert net.output[0]._channels == 7
+    blocks = [b for b in net.features if isinstance(b, AsymmBottleneck)]
+    assert all(b.asymmrate == 0 for b in blocks)
+
+
+def test_last_gamma_zeroes_the_last_bn_of_every_residual_block():
+    def last_gammas(last_gamma):
+        net = get_model('asymmnet_small_0.35', classes=10, last_gamma=last_gamma)
+        net.initialize(mx.init.MSRAPrelu())   # as train_imagenet.py does
+        net(mx.nd.zeros((1, 3, 32, 32)))
+        return [b.pw_conv_linear.bn.gamma.data().asnumpy() for b in net.features
+                if isinstance(b, AsymmBottleneck) and b.use_short_cut_conv]
+    zeroed, default = last_gammas(True), last_gammas(False)
+    assert len(zeroed) >= 5
+    assert all((g == 0).all() for g in zeroed)
+    assert all((g == 1).all() for g in default)
+
+
+def test_lr_scales_with_the_global_batch():
+    args = parse_args(['--model', 'm', '--lr-base', '0.325'])
+    assert global_lr(args, 8 * 256) == pytest.approx(2.6)     # the original recipe
+    assert global_lr(parse_args(['--model', 'm', '--lr', '0.5']), 4096) == 0.5
+
+
+def test_lr_schedule_warms_up_from_warmup_lr_then_follows_the_mode():
+    args = parse_args(['--model', 'm', '--lr-mode', 'cosine', '--num-epochs', '5',
+                       '--warmup-epochs', '1', '--warmup-lr', '0.01'])
+    schedule = lr_schedule(args, 0.4, num_batches=10)
+    assert schedule(0) == pytest.approx(0.01)
+    assert schedule(5) == pytest.approx(0.01 + (0.4 - 0.01) * 5 / 9)
+    assert schedule(10) == pytest.approx(0.4)
+    assert schedule(49) == pytest.approx(0.0)
+    step = lr_schedule(parse_args(['--model', 'm', '--num-epochs', '4', '--lr-decay-epoch', '2']),
+                       0.1, num_batches=10)
+    assert step(19) == pytest.approx(0.1) and step(20) == pytest.approx(0.01)
+
+
+def test_soft_targets_smooth_and_mix():
+    label = mx.nd.array([0, 2])
+    smooth = soft_targets(label, 4, eta=0.1).asnumpy()
+    assert smooth[0].tolist() == pytest.approx([0.925, 0.025, 0.025, 0.025])
+    mixed = soft_targets(label, 4, lam=0.75).asnumpy()
+    assert mixed[0].tolist() == pytest.approx([0.75, 0, 0.25, 0])
+
+
+def test_float16_on_cpu_is_refused_and_amp_picks_bfloat16():
+    with pytest.raises(UsageError, match='needs GPUs'):
+        choose_precision('float16', False, on_gpu=False)
+    assert choose_precision('float32', True, on_gpu=False).amp == 'bfloat16'
+    assert choose_precision('float32', True, on_gpu=True).amp == 'float16'
+    assert choose_precision('float16', False, on_gpu=True) == ('float16', None)
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / 'x.json'
+    target.write_text('old')
+
+    def fail(path):
+        with open(path, 'w') as out:
+            out.write('half')
+        raise OSError('disk full')
+    with pytest.raises(OSError):
+        atomic_save(str(target), fail)
+    assert target.read_text() == 'old'
+    assert os.listdir(tmp_path) == ['x.json']
+
+
+def test_run_lock_refuses_a_second_holder(tmp_path):
+    lock = RunLock(str(tmp_path)).acquire()
+    with pytest.raises(UsageError, match='in use by another training'):
+        RunLock(str(tmp_path)).acquire()
+    lock.release()
+    RunLock(str(tmp_path)).acquire().release()
+
+
+def _fake_checkpoint(folder, stem, next_epoch, next_batch, complete=True):
+    (folder / (stem + '.params')).write_bytes(b'p')
+    if complete:
+        (folder / (stem + '.json')).write_text(json.dumps(
+            {'next_epoch': next_epoch, 'next_batch': next_batch, 'params': stem + '.params',
+             'states': None}))
+
+
+def test_latest_checkpoint_skips_incomplete_ones_and_prune_keeps_periodic(tmp_path):
+    _fake_checkpoint(tmp_path, 'm-epoch0001', 2, 0)
+    _fake_checkpoint(tmp_path, 'm-epoch0002', 3, 0)
+    _fake_checkpoint(tmp_path, 'm-epoch0003-batch4', 3, 4)
+    _fake_checkpoint(tmp_path, 'm-epoch0003', 4, 0, complete=False)   # died before its .json
+    _fake_checkpoint(tmp_path, 'm-best', 2, 0)
+    assert latest_checkpoint(str(tmp_path))['params'].endswith('m-epoch0003-batch4.params')
+    prune_checkpoints(str(tmp_path), frequency=2)
+    left = sorted(p for p in os.listdir(tmp_path) if p.endswith('.json'))
+    assert left == ['m-epoch0001.json', 'm-epoch0003-batch4.json', 'm-best.json']
+
+
+def test_check_params_fit_names_the_first_mismatch(tmp_path):
+    small = get_model('asymmnet_small_0.35', classes=5)
+    small.initialize()
+    small(mx.nd.zeros((1, 3, 32, 32)))
+    path = str(tmp_path / 'small.params')
+    small.save_parameters(path)
+    shapes = param_shapes(get_model('asymmnet_small_0.35', classes=5), 32)
+    check_params_fit(path, shapes, 'it')
+    with pytest.raises(UsageError, match=r'parameter output\.0\.weight has shape \(5,'):
+        check_params_fit(path, param_shapes(get_model('asymmnet_small_0.35', classes=10), 32),
+                         'it')
+    with pytest.raises(UsageError, match=r'does not fit x: parameter features\.'):
+        check_params_fit(path, param_shapes(get_model('asymmnet_large_0.5', classes=5), 32), 'x')
