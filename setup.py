@@ -17,5 +17,8 @@ setup(
     extras_require={'onnx': ['onnx==1.16.2', 'onnxruntime', 'sympy'], 'tensorboard': ['mxboard']},
     entry_points={'console_scripts': [
         'asymmnet-summary=gluon_asymmnet.utils.summary:main',
+        'asymmnet-plot=gluon_asymmnet.plot:main',
+        'asymmnet-prepare=gluon_asymmnet.data.prepare:main',
+        'asymmnet-launch=gluon_asymmnet.launch:main',
     ]},
 )

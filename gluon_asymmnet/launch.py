@@ -35,10 +35,16 @@ _POLL_S = 0.05
 _KILL_AFTER_S = 5.0
 
 
-def free_port(host='127.0.0.1'):
-    """A TCP port on ``host`` that nothing listens on right now."""
+def free_port(host='127.0.0.1', port=0):
+    """A TCP port on ``host`` that is free right now: ``port``, or any if 0.
+
+    Raises
+    ------
+    OSError
+        ``port`` is in use.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
+        probe.bind((host, port))
         return probe.getsockname()[1]
 
 
@@ -190,10 +196,13 @@ def main(argv=None):
         parser.error('-n and -s must be at least 1')
     if not 0 <= args.port < 65536:
         parser.error('--port %d: not a TCP port' % args.port)
+    try:
+        port = free_port(port=args.port)
+    except OSError as error:
+        parser.error('--port %d: %s' % (args.port, error.strerror))
     if command[0] in ('python', 'python3'):
         command = [sys.executable] + command[1:]
-    return launch(command, args.num_workers, args.num_servers, args.port or None,
-                  grace=args.grace)
+    return launch(command, args.num_workers, args.num_servers, port, grace=args.grace)
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@ from gluon_asymmnet.data import (DataError, batches, check_data_args, check_imag
                                  check_record_file, image_folder_loaders, imagenet_rec_iters,
                                  prepare_digits, record_labels)
 from gluon_asymmnet.data.loaders import MEAN_RGB, STD_RGB
+from gluon_asymmnet.data.prepare import main as prepare_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -137,6 +138,25 @@ def test_rec_iters_train_augments(digits):
     first = [data.asnumpy() for data, _ in batches(train)][0]
     again = [data.asnumpy() for data, _ in batches(train)][0]
     assert not np.allclose(first, again)                            # shuffled and augmented
+
+
+def test_mirror_follows_the_option(tmp_path):
+    prefix = str(tmp_path / 'halves')
+    writer = recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'w')
+    image = np.zeros((16, 16, 3), np.uint8)
+    image[:, 8:] = 255                                              # dark left, bright right
+    for position in range(64):
+        writer.write_idx(position, recordio.pack_img(recordio.IRHeader(0, 0., position, 0),
+                                                     image, img_fmt='.png'))
+    writer.close()
+    flipped = {}
+    for mirror in (True, False):
+        train, _ = imagenet_rec_iters(prefix + '.rec', prefix + '.idx', None, None, 64,
+                                      input_size=16, num_workers=1, mirror=mirror,
+                                      min_random_area=1.0)
+        data = next(batches(train))[0].asnumpy().mean(axis=(1, 2))    # (N, W)
+        flipped[mirror] = int((data[:, :8].mean(axis=1) > data[:, 8:].mean(axis=1)).sum())
+    assert flipped[False] == 0 and 10 < flipped[True] < 54
 
 
 def test_rec_iters_shards_are_disjoint_halves(tmp_path):
@@ -335,7 +355,7 @@ def test_prepare_split_and_threads(tmp_path):
 
 
 @pytest.mark.parametrize('case', ['missing', 'bad_image', 'flat', 'ratio'])
-def test_prepare_bad_input(tmp_path, case):
+def test_prepare_bad_input(tmp_path, capsys, case):
     images = str(tmp_path / 'images')
     options = []
     if case == 'missing':
@@ -351,7 +371,9 @@ def test_prepare_bad_input(tmp_path, case):
         expected = 'top level'
     elif case == 'ratio':
         options, expected = ['--train-ratio', '1.5'], 'train-ratio'
-    result = run_prepare(images, str(tmp_path / 'out' / 'x'), '-q', *options)
-    assert result.returncode == 2
-    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_:
+        prepare_main([images, str(tmp_path / 'out' / 'x'), '-q'] + options)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
     assert not os.path.exists(tmp_path / 'out') or os.listdir(tmp_path / 'out') == []

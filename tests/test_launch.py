@@ -1,13 +1,14 @@
 """The local parameter-server launcher: a real dist_sync job on 127.0.0.1."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from gluon_asymmnet.launch import free_port
+from gluon_asymmnet.launch import free_port, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -85,9 +86,15 @@ def test_sigterm_stops_the_job(tmp_path):
     assert job_processes(port) == []
 
 
-@pytest.mark.parametrize('arguments', [['-n', '2'], ['-n', '0', '--', 'true'], ['--', 'true']])
-def test_bad_arguments(arguments):
-    result = subprocess.run([sys.executable, '-m', 'gluon_asymmnet.launch'] + arguments,
-                            capture_output=True, text=True, timeout=60,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
-    assert result.returncode == 2 and 'error' in result.stderr
+@pytest.mark.parametrize('arguments', [['-n', '2'], ['-n', '0', '--', 'true'], ['--', 'true'],
+                                       ['-n', '1', '--port', 'BUSY', '--', 'true']])
+def test_bad_arguments(capsys, arguments):
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        with pytest.raises(SystemExit) as exit_:
+            main([port if argument == 'BUSY' else argument for argument in arguments])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith('python -m gluon_asymmnet.launch: error: ')

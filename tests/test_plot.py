@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES
-from gluon_asymmnet.plot import plot_run, read_run
+from gluon_asymmnet.plot import main, plot_run, read_run
 
 REFERENCE_LOG = os.path.join(FIXTURES, 'official-asymmnet-large-train-log.txt')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,7 +95,7 @@ def test_cli(tmp_path):
 
 
 @pytest.mark.parametrize('case', ['missing', 'empty_run', 'no_epochs', 'bad_json'])
-def test_cli_bad_input(tmp_path, case):
+def test_cli_bad_input(tmp_path, capsys, case):
     source = tmp_path / 'source'
     if case == 'empty_run':
         source.mkdir()
@@ -103,6 +103,8 @@ def test_cli_bad_input(tmp_path, case):
         source.write_text('nothing to see\n')
     elif case == 'bad_json':
         source.write_text('{"epoch": 0, "val_top1": 0.5}\n{"epoch": \n')
-    result = run_cli(str(source))
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and str(source) in result.stderr
+    with pytest.raises(SystemExit) as exit_:
+        main([str(source)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(source) in err

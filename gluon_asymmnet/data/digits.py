@@ -65,6 +65,7 @@ def _write_split(folder, name, images, labels, sources):
     for position, (image, label, source) in enumerate(zip(images, labels, sources)):
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         header = recordio.IRHeader(0, float(label), position, int(source))
+        # lossless; for PNG ``quality`` is the zlib compression level
         record.write_idx(position, recordio.pack_img(header, bgr, quality=3, img_fmt='.png'))
         cv2.imwrite(os.path.join(folder, name, str(label), '%05d.png' % position), bgr)
     record.close()
@@ -108,13 +109,10 @@ def prepare_digits(root, size=32):
             raise DataError('%s: not a complete digits build (no %s); delete it'
                             % (folder, _MANIFEST))
         return _result(folder)
+    build = None
     try:
         os.makedirs(root, exist_ok=True)
         build = tempfile.mkdtemp(prefix='.digits-%d-' % size, dir=root)
-    except OSError as error:
-        raise DataError('%s: cannot write the digits data set here (%s)'
-                        % (root, error.strerror)) from None
-    try:
         from sklearn.model_selection import train_test_split
         images, labels = digits_images(size)
         train_n, val_n = train_test_split(np.arange(len(labels)), test_size=_VAL_FRACTION,
@@ -132,6 +130,10 @@ def prepare_digits(root, size=32):
             if not os.path.isfile(os.path.join(folder, _MANIFEST)):
                 raise
             # another process renamed its complete build first: use that one
+    except OSError as error:
+        raise DataError('%s: cannot write the digits data set here (%s)'
+                        % (root, error.strerror or error)) from None
     finally:
-        shutil.rmtree(build, ignore_errors=True)
+        if build is not None:
+            shutil.rmtree(build, ignore_errors=True)
     return _result(folder)

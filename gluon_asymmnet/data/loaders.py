@@ -68,7 +68,8 @@ def _record_iter(source, **kwargs):
 
 def imagenet_rec_iters(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_size,
                        input_size=224, crop_ratio=0.875, num_workers=4, num_parts=1,
-                       part_index=0, mean=MEAN_RGB, std=STD_RGB, seed=0):
+                       part_index=0, mean=MEAN_RGB, std=STD_RGB, seed=0,
+                       min_random_area=0.08, mirror=True):
     """``mx.io.ImageRecordIter`` s for training and validation with the ImageNet recipe.
 
     Parameters
@@ -90,6 +91,10 @@ def imagenet_rec_iters(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_siz
         RGB normalisation (0-255 scale).
     seed : int
         Seed of the shuffling and of the augmentations.
+    min_random_area : float
+        Smallest area fraction of the training crops (the recipe: 0.08).
+    mirror : bool
+        Random horizontal flips in training (the recipe: True).
 
     Returns
     -------
@@ -111,9 +116,9 @@ def imagenet_rec_iters(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_siz
         count = len(read_index(rec_train, rec_train_idx))
         train_iter = _record_iter(
             (rec_train, rec_train_idx), shuffle=True, seed=seed,
-            seed_aug=seed, rand_mirror=True, random_resized_crop=True,
+            seed_aug=seed, rand_mirror=mirror, random_resized_crop=True,
             max_aspect_ratio=4. / 3., min_aspect_ratio=3. / 4.,
-            max_random_area=1, min_random_area=0.08,
+            max_random_area=1, min_random_area=min_random_area,
             brightness=_JITTER, saturation=_JITTER, contrast=_JITTER, pca_noise=_LIGHTING,
             **common)
         smallest = min(_part_size(count, num_parts, part) for part in range(num_parts))
@@ -163,7 +168,8 @@ class _PartSampler(gluon.data.sampler.Sampler):
 
 
 def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=0.875,
-                         num_workers=4, num_parts=1, part_index=0, mean=MEAN_RGB, std=STD_RGB):
+                         num_workers=4, num_parts=1, part_index=0, mean=MEAN_RGB, std=STD_RGB,
+                         min_random_area=0.08, mirror=True):
     """Gluon ``DataLoader`` s over ``data_dir/train`` and ``data_dir/val`` class folders.
 
     The transforms are GluonCV's (``RandomResizedCrop``, ``RandomFlipLeftRight``,
@@ -177,6 +183,7 @@ def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=0.875,
         Folder with ``train/`` and ``val/``, each with one sub-folder per class
         (sorted names are the class numbers, as ``ImageFolderDataset`` does).
     batch_size, input_size, crop_ratio, num_workers, num_parts, part_index, mean, std
+    min_random_area, mirror
         As in :func:`imagenet_rec_iters` (``num_workers`` worker processes).
 
     Returns
@@ -187,14 +194,13 @@ def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=0.875,
         An image that fails to decode raises :class:`DataError` naming it.
     """
     normalize = transforms.Normalize([m / 255. for m in mean], [s / 255. for s in std])
-    train_transform = transforms.Compose([
-        transforms.RandomResizedCrop(input_size),
-        transforms.RandomFlipLeftRight(),
-        transforms.RandomColorJitter(brightness=_JITTER, contrast=_JITTER, saturation=_JITTER),
-        transforms.RandomLighting(_LIGHTING),
-        transforms.ToTensor(),
-        normalize,
-    ])
+    train_transform = transforms.Compose(
+        [transforms.RandomResizedCrop(input_size, scale=(min_random_area, 1.0))]
+        + ([transforms.RandomFlipLeftRight()] if mirror else [])
+        + [transforms.RandomColorJitter(brightness=_JITTER, contrast=_JITTER, saturation=_JITTER),
+           transforms.RandomLighting(_LIGHTING),
+           transforms.ToTensor(),
+           normalize])
     val_transform = transforms.Compose([
         transforms.Resize(_resize_for(input_size, crop_ratio), keep_ratio=True),
         transforms.CenterCrop(input_size),

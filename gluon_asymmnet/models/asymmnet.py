@@ -18,8 +18,8 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from .features import record_stage
-from .layers import (Activation, ChannelShuffle, ConvBNAct, SqueezeExcitation,
-                     channel_concat, make_divisible)
+from .layers import (Activation, ChannelShuffle, ConvBNAct, ModeCachedGraphs,
+                     SqueezeExcitation, channel_concat, make_divisible)
 
 __all__ = ['AsymmBottleneck', 'AsymmNet', 'BlockConfig', 'ArchConfig',
            'ASYMMNET_CFGS', 'get_asymmnet_cfgs', 'get_asymm_net', 'effective_asymmrate']
@@ -195,8 +195,12 @@ def get_asymmnet_cfgs(model_name):
     return ASYMMNET_CFGS[model_name]
 
 
-class AsymmNet(HybridBlock):
+class AsymmNet(ModeCachedGraphs, HybridBlock):
     """AsymmNet (MobileNetV3 when ``asymmrate=0``).
+
+    Hybridized, the network keeps one cached graph for inference (with oneDNN's
+    4-D channel concat) and one for training (see :class:`ModeCachedGraphs` and
+    :func:`~gluon_asymmnet.models.layers.channel_concat`).
 
     Parameters
     ----------

@@ -1,18 +1,24 @@
 """Building blocks shared by every network of the package.
 
 Activations use MXNet's fused ``hard_sigmoid`` operator (one operator instead of
-the ``+3 / clip / 6`` chain of the original code and of GluonCV); the mathematics
-is identical.  Blocks carry no parameters of their own beyond their convolutions
+the ``+3 / clip / 6`` chain of the original code and of GluonCV) and ReLU is the
+``Activation`` operator (which oneDNN runs in its blocked layouts, where the
+``relu`` operator forces two layout reorders); the mathematics is identical.  Blocks carry no parameters of their own beyond their convolutions
 and normalisation layers, so structural parameter names follow the attribute
 names (``conv``, ``bn``, ``conv1``, ``conv2``) of the original AsymmNet code.
 """
+import contextlib
 import math
+import threading
 
+import mxnet as mx
+from mxnet import autograd
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 __all__ = ['make_divisible', 'Activation', 'ConvBNAct', 'SqueezeExcitation',
-           'ChannelShuffle', 'channel_concat', 'ACTIVATIONS']
+           'ChannelShuffle', 'channel_concat', 'inference_graph', 'ModeCachedGraphs',
+           'ACTIVATIONS']
 
 
 def make_divisible(x, divisible_by=8):
@@ -21,7 +27,7 @@ def make_divisible(x, divisible_by=8):
 
 
 def _relu(F, x):
-    return F.relu(x)
+    return F.Activation(x, act_type='relu')
 
 
 def _relu6(F, x):
@@ -143,7 +149,7 @@ class SqueezeExcitation(HybridBlock):
 
     def hybrid_forward(self, F, x):
         w = F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
-        w = F.relu(self.conv1(w))
+        w = _relu(F, self.conv1(w))
         w = _hard_sigmoid(F, self.conv2(w))
         return F.broadcast_mul(x, w)
 
@@ -161,19 +167,106 @@ class ChannelShuffle(HybridBlock):
         return F.reshape(x, shape=(0, -3, -2))
 
 
+_GRAPH_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def inference_graph(active=True):
+    """Declare that the graph traced inside will never be differentiated.
+
+    Blocks traced symbolically inside the context (``net(mx.sym.var('data'))``,
+    or a hybridized network building its cached graph) then use operators that
+    are fast but have no working backward under oneDNN (see
+    :func:`channel_concat`).  :class:`ModeCachedGraphs` enters it by itself
+    whenever it builds a graph outside ``autograd.record()``; enter it by hand
+    only for a symbol that is exported or served, never trained.
+
+    Parameters
+    ----------
+    active : bool, default True
+        False makes the context a no-op (convenient for conditional use).
+    """
+    previous = getattr(_GRAPH_STATE, 'inference', False)
+    _GRAPH_STATE.inference = previous or active
+    try:
+        yield
+    finally:
+        _GRAPH_STATE.inference = previous
+
+
+def _no_gradient(F):
+    """True when the operators issued now will never be differentiated."""
+    if autograd.is_recording():
+        return False
+    return F is mx.nd or getattr(_GRAPH_STATE, 'inference', False)
+
+
+class ModeCachedGraphs(object):
+    """Mixin for a HybridBlock: one cached graph for training, one for inference.
+
+    A hybridized Gluon block caches the first graph it builds and runs it for
+    every later call.  With this mixin (listed before ``HybridBlock``), a graph
+    built outside ``autograd.record()`` is built inside :func:`inference_graph`
+    and is used only outside ``autograd.record()``; a call under
+    ``autograd.record()`` builds (once) and uses a second, trainable graph.
+    Inference, then training, then inference again each run their own graph.
+    ``export`` saves the graph of the latest call.
+    """
+
+    def _get_graph(self, *args):
+        if self._cached_graph:
+            return super()._get_graph(*args)
+        recording = autograd.is_recording()
+        with inference_graph(not recording):
+            graph = super()._get_graph(*args)
+        self._graph_recording = recording
+        return graph
+
+    def _clear_cached_op(self):
+        super()._clear_cached_op()
+        self._graph_recording = None
+        self._other_graph = {}
+
+    def forward(self, x, *args):
+        if self._active and isinstance(x, mx.nd.NDArray):
+            self._use_graph_for(autograd.is_recording())
+        return super().forward(x, *args)
+
+    def _use_graph_for(self, recording):
+        built = getattr(self, '_graph_recording', None)
+        if built is None or built == recording:
+            return
+        stash = self.__dict__.setdefault('_other_graph', {})
+        stash[built] = (self._cached_graph, self._cached_op, self._cached_op_args)
+        self._cached_graph, self._cached_op, self._cached_op_args = stash.pop(
+            recording, ((), None, []))
+        self._graph_recording = recording if self._cached_graph else None
+
+
 def channel_concat(F, *parts):
     """Concatenate NCHW tensors along the channel axis, trainable under oneDNN.
 
     MXNet 1.9.1's oneDNN ``Concat`` backward fails (``could not construct a
     sub-memory``, or SIGFPE) on AVX-512 when the parts are not multiples of 16
-    channels.  oneDNN only takes 2-D and 4-D concats, so the parts are viewed as
-    5-D ``(N, C, 1, H, W)``: MXNet's own concat kernel runs forward and backward,
-    every other operator (convolutions, BatchNorm) stays on oneDNN.  The parts
-    are first cast to their widest type (``amp_multicast``), a no-op in float32
-    and what keeps bfloat16/float16 AMP from feeding Concat mixed types.
+    channels.  oneDNN only takes 2-D and 4-D concats, so, when a gradient may be
+    needed, the parts are viewed as 5-D ``(N, C, 1, H, W)``: MXNet's own concat
+    kernel runs forward and backward, every other operator (convolutions,
+    BatchNorm) stays on oneDNN.  Where no gradient can be needed (outside
+    ``autograd.record()`` imperatively, or in a graph traced inside
+    :func:`inference_graph`) the parts go straight to oneDNN's 4-D ``Concat``,
+    which saves the layout reorders of the 5-D views.  The parts are first cast
+    to their widest type (``amp_multicast``), a no-op in float32 and what keeps
+    bfloat16/float16 AMP from feeding Concat mixed types.  A part repeated (the
+    same object) is viewed once.
     """
-    parts = F.amp_multicast(*parts, num_outputs=len(parts))
-    if len(parts) == 1:
-        parts = [parts]
-    parts = [F.expand_dims(p, axis=2) for p in parts]
-    return F.reshape(F.concat(*parts, dim=1), shape=(0, 0, -3, -2))
+    unique = []
+    for part in parts:
+        if not any(part is seen for seen in unique):
+            unique.append(part)
+    cast = F.amp_multicast(*unique, num_outputs=len(unique))
+    cast = [cast] if len(unique) == 1 else list(cast)
+    if not _no_gradient(F):
+        cast = [F.expand_dims(p, axis=2) for p in cast]
+    index = [next(i for i, seen in enumerate(unique) if seen is part) for part in parts]
+    out = F.concat(*[cast[i] for i in index], dim=1)
+    return out if _no_gradient(F) else F.reshape(out, shape=(0, 0, -3, -2))

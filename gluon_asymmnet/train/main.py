@@ -196,15 +196,20 @@ def build_job(args):
             teacher_net.hybridize(static_alloc=True, static_shape=True)
         teacher = teacher_net
 
-    optimizer_params = {'wd': args.wd, 'momentum': args.momentum,
-                        'lr_scheduler': lr_schedule(args, lr, num_batches)}
+    schedule = lr_schedule(args, lr, num_batches)
+    optimizer_params = {'wd': args.wd, 'momentum': args.momentum, 'lr_scheduler': schedule}
     if precision.dtype == 'float16':
         optimizer_params['multi_precision'] = True
-    trainer = gluon.Trainer(net.collect_params(), args.optimizer, optimizer_params,
+    # A list, in the network's structural order: given a dict, Trainer sorts the
+    # parameters by their global names ('conv12_weight'), whose counters depend
+    # on what the process built before, and saved states would not fit on resume.
+    trainer = gluon.Trainer(list(net.collect_params().values()), args.optimizer, optimizer_params,
                             kvstore=kv if kv is not None else args.kvstore,
                             update_on_kvstore=(not sync) if kv is not None else None)
     if meta is not None and meta.get('states'):
         trainer.load_states(meta['states'])
+        # keep the saved position (update count) but follow this command's schedule
+        trainer._optimizer.lr_scheduler = schedule
     precision_mod.init_trainer(trainer, precision)
 
     sparse = not (args.mixup or args.label_smoothing)
@@ -231,6 +236,8 @@ def build_job(args):
 def _log_start(job, args):
     log = job.run_dir.logger
     if job.start == (0, 0):
+        if args.resume == 'auto':
+            log.info('no checkpoint in %s: starting at epoch 0', job.run_dir.path)
         log.info('%s', args)
         log.info('%s', job.net)
     else:
