@@ -17,8 +17,13 @@ setup(
     extras_require={'onnx': ['onnx==1.16.2', 'onnxruntime', 'sympy'], 'tensorboard': ['mxboard']},
     entry_points={'console_scripts': [
         'asymmnet-summary=gluon_asymmnet.utils.summary:main',
+        'asymmnet-train=train_imagenet:main',
         'asymmnet-plot=gluon_asymmnet.plot:main',
         'asymmnet-prepare=gluon_asymmnet.data.prepare:main',
         'asymmnet-launch=gluon_asymmnet.launch:main',
+        'asymmnet-eval=gluon_asymmnet.evaluate:main',
+        'asymmnet-export=gluon_asymmnet.export:main',
+        'asymmnet-quantize=gluon_asymmnet.quantize:main',
+        'asymmnet-convert=gluon_asymmnet.convert:main',
     ]},
 )

@@ -71,6 +71,7 @@ def python(*args, **kwargs):
     ['--optimizer', 'sgd', '--lr-mode', 'poly', '--warmup-epochs', '0'],
     ['--lr-decay-period', '1', '--asymmrate', '0', '--shuffle-group', '2'],
     ['--model', 'asymmnet_small', '--width-scale', '0.35'],
+    ['--min-random-area', '0.5', '--no-mirror'],
 ])
 def test_every_flag_trains_a_step(digits, tmp_path, flags):
     assert main(argv(digits, tmp_path, *flags)) == 0
@@ -87,6 +88,14 @@ def test_tensorboard_scalars(digits, tmp_path):
     assert proc.returncode == 0, out
     (events,) = os.listdir(os.path.join(run_dir(tmp_path), 'tensorboard'))
     assert events.startswith('events.out.tfevents')
+
+
+def test_image_folder_training(digits, tmp_path):
+    args = argv(digits, tmp_path, '--data-dir', os.path.dirname(digits.train_dir), samples=32)
+    cut = args.index('--rec-train')
+    assert main(args[:cut] + args[cut + 4:]) == 0     # no --rec-train: the class folders
+    (record,) = metrics(run_dir(tmp_path))
+    assert np.isfinite(record['train_loss']) and 0 <= record['val_top1'] <= 1
 
 
 def test_distillation_from_a_zoo_teacher(digits, tmp_path):
@@ -123,6 +132,8 @@ def _bad(capsys, args):
 @pytest.mark.parametrize('change, message', [
     (['--model', 'asymmnet_smal_0.5'], "unknown model 'asymmnet_smal_0.5'; closest: "),
     (['--rec-train', '/nonexistent/train.rec'], 'does not exist'),
+    (['--rec-train-idx', '/nonexistent/train.idx'], 'does not exist'),
+    (['--num-gpus', '1'], 'MXNet sees 0 GPU(s) here'),
     (['--batch-size', '5000'], 'fewer than one batch'),
     (['--classes', '5'], 'the data have 10 classes, not --classes 5'),
     (['--dtype', 'float16'], 'needs GPUs'),
@@ -135,6 +146,14 @@ def test_bad_input_one_line_exit_2(digits, tmp_path, capsys, change, message):
     assert err.startswith('train_imagenet.py: error: ') and message in err
     assert len(err.splitlines()) == 1
     assert not os.path.exists(run_dir(tmp_path))   # stopped before any run was set up
+
+
+def test_bad_flag_values_exit_2(digits, tmp_path, capsys):
+    for change in (['--lr-mode', 'linear'], ['--warmup-epochs', '1'], ['--batch-size', '0']):
+        with pytest.raises(SystemExit) as stop:
+            main(argv(digits, tmp_path, *change))
+        assert stop.value.code == 2
+        assert 'train_imagenet.py: error: ' in capsys.readouterr().err
 
 
 def test_teacher_with_other_classes_is_refused(digits, tmp_path, capsys):

@@ -6,7 +6,6 @@ import mxnet as mx
 import pytest
 
 from gluon_asymmnet import get_model, list_models
-from gluon_asymmnet.model_zoo import _ALIASES
 from gluon_asymmnet.models.asymmnet import AsymmBottleneck
 from gluon_asymmnet.train.args import global_lr, model_kwargs, model_name, parse_args
 from gluon_asymmnet.train.checkpoint import (RunLock, atomic_save, check_params_fit,
@@ -16,7 +15,7 @@ from gluon_asymmnet.train.loop import soft_targets
 from gluon_asymmnet.train.main import lr_schedule
 from gluon_asymmnet.train.precision import choose_precision
 
-KNOWN = list_models() + list(_ALIASES)
+KNOWN = list_models()
 
 
 @pytest.mark.parametrize('argv, expected', [
@@ -62,6 +61,15 @@ def test_last_gamma_zeroes_the_last_bn_of_every_residual_block():
     assert len(zeroed) >= 5
     assert all((g == 0).all() for g in zeroed)
     assert all((g == 1).all() for g in default)
+
+
+def test_dataset_dependent_augmentation_defaults():
+    imagenet = parse_args(['--model', 'm'])
+    assert (imagenet.input_size, imagenet.min_random_area, imagenet.mirror) == (224, 0.08, True)
+    digits = parse_args(['--model', 'm', '--dataset', 'digits'])
+    assert (digits.input_size, digits.min_random_area, digits.mirror) == (32, 1.0, False)
+    assert parse_args(['--model', 'm', '--dataset', 'digits', '--mirror']).mirror is True
+    assert parse_args(['--model', 'm', '--no-mirror']).mirror is False
 
 
 def test_lr_scales_with_the_global_batch():
@@ -138,7 +146,7 @@ def test_latest_checkpoint_skips_incomplete_ones_and_prune_keeps_periodic(tmp_pa
     assert latest_checkpoint(str(tmp_path))['params'].endswith('m-epoch0003-batch4.params')
     prune_checkpoints(str(tmp_path), frequency=2)
     left = sorted(p for p in os.listdir(tmp_path) if p.endswith('.json'))
-    assert left == ['m-epoch0001.json', 'm-epoch0003-batch4.json', 'm-best.json']
+    assert left == ['m-best.json', 'm-epoch0001.json', 'm-epoch0003-batch4.json']
 
 
 def test_check_params_fit_names_the_first_mismatch(tmp_path):

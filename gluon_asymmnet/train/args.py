@@ -50,6 +50,14 @@ def build_parser(prog='train_imagenet.py'):
                       help='side of the square input (default 224; 32 with --dataset digits)')
     data.add_argument('--crop-ratio', type=float, default=0.875,
                       help='validation centre-crop ratio')
+    data.add_argument('--min-random-area', type=float, default=None,
+                      help='smallest area fraction of the random training crops (default 0.08, '
+                           'the ImageNet recipe; 1 with --dataset digits)')
+    data.add_argument('--mirror', dest='mirror', action='store_true', default=None,
+                      help='random horizontal flips in training (the default, except with '
+                           '--dataset digits: digits are not mirror-symmetric)')
+    data.add_argument('--no-mirror', dest='mirror', action='store_false',
+                      help='no random horizontal flips')
     data.add_argument('--classes', type=int, default=None,
                       help='number of classes (default: from the data; checked against it)')
     data.add_argument('--num-training-samples', type=int, default=None,
@@ -156,8 +164,15 @@ def parse_args(argv=None):
         parser.error('--mixup-off-epoch must be between 0 and --num-epochs')
     if args.resume and (args.resume_params or args.resume_states):
         parser.error('--resume cannot be combined with --resume-params/--resume-states')
+    digits = args.dataset == 'digits'
     if args.input_size is None:
-        args.input_size = 32 if args.dataset == 'digits' else 224
+        args.input_size = 32 if digits else 224
+    if args.min_random_area is None:
+        args.min_random_area = 1.0 if digits else 0.08
+    if args.mirror is None:
+        args.mirror = not digits
+    if not 0 < args.min_random_area <= 1:
+        parser.error('--min-random-area must be in (0, 1]')
     if args.doshuffle and args.shuffle_group is None:
         args.shuffle_group = 2
     try:

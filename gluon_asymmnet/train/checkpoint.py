@@ -17,13 +17,14 @@ import fcntl
 import glob
 import json
 import os
+import shutil
 import tempfile
 
 import mxnet as mx
 
 from .errors import UsageError
 
-__all__ = ['atomic_save', 'RunLock', 'save_checkpoint', 'latest_checkpoint', 'read_checkpoint',
+__all__ = ['atomic_save', 'atomic_link', 'RunLock', 'save_checkpoint', 'mark_best', 'latest_checkpoint', 'read_checkpoint',
            'prune_checkpoints', 'param_shapes', 'check_params_fit']
 
 _BEST = 'best'
@@ -41,19 +42,41 @@ def atomic_save(path, write):
     """Create ``path`` through ``write(temporary_path)``, then fsync and rename it into place.
 
     Readers see either the old file or the complete new one, never a partial one.
+
+    Raises
+    ------
+    OSError
+        ``cannot write PATH: reason`` (read-only folder, full disk, file size
+        limit...); ``path`` is then as it was.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
+        os.close(fd)
         write(tmp)
         with open(tmp, 'rb+') as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)
+        _fsync_dir(folder)
+    except (OSError, mx.base.MXNetError) as error:
+        reason = (error.strerror or str(error) if isinstance(error, OSError)
+                  else 'the write was incomplete (disk full or file size limit?)')
+        raise OSError('cannot write %s: %s' % (path, reason)) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
-    _fsync_dir(folder)
+
+
+def atomic_link(source, path):
+    """Make ``path`` the same file as ``source`` (a hard link, else a copy), atomically."""
+    def link(tmp):
+        os.remove(tmp)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+    atomic_save(path, link)
 
 
 class RunLock:
@@ -94,17 +117,22 @@ class RunLock:
             self._file = None
 
 
-def _stem(run_dir, model, next_epoch, next_batch, best):
-    if best:
-        name = '%s-%s' % (model, _BEST)
-    elif next_batch:
+def _stem(run_dir, model, next_epoch, next_batch):
+    if next_batch:
         name = '%s-epoch%04d-batch%d' % (model, next_epoch, next_batch)
     else:
         name = '%s-epoch%04d' % (model, next_epoch - 1)
     return os.path.join(run_dir, name)
 
 
-def save_checkpoint(run_dir, model, net, trainer, state, best=False):
+def _write_meta(path, meta):
+    def write(tmp):
+        with open(tmp, 'w') as out:
+            json.dump(meta, out, indent=1)
+    atomic_save(path, write)
+
+
+def save_checkpoint(run_dir, model, net, trainer, state):
     """Write a complete checkpoint and return its ``.json`` path.
 
     Parameters
@@ -118,22 +146,31 @@ def save_checkpoint(run_dir, model, net, trainer, state, best=False):
         a distributed kvstore's servers): only the parameters are saved.
     state : dict
         JSON-able training position; must hold ``next_epoch`` and ``next_batch``.
-    best : bool
-        Write the ``<model>-best`` checkpoint instead.
     """
-    stem = _stem(run_dir, model, state['next_epoch'], state['next_batch'], best)
+    stem = _stem(run_dir, model, state['next_epoch'], state['next_batch'])
     atomic_save(stem + '.params', net.save_parameters)
     states = None
     if trainer is not None and _can_save_states(trainer):
         atomic_save(stem + '.states', trainer.save_states)
         states = os.path.basename(stem + '.states')
     meta = dict(state, model=model, params=os.path.basename(stem + '.params'), states=states)
-
-    def write_meta(path):
-        with open(path, 'w') as out:
-            json.dump(meta, out, indent=1)
-    atomic_save(stem + '.json', write_meta)
+    _write_meta(stem + '.json', meta)
     return stem + '.json'
+
+
+def mark_best(checkpoint):
+    """Make the complete checkpoint ``checkpoint`` (``.json``) the ``<model>-best`` one.
+
+    Its files are hard-linked (no extra space, nothing rewritten), so a failure
+    leaves the previous best checkpoint's files as they were.
+    """
+    meta = read_checkpoint(checkpoint)
+    stem = os.path.join(os.path.dirname(checkpoint), '%s-%s' % (meta['model'], _BEST))
+    atomic_link(meta['params'], stem + '.params')
+    if meta['states']:
+        atomic_link(meta['states'], stem + '.states')
+    _write_meta(stem + '.json', dict(meta, params=os.path.basename(stem + '.params'),
+                                     states=meta['states'] and os.path.basename(stem + '.states')))
 
 
 def _can_save_states(trainer):

@@ -20,7 +20,7 @@ from mxnet import autograd, gluon
 
 from ..data import batches
 from . import precision as precision_mod
-from .checkpoint import prune_checkpoints, save_checkpoint
+from .checkpoint import mark_best, prune_checkpoints, save_checkpoint
 from .run_dir import BATCH_LINE
 
 __all__ = ['Job', 'StopFlag', 'train', 'soft_targets']
@@ -136,11 +136,11 @@ def _train_batch(job, data, label, epoch):
 
 
 def _save_epoch(job, epoch, best, improved):
-    """Checkpoints after ``epoch``: the best one (if ``improved``) and this epoch's."""
-    state = _state(job, epoch + 1, 0, best)
+    """This epoch's checkpoint, which also becomes the best one if ``improved``."""
+    path = save_checkpoint(job.run_dir.path, job.model, job.net, job.trainer,
+                           _state(job, epoch + 1, 0, best))
     if improved:
-        save_checkpoint(job.run_dir.path, job.model, job.net, job.trainer, state, best=True)
-    save_checkpoint(job.run_dir.path, job.model, job.net, job.trainer, state)
+        mark_best(path)
     prune_checkpoints(job.run_dir.path, job.args.save_frequency)
 
 

@@ -67,7 +67,8 @@ def _kvstore(name):
 def _data(args, num_parts, part_index, per_worker_batch):
     """``(train_data, val_data, num_batches available)`` for this worker."""
     common = dict(batch_size=per_worker_batch, input_size=args.input_size,
-                  crop_ratio=args.crop_ratio, num_workers=args.num_workers)
+                  crop_ratio=args.crop_ratio, num_workers=args.num_workers,
+                  min_random_area=args.min_random_area, mirror=args.mirror)
     if args.rec_train:
         train_data, _ = imagenet_rec_iters(args.rec_train, args.rec_train_idx, None, None,
                                            num_parts=num_parts, part_index=part_index,
@@ -138,6 +139,9 @@ def build_job(args):
         One-line explanations of bad input.
     """
     on_gpu = args.num_gpus > 0
+    if args.num_gpus > mx.context.num_gpus():
+        raise UsageError('--num-gpus %d, but MXNet sees %d GPU(s) here'
+                         % (args.num_gpus, mx.context.num_gpus()))
     ctx = [mx.gpu(i) for i in range(args.num_gpus)] if on_gpu else [mx.cpu()]
     precision = precision_mod.choose_precision(args.dtype, args.amp, on_gpu)
     kv = _kvstore(args.kvstore)
@@ -149,7 +153,7 @@ def build_job(args):
         args.rec_val, args.rec_val_idx = digits.val_rec, digits.val_idx
     info = check_data_args(args, num_parts=num_workers)
     classes = args.classes or info.num_classes
-    name = model_name(args, model_zoo.list_models() + list(model_zoo._ALIASES))
+    name = model_name(args, model_zoo.list_models())
     precision_mod.init_amp(precision)
     net = _build_net(name, model_kwargs(args, classes), '--model ' + name)
     shapes = param_shapes(net, args.input_size)
@@ -164,11 +168,18 @@ def build_job(args):
             raise UsageError('%s already holds a run: continue it with --resume auto, or '
                              'choose another --tag-name or --save-dir' % run_dir.path)
         meta = _resume_point(args, run_dir, shapes, '--model ' + name)
-    except UsageError:
+        _log_start(args, run_dir, meta)
+        job = _assemble(args, ctx, precision, kv, classes, name, net, teacher, run_dir, meta)
+    except BaseException:
         if lock is not None:
             lock.release()
         raise
+    return job, lock
 
+
+def _assemble(args, ctx, precision, kv, classes, name, net, teacher, run_dir, meta):
+    """Data iterators, initialised network, trainer and loss: the :class:`~.loop.Job`."""
+    num_workers, rank = (kv.num_workers, kv.rank) if kv is not None else (1, 0)
     per_worker_batch = args.batch_size * len(ctx)
     train_data, val_data, available = _data(args, num_workers, rank, per_worker_batch)
     num_batches = available
@@ -224,49 +235,70 @@ def build_job(args):
     if meta is not None:
         start = (meta['next_epoch'], meta['next_batch'])
         best = (meta.get('best_top1', 0.0), meta.get('best_epoch', -1))
-    job = Job(args=args, model=name, net=net, trainer=trainer, loss_fn=loss_fn,
+    return Job(args=args, model=name, net=net, trainer=trainer, loss_fn=loss_fn,
               precision=precision, ctx=ctx, train_data=train_data, val_data=val_data,
               num_batches=num_batches, batch_size=per_worker_batch,
               step_size=per_worker_batch * (num_workers if sync else 1), classes=classes,
-              teacher=teacher, start=start, best=best, rank=rank, writes=writes,
+              teacher=teacher, start=start, best=best, rank=rank, writes=rank == 0,
               run_dir=run_dir)
-    return job, lock
 
 
-def _log_start(job, args):
-    log = job.run_dir.logger
-    if job.start == (0, 0):
+def _log_start(args, run_dir, meta):
+    """The first lines: the arguments on a fresh start, else where the run resumes."""
+    log = run_dir.logger
+    if meta is None:
         if args.resume == 'auto':
-            log.info('no checkpoint in %s: starting at epoch 0', job.run_dir.path)
+            log.info('no checkpoint in %s: starting at epoch 0', run_dir.path)
         log.info('%s', args)
-        log.info('%s', job.net)
     else:
-        log.info('resuming %s at epoch %d batch %d (best top1=%f)', job.run_dir.path,
-                 job.start[0], job.start[1], job.best[0])
-    log.info('%s: %d classes, %d batches of %d per epoch and worker, step size %d, %s',
-             job.model, job.classes, job.num_batches, job.batch_size, job.step_size,
-             'AMP ' + job.precision.amp if job.precision.amp else job.precision.dtype)
+        log.info('resuming %s at epoch %d batch %d (best top1=%f)', run_dir.path,
+                 meta['next_epoch'], meta['next_batch'], meta.get('best_top1', 0.0))
+
+
+def _stopped_before_training(job, stop):
+    """Where a run stopped by a signal during start-up stands (its newest checkpoint)."""
+    epoch, batch = job.start
+    if batch:
+        where = 'after Epoch[%d] Batch [%d]' % (epoch, batch - 1)
+    elif epoch:
+        where = 'after epoch %d' % (epoch - 1)
+    else:
+        where = 'before the first batch; nothing to save'
+    job.run_dir.logger.info('%s during start-up: stopped %s, as the newest checkpoint in %s; '
+                            'continue with --resume auto', stop.signal_name, where,
+                            job.run_dir.path)
 
 
 def run(args):
-    """Train as ``args`` say; returns the exit status."""
-    job, lock = build_job(args)
-    try:
-        if job.writes:
-            job.run_dir.keep_metrics_before(job.start[0])
-            job.run_dir.write_args(args)
-            if args.tensorboard:
-                job.run_dir.open_tensorboard()
-        _log_start(job, args)
-        with StopFlag() as stop:
+    """Train as ``args`` say; returns the exit status.
+
+    SIGINT/SIGTERM are caught from the start: during start-up they stop the
+    run before its first step, later after the current batch (see ``loop``).
+    """
+    with StopFlag() as stop:
+        job, lock = build_job(args)
+        try:
+            if job.writes:
+                job.run_dir.keep_metrics_before(job.start[0])
+                job.run_dir.write_args(args)
+                if args.tensorboard:
+                    job.run_dir.open_tensorboard()
+            job.run_dir.logger.info('%s', job.net)
+            job.run_dir.logger.info(
+                '%s: %d classes, %d batches of %d per epoch and worker, step size %d, %s',
+                job.model, job.classes, job.num_batches, job.batch_size, job.step_size,
+                'AMP ' + job.precision.amp if job.precision.amp else job.precision.dtype)
+            if stop.signal_name:
+                _stopped_before_training(job, stop)
+                return 0
             status = train(job, stop)
             if status == 0 and not stop.signal_name:
                 _finish(job)
-        return status
-    finally:
-        job.run_dir.close()
-        if lock is not None:
-            lock.release()
+            return status
+        finally:
+            job.run_dir.close()
+            if lock is not None:
+                lock.release()
 
 
 def _finish(job):
@@ -291,3 +323,6 @@ def main(argv=None):
     except (UsageError, DataError) as error:
         print('%s: error: %s' % (PROG, error), file=sys.stderr)
         return 2
+    except OSError as error:   # what could not be written, e.g. a full disk
+        print('%s: error: %s' % (PROG, error), file=sys.stderr)
+        return 1

@@ -29,6 +29,17 @@ METRICS_FILE = 'metrics.jsonl'
 BATCH_LINE = {'batch_line': True}
 
 
+class _LogFile(logging.FileHandler):
+    """The log file; a failed write (full disk) is skipped, the console still shows the line.
+
+    Saving the next checkpoint then fails with a one-line message instead of
+    logging's own traceback for every line.
+    """
+
+    def handleError(self, record):
+        pass
+
+
 class _NoBatchLines(logging.Filter):
     def filter(self, record):
         return not getattr(record, 'batch_line', False)
@@ -63,8 +74,12 @@ class RunDir:
             console.addFilter(_NoBatchLines())
         self.logger.addHandler(console)
         if writable:
-            os.makedirs(path, exist_ok=True)
-            self.logger.addHandler(logging.FileHandler(os.path.join(path, logging_file)))
+            try:
+                os.makedirs(path, exist_ok=True)
+                self.logger.addHandler(_LogFile(os.path.join(path, logging_file)))
+            except OSError as error:
+                raise OSError('cannot write %s: %s' % (os.path.join(path, logging_file),
+                                                       error.strerror or error)) from None
         self._board = None
 
     def file(self, name):
@@ -81,11 +96,21 @@ class RunDir:
             atomic_save(self.file('args.json'), lambda tmp: _dump_json(vars(args), tmp))
 
     def read_metrics(self):
-        """The per-epoch records written so far."""
+        """The per-epoch records written so far.
+
+        A line cut short (the process died while appending it) is left out: its
+        epoch has no checkpoint, so a resumed run trains and records it again.
+        """
         if not os.path.exists(self.file(METRICS_FILE)):
             return []
+        records = []
         with open(self.file(METRICS_FILE)) as lines:
-            return [json.loads(line) for line in lines if line.strip()]
+            for line in lines:
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
+        return records
 
     def keep_metrics_before(self, epoch):
         """Drop the records of ``epoch`` and later (a resumed run writes them again)."""
@@ -102,10 +127,14 @@ class RunDir:
         """Append one epoch's record to ``metrics.jsonl`` (and to TensorBoard)."""
         if not self.writable:
             return
-        with open(self.file(METRICS_FILE), 'a') as out:
-            out.write(json.dumps(record) + '\n')
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with open(self.file(METRICS_FILE), 'a') as out:
+                out.write(json.dumps(record) + '\n')
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as error:
+            raise OSError('cannot write %s: %s' % (self.file(METRICS_FILE),
+                                                   error.strerror or error)) from None
         if self._board is not None:
             for key, value in record.items():
                 if key != 'epoch' and value is not None:

@@ -9,8 +9,8 @@ file per process in a results folder that the controlling process creates and
 hands to its workers. When the session ends, the controlling process adds each
 test's outcome and writes ``tests/faults/RELIABILITY.md``: one row per fault,
 with how many times it was tried, what happened, what was lost and whether its
-test passed. Rows of faults that this session did not exercise (a ``-k``
-selection) are kept from the previous table. README's Reliability section
+test passed. Rows of test files that this session did not run (a ``-k``
+selection, one file) are kept from the previous table. README's Reliability section
 shows this table.
 """
 import collections
@@ -27,6 +27,8 @@ import faultlib
 
 RELIABILITY = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'RELIABILITY.md')
 _RESULTS_KEY = 'faults_results_dir'
+#: Records per class in the small JPEG RecordIO files of ``jpeg_records``.
+PER_CLASS = 4
 
 # Deterministic property-based tests: the same examples on every run and in CI.
 settings.register_profile('faults', max_examples=30, deadline=None, derandomize=True,
@@ -98,6 +100,48 @@ def digits(tmp_path_factory):
     return prepare_digits(str(tmp_path_factory.mktemp('digits-cache')), size=32)
 
 
+@pytest.fixture(scope='session')
+def jpeg_records(tmp_path_factory):
+    """``(rec, idx)`` of 40 JPEG-encoded 32x32 digits (labels 0-9), made once per process."""
+    import cv2
+    from mxnet import recordio
+    from gluon_asymmnet.data.digits import digits_images
+    images, labels = digits_images(32)
+    folder = tmp_path_factory.mktemp('jpeg-records')
+    rec, idx = str(folder / 'digits.rec'), str(folder / 'digits.idx')
+    writer = recordio.MXIndexedRecordIO(idx, rec, 'w')
+    key = 0
+    for digit in range(10):
+        for position in [p for p in range(len(labels)) if labels[p] == digit][:PER_CLASS]:
+            header = recordio.IRHeader(0, float(digit), key, 0)
+            bgr = cv2.cvtColor(images[position], cv2.COLOR_RGB2BGR)
+            writer.write_idx(key, recordio.pack_img(header, bgr, quality=90, img_fmt='.jpg'))
+            key += 1
+    writer.close()
+    return rec, idx
+
+
+@pytest.fixture(scope='session')
+def good_params(tmp_path_factory):
+    """A parameter file of the suite's model for 10 classes, made once per pytest process."""
+    import mxnet as mx
+    from gluon_asymmnet import get_model
+    net = get_model(faultlib.MODEL, classes=10)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    path = str(tmp_path_factory.mktemp('params') / 'model.params')
+    net.save_parameters(path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def cli():
+    """A :class:`faultlib.CliServer` shared by the tests of this process."""
+    server = faultlib.CliServer()
+    yield server
+    server.close()
+
+
 @pytest.fixture
 def save_dir(tmp_path, digits):
     """A fresh ``--save-dir`` whose ``digits-32`` is the already built data set (a link)."""
@@ -152,11 +196,24 @@ def reliability_rows(trials, outcomes):
         states = [outcomes.get(test, 'not run') for test in tests]
         status = 'failed' if 'failed' in states else ('passed' if states and all(
             s == 'passed' for s in states) else '/'.join(sorted(set(states))))
-        names = ', '.join('`%s`' % test.split('/')[-1] for test in tests)
+        names = ', '.join('`%s`' % name for name in sorted(
+            {test.split('/')[-1].split('[')[0] for test in tests}))
         rows[fault] = '| %s | %d | %s | %d | %s: %s |\n' % (
             fault, len(tries), what.replace('|', '/'), sum(t['lost'] for t in tries),
             status, names)
     return rows
+
+
+#: Table order: the order of the faults in the issue that asked for this suite.
+_MODULE_ORDER = ('test_fault_kill_resume.py', 'test_fault_graceful_stop.py', 'test_fault_disk.py',
+                 'test_fault_corrupt_inputs.py', 'test_fault_fuzz_cli.py',
+                 'test_fault_zoo_fuzz.py', 'test_fault_concurrency.py',
+                 'test_fault_distributed.py')
+
+
+def _order(row):
+    modules = re.findall(r'`(test_\w+\.py)::', row)
+    return min([_MODULE_ORDER.index(m) for m in modules if m in _MODULE_ORDER] or [99])
 
 
 def pytest_sessionfinish(session):
@@ -168,8 +225,18 @@ def pytest_sessionfinish(session):
         trials = _read_trials(folder)
         if not trials:
             return
-        rows = _previous_rows(RELIABILITY)
+        ran = {nodeid.split('::')[0].split('/')[-1] for nodeid in _OUTCOMES}
+        rows = collections.OrderedDict(
+            (fault, row) for fault, row in _previous_rows(RELIABILITY).items()
+            if not set(re.findall(r'`(test_\w+\.py)::', row)) & ran)
         rows.update(reliability_rows(trials, _OUTCOMES))
+        tried = {trial['test'] for trial in trials}
+        for nodeid, outcome in sorted(_OUTCOMES.items()):
+            if outcome == 'failed' and nodeid not in tried:
+                name = nodeid.split('/')[-1]
+                rows[name] = ('| %s | 0 | the test failed before its first try | 0 | '
+                              'failed: `%s` |\n' % (name, name.split('[')[0]))
+        rows = sorted(rows.items(), key=lambda item: _order(item[1]))
         with open(RELIABILITY + '.tmp', 'w') as table:
             table.write('# Reliability\n\nWritten by `pytest tests/faults` (part of `make test`): '
                         'every fault the suite inflicts on training, export and the model zoo, '
@@ -177,7 +244,7 @@ def pytest_sessionfinish(session):
                         '(epochs missing or repeated in the metrics, checkpoints that do not '
                         'load, runs that cannot be continued, processes left hanging).\n\n')
             table.write(_HEADER)
-            table.writelines(rows.values())
+            table.writelines(row for _, row in rows)
         os.replace(RELIABILITY + '.tmp', RELIABILITY)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

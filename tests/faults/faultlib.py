@@ -41,12 +41,11 @@ COMMAND_TIMEOUT = 180
 Result = collections.namedtuple('Result', 'returncode stdout stderr')
 
 
-def cli_env(**extra):
-    """The environment of a command under test: the repo importable, one thread, no GPU."""
+def cli_env():
+    """The environment of a command under test: the repo importable, one thread each."""
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO, env.get('PYTHONPATH')) if p)
     env.update(OMP_NUM_THREADS='1', MXNET_CPU_WORKER_NTHREADS='1', PYTHONUNBUFFERED='1')
-    env.update({key: str(value) for key, value in extra.items()})
     return env
 
 
@@ -62,16 +61,15 @@ def file_size_limit(limit):
     return apply
 
 
-def run_cli(argv, timeout=COMMAND_TIMEOUT, cwd=None, env=None, preexec_fn=None, stdin=None):
+def run_cli(argv, timeout=COMMAND_TIMEOUT, cwd=None, preexec_fn=None):
     """Run ``argv`` to its end and return ``Result(returncode, stdout, stderr)``.
 
     A command that outlives ``timeout`` is killed (its whole process group) and
     the test fails with what it printed: a hang is a fault too.
     """
-    process = subprocess.Popen(argv, cwd=cwd or REPO, env=env or cli_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               stdin=subprocess.DEVNULL if stdin is None else stdin,
-                               text=True, start_new_session=True, preexec_fn=preexec_fn)
+    process = subprocess.Popen(argv, cwd=cwd or REPO, env=cli_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                               start_new_session=True, preexec_fn=preexec_fn)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -98,19 +96,16 @@ class Process:
         Where ``<name>.out`` and ``<name>.err`` are written.
     name : str
         File name stem of its output.
-    env, preexec_fn
-        As for :func:`subprocess.Popen`.
     """
 
-    def __init__(self, argv, log_dir, name='process', env=None, preexec_fn=None):
+    def __init__(self, argv, log_dir, name='process'):
         os.makedirs(log_dir, exist_ok=True)
         self.argv = argv
         self.out_path = os.path.join(log_dir, name + '.out')
         self.err_path = os.path.join(log_dir, name + '.err')
         with open(self.out_path, 'w') as out, open(self.err_path, 'w') as err:
-            self.popen = subprocess.Popen(argv, cwd=REPO, env=env or cli_env(), stdout=out,
-                                          stderr=err, stdin=subprocess.DEVNULL,
-                                          start_new_session=True, preexec_fn=preexec_fn)
+            self.popen = subprocess.Popen(argv, cwd=REPO, env=cli_env(), stdout=out, stderr=err,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
         self.started = time.monotonic()
 
     @property
@@ -143,14 +138,11 @@ class Process:
                                      % (' '.join(self.argv), timeout, self.output()[1][-2000:]))
             time.sleep(poll)
 
-    def wait_for_text(self, pattern, stream='both', timeout=COMMAND_TIMEOUT):
-        """Wait until stdout/stderr match the regular expression ``pattern``."""
+    def wait_for_text(self, pattern, timeout=COMMAND_TIMEOUT):
+        """Wait until stdout or stderr matches the regular expression ``pattern``."""
         regex = re.compile(pattern)
-
-        def seen():
-            out, err = self.output()
-            return bool(regex.search({'out': out, 'err': err}.get(stream, out + err)))
-        return self.wait_until(seen, timeout, poll=0.02)
+        return self.wait_until(lambda: any(regex.search(text) for text in self.output()),
+                               timeout, poll=0.02)
 
     def kill(self, signum=signal.SIGKILL):
         """Send ``signum`` to the process (SIGKILL: to its whole process group)."""
@@ -216,11 +208,6 @@ def read_metrics(run_dir):
         return []
     with open(path) as lines:
         return [json.loads(line) for line in lines if line.strip()]
-
-
-def random_moments(rng, count, low, high):
-    """``count`` sorted random delays in ``[low, high)`` seconds."""
-    return sorted(rng.uniform(low, high) for _ in range(count))
 
 
 def seeded_rng(name):
@@ -338,18 +325,58 @@ def resume_point(run_dir):
     return max(points) if points else (0, 0)
 
 
-def started_at(process):
-    """``(epoch, batch)`` a training process said it resumes at, (0, 0) for a fresh start,
-    None while it has not said yet."""
-    _, err = process.output()
-    match = RESUMING.search(err)
+def start_of(stderr):
+    """``(epoch, batch)`` a training's log says it resumes at, (0, 0) for a fresh start,
+    None if it has not said yet."""
+    match = RESUMING.search(stderr)
     if match:
         return int(match.group(1)), int(match.group(2))
-    if re.search(r'^Namespace\(', err, re.M):
+    if re.search(r'^Namespace\(', stderr, re.M):
         return (0, 0)
     return None
+
+
+def started_at(process):
+    """:func:`start_of` a running or finished :class:`Process`."""
+    return start_of(process.output()[1])
 
 
 def epochs_in_metrics(run_dir):
     """The ``epoch`` of every line of ``metrics.jsonl``, in file order."""
     return [record['epoch'] for record in read_metrics(run_dir)]
+
+
+class CliServer:
+    """A ``cli_server.py`` process: :meth:`run` is :func:`run_cli` without the import cost.
+
+    For property-based tests that run a command many times. The commands run
+    in forked children of one interpreter that has MXNet and the package
+    imported, as ``python SCRIPT ARGS`` / ``python -m MODULE ARGS`` would.
+    """
+
+    def __init__(self):
+        self._process = subprocess.Popen(
+            [PYTHON, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'cli_server.py')],
+            cwd=REPO, env=cli_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            start_new_session=True)
+        ready = self._process.stdout.readline()
+        assert ready.strip(), 'cli_server.py did not start'
+
+    def run(self, argv, cwd, timeout=COMMAND_TIMEOUT):
+        """Run ``argv`` (which starts with :data:`PYTHON`) in ``cwd``; returns :class:`Result`."""
+        request = {'command': argv, 'env': cli_env(), 'cwd': str(cwd), 'timeout': timeout}
+        self._process.stdin.write(json.dumps(request) + '\n')
+        self._process.stdin.flush()
+        reply = json.loads(self._process.stdout.readline())
+        if reply['timed_out']:
+            raise AssertionError('%s hung for %ds\nstderr: %s'
+                                 % (' '.join(argv), timeout, reply['stderr'][-2000:]))
+        return Result(reply['returncode'], reply['stdout'], reply['stderr'])
+
+    def close(self):
+        self._process.stdin.close()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            _kill_group(self._process.pid)
+            self._process.wait()

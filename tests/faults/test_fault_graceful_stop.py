@@ -5,7 +5,8 @@ One run folder lives through a sequence of signals, each at another moment
 during a checkpoint write). After each signal the process must exit 0 within a
 bounded time, without a traceback, saying where it stopped; the newest complete
 checkpoint must be exactly there; the next ``--resume auto`` must continue from
-it. Each signal comes in the epoch the process resumed in. The last process runs to the end: every epoch's metrics exactly once.
+it. Each signal comes in the epoch the process resumed in. The last process
+runs to the end: every epoch's metrics exactly once.
 """
 import re
 import signal

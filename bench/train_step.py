@@ -1,0 +1,122 @@
+"""Training step speed: AsymmNet against MobileNetV3 (``asymmrate=0``) at equal width.
+
+One step is forward, backward and a NAG update (``gluon.Trainer``), hybridized
+with static memory, oneDNN on.  Each AsymmNet and the MobileNetV3 of the same
+width run interleaved; the table gives samples/s and the step-time ratio.
+``--amp`` runs the whole benchmark in bfloat16 AMP (``mx.contrib.amp``, as
+``train_imagenet.py --amp`` on a CPU); AMP changes MXNet globally, so float32
+and bfloat16 are two runs (results ``train_step_float32.json`` and
+``train_step_bfloat16.json``).
+
+    OMP_NUM_THREADS=2 python bench/train_step.py
+    OMP_NUM_THREADS=2 python bench/train_step.py --amp
+"""
+import argparse
+import os
+import sys
+
+import mxnet as mx
+from mxnet import autograd, gluon
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from gluon_asymmnet import get_model  # noqa: E402
+from timing import common_arguments, interleaved_medians, print_table, write_result  # noqa: E402
+
+#: (arch, width, input side): the issue's target pair first, then full-size pairs.
+DEFAULT_CASES = (('small', '0.5', 64), ('small', '1.0', 224), ('large', '1.0', 224))
+
+
+def training_step(name, batch=32, size=64, amp=False, classes=1000):
+    """A no-argument callable doing one training step of zoo model ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Zoo name.
+    batch, size : int
+        Batch size and input side.
+    amp : bool
+        Attach AMP's loss scaler (``mx.contrib.amp.init`` must have been called
+        before any network was built).
+    classes : int
+        Classifier outputs.
+
+    Returns
+    -------
+    callable
+        Returns the loss NDArray of the step.
+    """
+    net = get_model(name, classes=classes)
+    net.initialize(mx.init.MSRAPrelu())
+    net.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer(net.collect_params(), 'nag',
+                            {'learning_rate': 0.01, 'momentum': 0.9, 'wd': 4e-5})
+    if amp:
+        from mxnet.contrib import amp as mx_amp
+        mx_amp.init_trainer(trainer)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    x = mx.nd.random.uniform(shape=(batch, 3, size, size))
+    y = mx.nd.array([i % classes for i in range(batch)])
+
+    def step():
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+            if amp:
+                from mxnet.contrib import amp as mx_amp
+                with mx_amp.scale_loss(loss, trainer) as scaled:
+                    autograd.backward(scaled)
+            else:
+                loss.backward()
+        trainer.step(batch)
+        return loss
+    return step
+
+
+def parse_case(text):
+    """``arch:width:size`` (e.g. ``small:0.5:64``) -> tuple."""
+    try:
+        arch, width, size = text.split(':')
+        size = int(size)
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected ARCH:WIDTH:SIZE, got %r' % text) from None
+    if arch not in ('large', 'small') or width not in ('1.0', '0.75', '0.5', '0.35') or size < 32:
+        raise argparse.ArgumentTypeError('expected large|small : 1.0|0.75|0.5|0.35 : size >= 32, '
+                                         'got %r' % text)
+    return arch, width, size
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--cases', nargs='+', type=parse_case, default=list(DEFAULT_CASES),
+                        metavar='ARCH:WIDTH:SIZE')
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--amp', action='store_true', help='bfloat16 AMP instead of float32')
+    common_arguments(parser, repeats=7, warmup=3)
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error('--batch-size must be >= 1')
+    if args.amp:
+        from mxnet.contrib import amp as mx_amp
+        mx_amp.init(target_dtype='bfloat16')
+    precision = 'bfloat16' if args.amp else 'float32'
+    rows = []
+    for arch, width, size in args.cases:
+        names = ('asymmnet_%s_%s' % (arch, width), 'mobilenetv3_%s_%s' % (arch, width))
+        steps = {name: training_step(name, args.batch_size, size, args.amp) for name in names}
+        times = interleaved_medians(steps, repeats=args.repeats, warmup=args.warmup)
+        rows.append(dict(arch=arch, width=width, size=size, precision=precision,
+                         asymmnet_samples_s=args.batch_size / times[names[0]],
+                         mobilenetv3_samples_s=args.batch_size / times[names[1]],
+                         step_ratio=times[names[0]] / times[names[1]]))
+    print_table(rows, ['arch', 'width', 'size', 'precision', 'asymmnet_samples_s',
+                       'mobilenetv3_samples_s', 'step_ratio'])
+    write_result('train_step_' + precision,
+                 dict(rows=rows, batch_size=args.batch_size, repeats=args.repeats,
+                      note='step_ratio: AsymmNet step time / MobileNetV3 (asymmrate=0) step '
+                           'time at the same width, interleaved in one process'))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,159 @@
+"""Put released AsymmNet weights into the local model store.
+
+``python -m gluon_asymmnet.convert SRC.params [--model asymmnet_large_1.0] [--root STORE]``
+(console script ``asymmnet-convert``) maps a parameter file onto a zoo model,
+checks every tensor, and writes ``<store>/<model>-<sha1[:8]>.params`` so that
+``gluon_asymmnet.get_model(model, pretrained=True)`` loads it. It prints the path
+and the sha1.
+
+The released file
+-----------------
+The only public ImageNet weights, ``0.7542-imagenet-modifiedv3-358-best.params``
+(AsymmNet-L x1.0, 75.42% top-1), were written by ``net.save_parameters`` of the
+original ``train.py`` from an older class (``ModifiedMBv3``, printed at the top of
+its training log). ``save_parameters`` stores structural names, and that class
+has the same layout as ours (``features.0``-``features.24``, ``output.0``) but
+names the bottleneck children ``expand``/``conv1``/``se``/``conv2``::
+
+    features.<i>.conv1.{conv.weight, bn.*}  ->  features.<i>.dw_conv.{...}
+    features.<i>.conv2.{conv.weight, bn.*}  ->  features.<i>.pw_conv_linear.{...}
+
+(``bn.*``: ``gamma beta running_mean running_var``). ``expand.*`` and
+``se.conv1/conv2.{weight,bias}`` keep their names, as do the stem, the head and
+``output.0.{weight,bias}``. Files already in this package's naming (saved by
+``gluon_asymmnet`` or by the newer original ``models/asymmnet.py``) pass
+unchanged. This is derived from the printed network; the file itself could not
+be inspected here.
+"""
+import argparse
+import os
+import re
+import sys
+import tempfile
+
+import mxnet as mx
+
+from .model_zoo import file_sha1, get_model, model_store_root
+from .train.checkpoint import param_shapes
+from .train.errors import UsageError
+
+__all__ = ['RELEASED_RENAMES', 'released_to_ours', 'convert_params', 'main']
+
+#: ``(released pattern, our replacement)`` for structural parameter names.
+RELEASED_RENAMES = ((r'^(features\.\d+)\.conv1\.', r'\1.dw_conv.'),
+                    (r'^(features\.\d+)\.conv2\.', r'\1.pw_conv_linear.'))
+_OURS_TO_RELEASED = ((r'^(features\.\d+)\.dw_conv\.', r'\1.conv1.'),
+                     (r'^(features\.\d+)\.pw_conv_linear\.', r'\1.conv2.'))
+
+
+def released_to_ours(name):
+    """Our structural name for a released (or already converted) parameter name."""
+    for pattern, replacement in RELEASED_RENAMES:
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
+def _released_name(name):
+    for pattern, replacement in _OURS_TO_RELEASED:
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
+def _load(src):
+    if not os.path.isfile(src):
+        raise UsageError('%s: no such file' % src)
+    try:
+        saved = mx.nd.load(src)
+    except mx.base.MXNetError:
+        raise UsageError('%s: not a readable MXNet parameter file' % src) from None
+    if not isinstance(saved, dict) or not saved:
+        raise UsageError('%s: holds no named parameters' % src)
+    return {name.split(':', 1)[-1]: value for name, value in saved.items()}
+
+
+def convert_params(src, model='asymmnet_large_1.0', root=None):
+    """Map ``src`` onto ``model`` and write it into the model store.
+
+    Parameters
+    ----------
+    src : str
+        A ``save_parameters`` file in the released naming or in ours.
+    model : str
+        Zoo name; the number of classes is read from ``output.0.bias``.
+    root : str, optional
+        Model store (see :func:`gluon_asymmnet.model_zoo.model_store_root`).
+
+    Returns
+    -------
+    (str, str)
+        The written path and the file's sha1.
+
+    Raises
+    ------
+    UsageError
+        An unreadable file, or a tensor that is missing, extra or of another
+        shape (named both ways, released and ours).
+    """
+    saved = _load(src)
+    converted = {}
+    for name, value in saved.items():
+        ours = released_to_ours(name)
+        if ours in converted:
+            raise UsageError('%s: both %s and another tensor map to %s' % (src, name, ours))
+        converted[ours] = value
+    bias = converted.get('output.0.bias')
+    classes = int(bias.shape[0]) if bias is not None else 1000
+    try:
+        net = get_model(model, classes=classes)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    shapes = param_shapes(net, 224)
+    for name, shape in shapes.items():
+        if name not in converted:
+            raise UsageError('%s does not fit %s: it has no %s (released name %s)'
+                             % (src, model, name, _released_name(name)))
+        if tuple(converted[name].shape) != shape:
+            raise UsageError('%s does not fit %s: %s (ours %s) has shape %s, the model needs %s'
+                             % (src, model, _released_name(name), name,
+                                tuple(converted[name].shape), shape))
+    extra = sorted(set(converted) - set(shapes))
+    if extra:
+        raise UsageError('%s does not fit %s: %s has no place in the model (%d extra tensors)'
+                         % (src, model, _released_name(extra[0]), len(extra)))
+    store = model_store_root(root)
+    os.makedirs(store, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.%s-' % model, suffix='.params', dir=store)
+    os.close(fd)
+    try:
+        mx.nd.save(tmp, {name: converted[name] for name in sorted(shapes)})
+        sha1 = file_sha1(tmp)
+        path = os.path.join(store, '%s-%s.params' % (model, sha1[:8]))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path, sha1
+
+
+def main(argv=None):
+    """Entry point; returns the exit status (2 with a one-line error for bad input)."""
+    parser = argparse.ArgumentParser(
+        prog='python -m gluon_asymmnet.convert',
+        description='Map released AsymmNet weights (or weights in this package\'s naming) onto a '
+                    'zoo model and store them so that get_model(model, pretrained=True) loads them.')
+    parser.add_argument('src', help='the parameter file, e.g. '
+                                    '0.7542-imagenet-modifiedv3-358-best.params')
+    parser.add_argument('--model', default='asymmnet_large_1.0', help='zoo name')
+    parser.add_argument('--root', default=None,
+                        help='model store (default: $MXNET_HOME/models or ~/.mxnet/models)')
+    args = parser.parse_args(argv)
+    try:
+        path, sha1 = convert_params(args.src, args.model, args.root)
+    except UsageError as error:
+        parser.exit(2, '%s: error: %s\n' % (parser.prog, error))
+    print('%s sha1=%s' % (path, sha1))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Property-based fuzzing of the command lines: random flags and values never give a traceback.
+
+For ``train_imagenet.py``, ``python -m gluon_asymmnet.export`` and
+``python -m gluon_asymmnet.convert`` (and ``eval.py``), hypothesis draws a few
+flags (real ones with valid, borderline and nonsense values, and unknown ones)
+on top of a base command that is cheap when it is valid (a 40-image RecordIO
+file, one epoch). The contract: exit status 0, or 2 with a last stderr line
+``PROG: error: ...``; never a Python traceback, never another status, never a
+hang. The examples run in :class:`faultlib.CliServer` (forked from one
+interpreter that has MXNet imported: ``runpy`` as ``python SCRIPT``/``python -m``
+would); one fixed example per command also runs in a fresh interpreter.
+"""
+import os
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import faultlib
+
+FAULT = 'random command-line flags for %s'
+NAMES = ['asymmnet_small_0.35', 'mobilenetv3_small_0.35', 'asymmnet_small', 'asymmnet_large_0.35',
+         'mobilenetv2_0.25', 'mobilenetv2_asymm_0.35', 'no_such_model', '']
+#: Text without path separators or NUL: random names stay inside the test's folder.
+TEXT = st.text(st.sampled_from('abc019._-,: '), max_size=8)
+FLOATS = st.one_of(st.floats(-2, 3, width=32), st.sampled_from(
+    ['nan', 'inf', '-inf', '0', '1e30', '-0.0', 'x', '']))
+INTS = st.one_of(st.integers(-2, 3), st.sampled_from(['0', '-1', '100000', '2.5', 'x', '']))
+FLAG = None  # a flag without a value
+
+
+def _value(strategy):
+    return strategy.map(str)
+
+
+def argv_strategy(flags, max_flags=5):
+    """A list of ``[flag, value, flag, ...]`` drawn from ``flags`` (name -> value strategy)."""
+    names = sorted(flags)
+    return st.lists(st.sampled_from(names), max_size=max_flags, unique=True).flatmap(
+        lambda chosen: st.tuples(*[
+            st.just([name]) if flags[name] is FLAG else _value(flags[name]).map(
+                lambda value, name=name: [name, value]) for name in chosen])).map(
+        lambda parts: [token for part in parts for token in part])
+
+
+def check_contract(result, prog):
+    """Exit 0, or 2 with a ``PROG: error:`` last line; never a traceback."""
+    lines = faultlib.error_lines(result.stderr)
+    context = 'exit %d\n%s' % (result.returncode, result.stderr[-3000:])
+    assert 'Traceback' not in result.stderr, context
+    assert result.returncode in (0, 2), context
+    if result.returncode == 2:
+        assert lines and '%s: error:' % prog in lines[-1], context
+    return 'exit 0' if result.returncode == 0 else 'exit 2 with a message'
+
+
+# --- train_imagenet.py -----------------------------------------------------------------------
+
+TRAIN_FLAGS = {
+    '--model': st.sampled_from(NAMES), '--width-scale': FLOATS, '--dropout': FLOATS,
+    '--asymmrate': INTS, '--shuffle-group': INTS, '--doshuffle': FLAG, '--last-gamma': FLAG,
+    '--mode': st.sampled_from(['hybrid', 'imperative', 'symbolic']),
+    '--batch-size': st.one_of(st.integers(-1, 64), INTS), '--num-epochs': INTS,
+    '--optimizer': st.sampled_from(['nag', 'sgd', 'adam']), '--lr': FLOATS, '--lr-base': FLOATS,
+    '--momentum': FLOATS, '--wd': FLOATS, '--no-wd': FLAG,
+    '--lr-mode': st.sampled_from(['step', 'poly', 'cosine', 'linear']), '--lr-decay': FLOATS,
+    '--lr-decay-period': INTS, '--lr-decay-epoch': st.sampled_from(['1', '0,1', 'a', '', '-1']),
+    '--warmup-lr': FLOATS, '--warmup-epochs': INTS, '--label-smoothing': FLAG, '--mixup': FLAG,
+    '--mixup-alpha': FLOATS, '--mixup-off-epoch': INTS, '--teacher': st.sampled_from(NAMES),
+    '--temperature': FLOATS, '--hard-weight': FLOATS,
+    '--seed': st.one_of(INTS, st.sampled_from(['4294967296', '-5'])),
+    '--dtype': st.sampled_from(['float32', 'float16', 'bfloat16']), '--amp': FLAG,
+    '--num-gpus': INTS, '--kvstore': st.sampled_from(['local', 'device', 'dist_sync', 'nccl']),
+    '--input-size': st.one_of(st.integers(-1, 48), INTS), '--crop-ratio': FLOATS,
+    '--classes': st.one_of(st.integers(-1, 12), INTS), '--num-training-samples': INTS,
+    '--save-frequency': INTS, '--log-interval': INTS, '--logging-file': TEXT,
+    '--tensorboard': FLAG, '--tag-name': TEXT, '--resume': st.sampled_from(['auto', 'none.json']),
+    '--resume-epoch': INTS, '--resume-params': TEXT, '--resume-states': TEXT, '-j': INTS,
+    '--dataset': st.sampled_from(['imagenet', 'digits', 'cifar']), '--data-dir': TEXT,
+    '--rec-train-idx': TEXT, '--no-such-flag': TEXT,
+}
+
+
+def _train_base(jpeg_records):
+    rec, idx = jpeg_records
+    return faultlib.TRAIN + [
+        '--rec-train', rec, '--rec-train-idx', idx, '--rec-val', rec, '--rec-val-idx', idx,
+        '--model', faultlib.MODEL, '--input-size', '32', '--batch-size', '8', '--num-epochs', '1',
+        '-j', '1', '--log-interval', '1']
+
+
+def _train_tail(tmp_path):
+    """Always last (argparse keeps the last value): outputs inside the test's folder."""
+    return ['--save-dir', str(tmp_path / 'runs')]
+
+
+@settings(max_examples=40)
+@given(flags=argv_strategy(TRAIN_FLAGS))
+@example(flags=['--lr', 'nan'])
+@example(flags=['--dtype', 'float16'])
+@example(flags=['--num-gpus', '1'])
+@example(flags=['--logging-file', '..'])
+@example(flags=['--tag-name', ''])
+@example(flags=['--amp'])
+@example(flags=['--dataset', 'digits', '--input-size', '16'])
+def test_train_random_flags(flags, jpeg_records, tmp_path_factory, cli, trials):
+    tmp_path = tmp_path_factory.mktemp('train-fuzz')
+    argv = _train_base(jpeg_records) + flags + _train_tail(tmp_path)
+    result = cli.run(argv, tmp_path)
+    trials.record(FAULT % 'train_imagenet.py', check_contract(result, 'train_imagenet.py'))
+
+
+# --- export and convert ----------------------------------------------------------------------
+
+def _export_flags(paths):
+    return {
+        '--model': st.sampled_from(NAMES), '--run-dir': st.sampled_from(paths + ['']),
+        '--params-file': st.sampled_from(paths), '--classes': st.one_of(st.integers(-1, 12), INTS),
+        '--width-scale': FLOATS, '--asymmrate': INTS,
+        '--input-size': st.one_of(st.integers(-1, 48), INTS), '--crop-ratio': FLOATS,
+        '--prefix': st.sampled_from(paths), '--format': st.sampled_from(['mxnet', 'onnx', 'tf']),
+        '--preprocess': FLAG, '--layout': st.sampled_from(['CHW', 'HWC', 'NCHW']),
+        '--no-such-flag': TEXT,
+    }
+
+
+def _paths(tmp_path, good_params):
+    """Paths a fuzzed flag may name: good, missing, a folder, a folder that does not exist."""
+    missing_dir = str(tmp_path / 'no' / 'such' / 'dir' / 'out')
+    return [good_params, str(tmp_path / 'missing.params'), str(tmp_path), missing_dir,
+            str(tmp_path / 'out'), os.path.join(str(tmp_path), '')]
+
+
+PATH_KEYS = st.integers(0, 5)
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+def test_export_random_flags(data, good_params, tmp_path_factory, cli, trials):
+    tmp_path = tmp_path_factory.mktemp('export-fuzz')
+    paths = _paths(tmp_path, good_params)
+    base = faultlib.EXPORT + ['--model', faultlib.MODEL, '--classes', '10', '--input-size', '32',
+                              '--params-file', good_params, '--prefix', str(tmp_path / 'out')]
+    flags = data.draw(argv_strategy(_export_flags(paths), 4))
+    result = cli.run(base + flags, tmp_path)
+    trials.record(FAULT % 'gluon_asymmnet.export',
+                  check_contract(result, 'python -m gluon_asymmnet.export'))
+
+
+@settings(max_examples=20)
+@given(data=st.data())
+def test_convert_random_flags(data, good_params, tmp_path_factory, cli, trials):
+    tmp_path = tmp_path_factory.mktemp('convert-fuzz')
+    paths = _paths(tmp_path, good_params)
+    flags = {'--model': st.sampled_from(NAMES + ['asymmnet_large_1.0']),
+             '--root': st.sampled_from(paths), '--no-such-flag': TEXT}
+    src = data.draw(st.sampled_from(paths + ['-', '']))
+    extra = data.draw(argv_strategy(flags, 2))
+    argv = faultlib.CONVERT + [src, '--model', faultlib.MODEL, '--root',
+                               str(tmp_path / 'store')] + extra
+    result = cli.run(argv, tmp_path)
+    trials.record(FAULT % 'gluon_asymmnet.convert',
+                  check_contract(result, 'python -m gluon_asymmnet.convert'))
+
+
+# --- the real interpreter ---------------------------------------------------------------------
+
+@pytest.mark.parametrize('command', ['train', 'export'])
+def test_fresh_interpreter_examples(command, jpeg_records, good_params, tmp_path, trials):
+    """One fuzz-style bad value per command, run as a user runs it (no fork server)."""
+    if command == 'train':
+        argv = _train_base(jpeg_records) + ['--num-epochs', '0'] + _train_tail(tmp_path)
+        prog = 'train_imagenet.py'
+    else:
+        argv = faultlib.EXPORT + ['--model', faultlib.MODEL, '--params-file', good_params,
+                                  '--prefix', str(tmp_path / 'no' / 'dir' / 'out'),
+                                  '--input-size', '-3']
+        prog = 'python -m gluon_asymmnet.export'
+    result = faultlib.run_cli(argv, cwd=str(tmp_path))
+    trials.record(FAULT % (prog.split()[-1]), check_contract(result, prog))
+    assert result.returncode == 2, result.stderr[-3000:]
