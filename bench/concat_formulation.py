@@ -46,7 +46,7 @@ class _ChildStep(object):
     """A callable that makes the child process do one step and waits for it."""
 
     def __init__(self, model, batch, size):
-        env = dict(os.environ, MXNET_MKLDNN_ENABLED='0')
+        env = dict(os.environ, MXNET_MKLDNN_ENABLED='0', MXNET_STORAGE_FALLBACK_LOG_VERBOSE='0')
         self.process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), '--child', '--model', model,
              '--batch-size', str(batch), '--size', str(size)],

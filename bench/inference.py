@@ -2,11 +2,11 @@
 
 For every width, AsymmNet-L/S, our MobileNetV3-L/S (the same code with
 ``asymmrate=0``) and, at width 1.0, GluonCV's MobileNetV3 run interleaved at
-batch 1 (latency) and batch 32 (throughput) on each backend.  Backends come from
-``gluon_asymmnet.benchmark.build_backend`` when that module exists (imperative,
-hybridized, oneDNN-fused, exported, ONNX Runtime, INT8); otherwise from the
-three built here on MXNet alone.  Then every zoo model's hybridized batch-1
-latency is plotted against its MACs (``bench/results/latency_vs_macs.png``).
+batch 1 (latency) on every backend of ``gluon_asymmnet.benchmark`` (imperative,
+hybridized, oneDNN-fused, exported SymbolBlock, ONNX Runtime, INT8 in MXNet
+and in ONNX Runtime) at width 1.0, and hybridized at every width and at batch 32
+(throughput).  Then every zoo model's hybridized batch-1 latency is plotted
+against its MACs (``bench/results/latency_vs_macs.png``).
 
     OMP_NUM_THREADS=2 python bench/inference.py            # ~5 min on 2 cores
     python bench/inference.py --widths 1.0 --backends hybridized --no-plot
@@ -16,53 +16,30 @@ import os
 import sys
 
 import mxnet as mx
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from gluon_asymmnet import get_model, list_models  # noqa: E402
+from gluon_asymmnet.benchmark import BACKENDS, build_backend  # noqa: E402
 from gluon_asymmnet.utils.summary import summary  # noqa: E402
 from timing import (RESULTS_DIR, common_arguments, interleaved_medians,  # noqa: E402
                     print_table, write_result)
 
-#: Backends built here when ``gluon_asymmnet.benchmark`` is not available.
-LOCAL_BACKENDS = ('imperative', 'hybridized', 'onednn_fused')
-
-
-def _local_build_backend(name, net, input_shape):
-    """A callable ``run(x)`` for ``net`` on backend ``name`` (MXNet only)."""
-    if name == 'hybridized':
-        net.hybridize(static_alloc=True, static_shape=True)
-    elif name == 'onednn_fused':
-        net.optimize_for(mx.nd.zeros(input_shape), backend='MKLDNN', static_alloc=True,
-                         static_shape=True)
-    elif name != 'imperative':
-        raise ValueError('unknown backend %r' % name)
-    return net
-
-
-def backends():
-    """``(build_backend, names)``: the package's builders if present, else the local ones."""
-    try:
-        from gluon_asymmnet.benchmark import BACKENDS, build_backend
-    except ImportError:
-        return _local_build_backend, LOCAL_BACKENDS
-    return build_backend, tuple(BACKENDS)
-
-
-def _runner(build, backend, name, batch, size):
+def _runner(backend, name, batch, size):
     net = get_model(name)
     net.initialize(mx.init.MSRAPrelu())
     shape = (batch, 3, size, size)
-    run = build(backend, net, shape)
-    x = mx.nd.random.uniform(shape=shape)
+    run = build_backend(backend, net, shape)
+    x = np.random.RandomState(0).uniform(-1, 1, shape).astype(np.float32)
     return lambda: run(x)
 
 
-def compare(build, backend, names, batch, size, repeats, warmup):
+def compare(backend, names, batch, size, repeats, warmup):
     """Median seconds per batch of each zoo model in ``names``, interleaved."""
     number = 5 if batch == 1 else 1
-    runners = {name: _runner(build, backend, name, batch, size) for name in names}
+    runners = {name: _runner(backend, name, batch, size) for name in names}
     return interleaved_medians(runners, repeats=repeats, warmup=warmup, number=number)
 
 
@@ -100,30 +77,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--widths', nargs='+', default=['1.0', '0.75', '0.5', '0.35'],
                         choices=['1.0', '0.75', '0.5', '0.35'])
-    parser.add_argument('--backends', nargs='+', default=None,
-                        help='backend names (default: all available)')
+    parser.add_argument('--backends', nargs='+', default=list(BACKENDS), choices=BACKENDS,
+                        help='backends timed at batch 1 at --backend-widths')
+    parser.add_argument('--backend-widths', nargs='+', default=['1.0'],
+                        help='widths timed on every backend (the others: hybridized only)')
     parser.add_argument('--size', type=int, default=224, help='input side in pixels')
     parser.add_argument('--batch-32-backends', nargs='+', default=['hybridized'],
-                        help='backends also timed at batch 32 (slow)')
+                        choices=BACKENDS, help='backends also timed at batch 32 (slow)')
     parser.add_argument('--no-plot', action='store_true', help='skip the zoo latency plot')
     common_arguments(parser, repeats=7, warmup=2)
     args = parser.parse_args(argv)
-    build, available = backends()
-    chosen = args.backends or list(available)
-    unknown = [b for b in chosen + args.batch_32_backends if b not in available]
-    if unknown:
-        parser.error('unknown backend(s) %s; available: %s' % (', '.join(unknown),
-                                                               ', '.join(available)))
+    chosen = list(dict.fromkeys(['hybridized'] + args.backends))
     rows, failures = [], {}
     for backend in chosen:
         for batch in (1, 32):
             if batch == 32 and backend not in args.batch_32_backends:
                 continue
             for arch, width, names in _pairs(args.widths):
+                if backend != 'hybridized' and width not in args.backend_widths:
+                    continue
                 try:
-                    times = compare(build, backend, names, batch, args.size, args.repeats,
+                    times = compare(backend, names, batch, args.size, args.repeats,
                                     args.warmup)
-                except (mx.base.MXNetError, RuntimeError, ValueError) as error:
+                except Exception as error:   # a backend that cannot run a model is reported
                     failures['%s/%s' % (backend, names[0])] = str(error).splitlines()[0][:200]
                     continue
                 row = dict(backend=backend, batch=batch, arch=arch, width=width,
@@ -152,7 +128,7 @@ def main(argv=None):
             fastest['asymmnet_ms'] / large_b1['asymmnet_ms'])
     if not args.no_plot:
         names = list_models()
-        times = compare(build, 'hybridized', names, 1, args.size, max(3, args.repeats // 2), 1)
+        times = compare('hybridized', names, 1, args.size, max(3, args.repeats // 2), 1)
         points = [dict(model=name, latency_ms=1e3 * times[name],
                        macs=summary(_built(name), (1, 3, args.size, args.size)).macs)
                   for name in names]

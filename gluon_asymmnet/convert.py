@@ -64,7 +64,7 @@ def _load(src):
         raise UsageError('%s: no such file' % src)
     try:
         saved = mx.nd.load(src)
-    except mx.base.MXNetError:
+    except (mx.base.MXNetError, UnicodeDecodeError):
         raise UsageError('%s: not a readable MXNet parameter file' % src) from None
     if not isinstance(saved, dict) or not saved:
         raise UsageError('%s: holds no named parameters' % src)
@@ -139,8 +139,9 @@ def main(argv=None):
     """Entry point; returns the exit status (2 with a one-line error for bad input)."""
     parser = argparse.ArgumentParser(
         prog='python -m gluon_asymmnet.convert',
-        description='Map released AsymmNet weights (or weights in this package\'s naming) onto a '
-                    'zoo model and store them so that get_model(model, pretrained=True) loads them.')
+        description='Map released AsymmNet weights (or weights in this package\'s naming) onto '
+                    'a zoo model and store them so that get_model(model, pretrained=True) '
+                    'loads them.')
     parser.add_argument('src', help='the parameter file, e.g. '
                                     '0.7542-imagenet-modifiedv3-358-best.params')
     parser.add_argument('--model', default='asymmnet_large_1.0', help='zoo name')

@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 
 import mxnet as mx
@@ -25,7 +24,7 @@ import numpy as np
 from .data import (DataError, check_image_folder, check_record_file, image_folder_loaders,
                    imagenet_rec_iters, prepare_digits, record_labels, batches)
 from .data.loaders import MEAN_RGB, STD_RGB
-from .export import load_exported, load_onnx, make_info, zoo_model
+from .export import add_zoo_model_flags, load_exported, load_onnx, make_info, zoo_model
 from .train.errors import UsageError
 
 __all__ = ['Predictor', 'zoo_predictor', 'exported_predictor', 'onnx_predictor',
@@ -61,7 +60,7 @@ def zoo_predictor(model, params_file, classes=None, width_scale=None, asymmrate=
     """A hybridized (static alloc/shape) zoo model with the weights of ``params_file``."""
     net = zoo_model(model, params_file, classes, width_scale, asymmrate, input_size)
     net.hybridize(static_alloc=True, static_shape=True)
-    classes = net.output[0]._channels if hasattr(net, 'output') else len(net.classes or [])
+    classes = net(mx.nd.zeros((1, 3, input_size, input_size))).shape[1]
     info = make_info(net.model_name, input_size, classes, net.classes, crop_ratio=crop_ratio)
     return Predictor(lambda x: net(mx.nd.array(x)).asnumpy(), info, net.model_name)
 
@@ -152,8 +151,8 @@ def evaluate(predictor, source, num_classes):
         ``confusion_matrix`` (list of rows) when ``num_classes <= 20``.
     """
     outputs = predictor.info['classes']
-    if outputs < num_classes:
-        raise UsageError('%s has %d outputs but the data have %d classes'
+    if outputs != num_classes:
+        raise UsageError('%s has %d outputs but the data have %d classes: a model of other data?'
                          % (predictor.name, outputs, num_classes))
     k = min(5, outputs)
     top1 = topk = count = 0
@@ -241,11 +240,7 @@ def build_parser(prog='eval.py'):
                                'classify images, or benchmark backends.')
     model = parser.add_argument_group('model')
     model.add_argument('--model', help='zoo name (with --params-file)')
-    model.add_argument('--params-file', help='weights of --model (save_parameters)')
-    model.add_argument('--classes', type=int, default=None,
-                       help='outputs of --model (default: from --params-file)')
-    model.add_argument('--width-scale', type=float, default=None, help='width multiplier')
-    model.add_argument('--asymmrate', type=int, default=None, help='reused input copies per side')
+    add_zoo_model_flags(model)
     model.add_argument('--model-prefix', help='exported PREFIX-symbol.json + PREFIX-0000.params')
     model.add_argument('--onnx', help='an ONNX file')
     data = parser.add_argument_group('data')
@@ -292,7 +287,8 @@ def _run(args):
         models = [args.model or 'asymmnet_large_1.0'] + list(args.compare or [])
         run_benchmark(models, args.backends, args.input_size or 224, args.batch_size, args.runs)
         return
-    if args.input_size is None and args.dataset == 'digits' and not (args.model_prefix or args.onnx):
+    zoo = not (args.model_prefix or args.onnx)
+    if args.input_size is None and args.dataset == 'digits' and zoo:
         args.input_size = 32
     predictor = _predictor(args)
     args.input_size = predictor.info.input_size

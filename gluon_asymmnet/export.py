@@ -15,11 +15,12 @@ in their metadata (key ``gluon_asymmnet``).
 
 Deploy graph
 ------------
-For training on oneDNN, :func:`gluon_asymmnet.models.layers.channel_concat`
-concatenates 5-D views (``expand_dims``, ``Concat``, ``Reshape(0, 0, -3, -2)``,
-and ``amp_multicast``). Neither ONNX nor the INT8 quantizer accepts that, so
-exported graphs are rewritten into a plain 4-D ``Concat`` (:func:`deploy_symbol`);
-the values are identical.
+Graphs are traced inside :func:`gluon_asymmnet.models.layers.inference_graph`
+(plain 4-D ``Concat``), then :func:`deploy_symbol` removes ``amp_multicast``
+(an identity in float32 that ONNX lacks) and turns any 5-D training concat
+(``expand_dims``, ``Concat``, ``Reshape(0, 0, -3, -2)``, as in a graph
+exported by a training run) into a plain ``Concat``: neither ONNX nor the INT8
+quantizer accepts those, and the values are identical.
 
 ONNX
 ----
@@ -40,13 +41,14 @@ import numpy as np
 
 from .data.loaders import MEAN_RGB, STD_RGB
 from .model_zoo import get_model, list_models
+from .models.layers import inference_graph
 from .train.args import model_kwargs, model_name
 from .train.checkpoint import check_params_fit, param_shapes
 from .train.errors import UsageError
 
 __all__ = ['ExportInfo', 'deploy_symbol', 'net_symbol', 'zoo_model', 'run_dir_model',
            'export_model', 'export_onnx', 'load_exported', 'load_onnx', 'require_onnxruntime',
-           'read_info', 'ONNX_TOLERANCE', 'main']
+           'read_info', 'add_zoo_model_flags', 'ONNX_TOLERANCE', 'main']
 
 #: Largest absolute logit difference accepted between MXNet and ONNX Runtime.
 ONNX_TOLERANCE = 1e-4
@@ -150,7 +152,8 @@ def deploy_symbol(symbol):
 
 def net_symbol(net):
     """``(deploy symbol, arg_params, aux_params)`` of an initialised HybridBlock."""
-    symbol = deploy_symbol(net(mx.sym.var('data')))
+    with inference_graph():
+        symbol = deploy_symbol(net(mx.sym.var('data')))
     params = {param.name: param.data() for param in net.collect_params().values()}
     args = {name: params[name] for name in symbol.list_arguments() if name in params}
     aux = {name: params[name] for name in symbol.list_auxiliary_states()}
@@ -161,7 +164,7 @@ def _saved_classes(params_file):
     """Number of outputs of a saved classifier (``output.0.bias``), or None."""
     try:
         saved = mx.nd.load(params_file)
-    except (OSError, mx.base.MXNetError):
+    except (OSError, mx.base.MXNetError, UnicodeDecodeError):
         raise UsageError('%s: not a readable MXNet parameter file' % params_file) from None
     if not isinstance(saved, dict):
         raise UsageError('%s: holds no named parameters' % params_file)
@@ -200,8 +203,10 @@ def zoo_model(model, params_file=None, classes=None, width_scale=None, asymmrate
         (naming the first parameter that differs).
     """
     name = model_name(argparse.Namespace(model=model, width_scale=width_scale), list_models())
-    if classes is None:
-        classes = (_saved_classes(params_file) if params_file else None) or 1000
+    if params_file and not os.path.isfile(params_file):
+        raise UsageError('%s: no such parameter file' % params_file)
+    saved_classes = _saved_classes(params_file) if params_file else None
+    classes = classes or saved_classes or 1000
     flags = argparse.Namespace(dropout=None, asymmrate=asymmrate, shuffle_group=None,
                                last_gamma=False)
     try:
@@ -209,8 +214,6 @@ def zoo_model(model, params_file=None, classes=None, width_scale=None, asymmrate
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
     if params_file:
-        if not os.path.isfile(params_file):
-            raise UsageError('%s: no such parameter file' % params_file)
         check_params_fit(params_file, param_shapes(net, input_size),
                          '--model %s (%d classes)' % (name, classes))
         net.load_parameters(params_file, ctx=ctx)
@@ -316,17 +319,16 @@ def export_model(net, prefix, input_size, preprocess=False, layout='CHW', crop_r
         raise UsageError('--layout must be CHW or HWC, not %s' % layout)
     folder = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
-    classes = net.output[0]._channels if hasattr(net, 'output') else None
+    classes = net(mx.nd.zeros((1, 3, input_size, input_size))).shape[1]
     synset = getattr(net, 'classes', None)
-    if classes is None:
-        classes = len(synset) if synset else net(mx.nd.zeros((1, 3, input_size, input_size))).shape[1]
     info = make_info(getattr(net, 'model_name', None), input_size, classes, synset,
                      preprocess, layout, crop_ratio)
     shape = tuple(info['input_shape'][1:])
     work = prefix if fmt == 'mxnet' else os.path.join(tempfile.mkdtemp(dir=folder), 'net')
     try:
         normalize = _Normalize(info['mean'], info['std'], layout) if preprocess else None
-        export_block(work, net, data_shape=shape, preprocess=normalize, layout=layout)
+        with inference_graph():
+            export_block(work, net, data_shape=shape, preprocess=normalize, layout=layout)
         symbol_file = work + '-symbol.json'
         deploy_symbol(mx.sym.load(symbol_file)).save(symbol_file)
         info_file = prefix + '-info.json'
@@ -428,12 +430,13 @@ def load_exported(prefix, ctx=mx.cpu()):
             raise UsageError('%s: no such file (the %s of --model-prefix %s)'
                              % (path, what, prefix))
     try:
-        symbol = mx.sym.load(symbol_file)
-    except mx.base.MXNetError:
+        with open(symbol_file) as f:
+            symbol = mx.sym.load_json(json.dumps(json.load(f)))
+    except (ValueError, mx.base.MXNetError):   # UnicodeDecodeError is a ValueError
         raise UsageError('%s: not an MXNet symbol file' % symbol_file) from None
     try:
         saved = mx.nd.load(params_file)
-    except mx.base.MXNetError:
+    except (mx.base.MXNetError, UnicodeDecodeError):
         raise UsageError('%s: not a readable MXNet parameter file' % params_file) from None
     saved = {name.split(':', 1)[-1]: value for name, value in saved.items()}
     needed = [n for n in symbol.list_arguments() if n != 'data'] + symbol.list_auxiliary_states()
@@ -481,20 +484,26 @@ def load_onnx(path, threads=0):
     return session, ExportInfo(json.loads(meta)) if meta else None
 
 
+def add_zoo_model_flags(group):
+    """``--params-file --classes --width-scale --asymmrate``: what :func:`zoo_model` takes."""
+    group.add_argument('--params-file', help='weights of --model (save_parameters)')
+    group.add_argument('--classes', type=int, default=None,
+                       help='outputs of --model (default: from --params-file)')
+    group.add_argument('--width-scale', type=float, default=None, help='width multiplier')
+    group.add_argument('--asymmrate', type=int, default=None, help='reused input copies per side')
+
+
 def build_parser():
     """The ``argparse`` parser of ``python -m gluon_asymmnet.export``."""
     parser = argparse.ArgumentParser(
         prog='python -m gluon_asymmnet.export',
         description='Export a zoo model with its parameters, or the best weights of a training '
-                    'run, to PREFIX-symbol.json + PREFIX-0000.params or ONNX, with PREFIX-info.json.')
+                    'run, to PREFIX-symbol.json + PREFIX-0000.params or ONNX, with '
+                    'PREFIX-info.json.')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--model', help='zoo name (see gluon_asymmnet.list_models())')
     source.add_argument('--run-dir', help='a train_imagenet.py run folder')
-    parser.add_argument('--params-file', help='parameters of --model (save_parameters)')
-    parser.add_argument('--classes', type=int, default=None,
-                        help='outputs of --model (default: from --params-file)')
-    parser.add_argument('--width-scale', type=float, default=None, help='width multiplier')
-    parser.add_argument('--asymmrate', type=int, default=None, help='reused input copies per side')
+    add_zoo_model_flags(parser)
     parser.add_argument('--input-size', type=int, default=None,
                         help='input side (default: 224, or the run\'s)')
     parser.add_argument('--crop-ratio', type=float, default=0.875)

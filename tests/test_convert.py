@@ -30,8 +30,9 @@ def released_shapes(log=LOG):
     """``{name: shape}`` of every tensor ``save_parameters`` wrote for the printed ``ModifiedMBv3``.
 
     A convolution's input channels are the previous convolution's outputs (the
-    printed ``None -> C`` omits them); a grouped one stores ``in/groups``; a
-    BatchNorm has the channels of the convolution before it.
+    printed ``None -> C`` omits them), except the depthwise ones, whose input is
+    the concat of ``groups`` channels; a BatchNorm has the channels of the
+    convolution before it.
     """
     with open(log) as f:
         lines = f.read().split('\n')
@@ -52,6 +53,8 @@ def released_shapes(log=LOG):
             inputs = channels if inputs == 'None' else int(inputs)
             out, kernel = int(out), int(re.search(r'kernel_size=\((\d+)', rest).group(1))
             groups = int(re.search(r'groups=(\d+)', rest).group(1)) if 'groups=' in rest else 1
+            if groups > 1:   # depthwise, on the concat of the expansion and reused inputs
+                inputs = groups
             shapes[path + '.weight'] = (out, inputs // groups, kernel, kernel)
             if 'bias=False' not in rest:
                 shapes[path + '.bias'] = (out,)

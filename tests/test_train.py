@@ -149,11 +149,14 @@ def test_bad_input_one_line_exit_2(digits, tmp_path, capsys, change, message):
 
 
 def test_bad_flag_values_exit_2(digits, tmp_path, capsys):
-    for change in (['--lr-mode', 'linear'], ['--warmup-epochs', '1'], ['--batch-size', '0']):
+    for change in (['--lr-mode', 'linear'], ['--warmup-epochs', '1'], ['--batch-size', '0'],
+                   ['--lr', 'nan'], ['--momentum', '1'], ['--crop-ratio', '0'],
+                   ['--input-size', '8'], ['--logging-file', '..'], ['--lr-decay-epoch', 'a']):
         with pytest.raises(SystemExit) as stop:
             main(argv(digits, tmp_path, *change))
         assert stop.value.code == 2
-        assert 'train_imagenet.py: error: ' in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert err.startswith('train_imagenet.py: error: ') and len(err.splitlines()) == 1
 
 
 def test_teacher_with_other_classes_is_refused(digits, tmp_path, capsys):
@@ -216,13 +219,14 @@ def test_sigterm_checkpoints_and_resume_auto_continues(digits, tmp_path):
         open(os.path.join(folder, 'log.txt')).read()
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path):
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path, capsys):
     assert main(argv(digits, tmp_path, samples=64)) == 0
     folder = run_dir(tmp_path)
     good = latest_checkpoint(folder)
     status = main(argv(digits, tmp_path, '--num-epochs', '2', '--lr', '1e30', '--resume', 'auto',
                        samples=64))
-    assert status == 1
+    assert status == 2
+    assert 'train_imagenet.py: error: Epoch[1] Batch [' in capsys.readouterr().err
     log = open(os.path.join(folder, 'log.txt')).read()
     assert 'the loss is nan' in log or 'the loss is inf' in log
     assert 'stopping without saving these weights' in log

@@ -149,6 +149,11 @@ def test_latest_checkpoint_skips_incomplete_ones_and_prune_keeps_periodic(tmp_pa
     assert left == ['m-best.json', 'm-epoch0001.json', 'm-epoch0003-batch4.json']
 
 
+def test_param_shapes_refuses_impossible_inputs():
+    with pytest.raises(UsageError, match='an input of -3x-3 pixels does not fit'):
+        param_shapes(get_model('asymmnet_small_0.35', classes=5), -3)
+
+
 def test_check_params_fit_names_the_first_mismatch(tmp_path):
     small = get_model('asymmnet_small_0.35', classes=5)
     small.initialize()

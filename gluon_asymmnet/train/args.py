@@ -22,6 +22,8 @@ The schedule is per iteration: ``--warmup-epochs`` of linear warm-up from
 ``--warmup-lr`` to ``lr``, then ``--lr-mode`` (step/poly/cosine) down to 0.
 """
 import argparse
+import math
+import os
 
 __all__ = ['build_parser', 'parse_args', 'model_name', 'model_kwargs', 'global_lr']
 
@@ -29,9 +31,16 @@ __all__ = ['build_parser', 'parse_args', 'model_name', 'model_kwargs', 'global_l
 LR_BASE_BATCH = 256
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
+
+
 def build_parser(prog='train_imagenet.py'):
     """The ``argparse`` parser of the training command."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog=prog, description='Train an AsymmNet (or any zoo model) on ImageNet-style data '
                                '(RecordIO or class folders), GluonCV style.')
     data = parser.add_argument_group('data')
@@ -47,7 +56,8 @@ def build_parser(prog='train_imagenet.py'):
     data.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4,
                       help='number of preprocessing threads/processes')
     data.add_argument('--input-size', type=int, default=None,
-                      help='side of the square input (default 224; 32 with --dataset digits)')
+                      help='side of the square input, at least 16 (default 224; 32 with '
+                           '--dataset digits)')
     data.add_argument('--crop-ratio', type=float, default=0.875,
                       help='validation centre-crop ratio')
     data.add_argument('--min-random-area', type=float, default=None,
@@ -147,23 +157,41 @@ def build_parser(prog='train_imagenet.py'):
     return parser
 
 
+#: ``(flag, lowest, highest, lowest allowed, highest allowed)`` of the numeric flags;
+#: ``None``: unbounded. Unset optional flags (``None``) are not checked.
+_RANGES = (
+    ('batch_size', 1, None, True, True), ('num_epochs', 1, None, True, True),
+    ('log_interval', 1, None, True, True), ('input_size', 16, None, True, True),
+    ('num_workers', 0, None, True, True), ('classes', 1, None, True, True),
+    ('num_training_samples', 1, None, True, True), ('num_gpus', 0, None, True, True),
+    ('save_frequency', 0, None, True, True), ('warmup_epochs', 0, None, True, True),
+    ('lr_decay_period', 0, None, True, True), ('resume_epoch', 0, None, True, True),
+    ('seed', 0, None, True, True), ('asymmrate', 0, None, True, True),
+    ('shuffle_group', 0, None, True, True),
+    ('lr', 0, None, True, True), ('lr_base', 0, None, False, True),
+    ('momentum', 0, 1, True, False), ('wd', 0, None, True, True),
+    ('warmup_lr', 0, None, True, True), ('lr_decay', 0, None, False, True),
+    ('crop_ratio', 0, 1, False, True), ('min_random_area', 0, 1, False, True),
+    ('mixup_alpha', 0, None, False, True), ('temperature', 0, None, False, True),
+    ('hard_weight', 0, 1, True, True), ('dropout', 0, 1, True, False),
+    ('width_scale', 0, None, False, True),
+)
+
+
+def _check_range(parser, name, value, low, high, low_ok, high_ok):
+    flag = '--' + name.replace('_', '-')
+    if isinstance(value, float) and not math.isfinite(value):
+        parser.error('%s must be a finite number, not %s' % (flag, value))
+    if low is not None and (value < low or value == low and not low_ok):
+        parser.error('%s must be %s %s, not %s' % (flag, '>=' if low_ok else '>', low, value))
+    if high is not None and (value > high or value == high and not high_ok):
+        parser.error('%s must be %s %s, not %s' % (flag, '<=' if high_ok else '<', high, value))
+
+
 def parse_args(argv=None):
     """Parse and check ``argv``; bad values exit with status 2 (argparse's ``error``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    positive = ['batch_size', 'num_epochs', 'log_interval']
-    for name in positive:
-        if getattr(args, name) < 1:
-            parser.error('--%s must be at least 1' % name.replace('_', '-'))
-    if args.num_gpus < 0 or args.save_frequency < 0 or args.warmup_epochs < 0:
-        parser.error('--num-gpus, --save-frequency and --warmup-epochs cannot be negative')
-    if args.warmup_epochs >= args.num_epochs:
-        parser.error('--warmup-epochs %d leaves no epoch of --num-epochs %d after warm-up'
-                     % (args.warmup_epochs, args.num_epochs))
-    if args.mixup_off_epoch < 0 or args.mixup_off_epoch > args.num_epochs:
-        parser.error('--mixup-off-epoch must be between 0 and --num-epochs')
-    if args.resume and (args.resume_params or args.resume_states):
-        parser.error('--resume cannot be combined with --resume-params/--resume-states')
     digits = args.dataset == 'digits'
     if args.input_size is None:
         args.input_size = 32 if digits else 224
@@ -171,14 +199,27 @@ def parse_args(argv=None):
         args.min_random_area = 1.0 if digits else 0.08
     if args.mirror is None:
         args.mirror = not digits
-    if not 0 < args.min_random_area <= 1:
-        parser.error('--min-random-area must be in (0, 1]')
+    for name, *bounds in _RANGES:
+        if getattr(args, name) is not None:
+            _check_range(parser, name, getattr(args, name), *bounds)
+    if not args.logging_file or os.sep in args.logging_file or args.logging_file in ('.', '..'):
+        parser.error('--logging-file must be a file name (it goes in the run folder), not %r'
+                     % args.logging_file)
+    if args.warmup_epochs >= args.num_epochs:
+        parser.error('--warmup-epochs %d leaves no epoch of --num-epochs %d after warm-up'
+                     % (args.warmup_epochs, args.num_epochs))
+    if args.mixup_off_epoch < 0 or args.mixup_off_epoch > args.num_epochs:
+        parser.error('--mixup-off-epoch must be between 0 and --num-epochs')
+    if args.resume and (args.resume_params or args.resume_states):
+        parser.error('--resume cannot be combined with --resume-params/--resume-states')
     if args.doshuffle and args.shuffle_group is None:
         args.shuffle_group = 2
     try:
         args.lr_decay_epochs = [int(e) for e in args.lr_decay_epoch.split(',') if e.strip()]
     except ValueError:
-        parser.error('--lr-decay-epoch must be comma-separated integers, not %r'
+        args.lr_decay_epochs = [-1]
+    if any(epoch < 0 for epoch in args.lr_decay_epochs):
+        parser.error('--lr-decay-epoch must be comma-separated epochs (integers >= 0), not %r'
                      % args.lr_decay_epoch)
     return args
 

@@ -24,8 +24,9 @@ import mxnet as mx
 
 from .errors import UsageError
 
-__all__ = ['atomic_save', 'atomic_link', 'RunLock', 'save_checkpoint', 'mark_best', 'latest_checkpoint', 'read_checkpoint',
-           'prune_checkpoints', 'param_shapes', 'check_params_fit']
+__all__ = ['atomic_save', 'atomic_link', 'RunLock', 'save_checkpoint', 'mark_best',
+           'latest_checkpoint', 'read_checkpoint', 'prune_checkpoints', 'param_shapes',
+           'saved_param_shapes', 'check_params_fit']
 
 _BEST = 'best'
 
@@ -247,13 +248,39 @@ def param_shapes(net, input_size):
     """``{structured name: shape}`` of ``net``'s parameters, by shape inference only.
 
     Nothing is allocated or computed; the names are those of ``save_parameters``.
+
+    Raises
+    ------
+    UsageError
+        ``input_size`` is too small (or not positive) for the network.
     """
     out = net(mx.sym.var('data'))
-    args, _, aux = out.infer_shape(data=(1, 3, input_size, input_size))
+    try:
+        args, _, aux = out.infer_shape(data=(1, 3, input_size, input_size))
+    except mx.base.MXNetError:
+        raise UsageError('an input of %sx%s pixels does not fit this network'
+                         % (input_size, input_size)) from None
     inferred = dict(zip(out.list_arguments(), args))
     inferred.update(zip(out.list_auxiliary_states(), aux))
     return {name: tuple(inferred[param.name])
             for name, param in net._collect_params_with_prefix().items()}
+
+
+def saved_param_shapes(path):
+    """``{name: shape}`` of a parameter file (``arg:``/``aux:`` prefixes dropped).
+
+    Raises
+    ------
+    UsageError
+        The file is not a readable MXNet file of named parameters.
+    """
+    try:
+        saved = mx.nd.load(path)
+    except (OSError, mx.base.MXNetError):
+        raise UsageError('%s: not a readable MXNet parameter file' % path) from None
+    if not isinstance(saved, dict):
+        raise UsageError('%s: holds no named parameters' % path)
+    return {name.split(':', 1)[-1]: tuple(array.shape) for name, array in saved.items()}
 
 
 def check_params_fit(path, shapes, what):
@@ -272,19 +299,13 @@ def check_params_fit(path, shapes, what):
     UsageError
         Naming the file and the first parameter that is missing, extra, or of another shape.
     """
-    try:
-        saved = mx.nd.load(path)
-    except (OSError, mx.base.MXNetError):
-        raise UsageError('%s: not a readable MXNet parameter file' % path) from None
-    if not isinstance(saved, dict):
-        raise UsageError('%s: holds no named parameters' % path)
-    saved = {name.split(':', 1)[-1]: array.shape for name, array in saved.items()}
+    saved = saved_param_shapes(path)
     for name, shape in shapes.items():
         if name not in saved:
             raise UsageError('%s does not fit %s: parameter %s is missing' % (path, what, name))
-        if tuple(saved[name]) != shape:
+        if saved[name] != shape:
             raise UsageError('%s does not fit %s: parameter %s has shape %s, the model needs %s'
-                             % (path, what, name, tuple(saved[name]), shape))
+                             % (path, what, name, saved[name], shape))
     extra = sorted(set(saved) - set(shapes))
     if extra:
         raise UsageError('%s does not fit %s: it has parameter %s that the model lacks'

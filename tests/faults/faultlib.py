@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from hypothesis import HealthCheck, settings
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = sys.executable
 TRAIN = [PYTHON, os.path.join(REPO, 'train_imagenet.py')]
@@ -39,6 +41,12 @@ LAUNCH = [PYTHON, '-m', 'gluon_asymmnet.launch']
 COMMAND_TIMEOUT = 180
 
 Result = collections.namedtuple('Result', 'returncode stdout stderr')
+
+#: Settings of the suite's property-based tests: the same examples on every run and in CI
+#: (``derandomize``), no example database, no deadline (commands take seconds).
+FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
+                print_blob=True, suppress_health_check=[HealthCheck.too_slow,
+                                                        HealthCheck.function_scoped_fixture])
 
 
 def cli_env():

@@ -142,3 +142,122 @@ def test_damaged_params_file(command, fault, good_params, digits, tmp_path, cli,
             'export' % ', '.join(sorted(PARAMS_FAULTS)), '%s: %s' % (command, fault), result,
             ['damaged.params'])
     assert_one_line_error(result, ['damaged.params'], codes=(2,))
+
+
+# --- exported models given to eval.py ----------------------------------------------------------
+
+#: The record faults also given to eval.py.
+EVAL_RECORD_FAULTS = ('undecodable JPEG inside a record', '.rec truncated',
+                      '.idx points past the end of the .rec')
+
+
+@pytest.mark.parametrize('fault', EVAL_RECORD_FAULTS)
+def test_damaged_record_files_given_to_eval(fault, jpeg_records, good_params, tmp_path, cli, rng,
+                                            trials):
+    damage, culprit = RECORD_FAULTS[fault]
+    bad = _copy(jpeg_records, str(tmp_path), 'damaged')
+    damage(bad[0], bad[1], rng)
+    result = cli.run(faultlib.EVAL + ['--model', faultlib.MODEL, '--params-file', good_params,
+                                      '--input-size', '32', '--rec-val', bad[0], '--rec-val-idx',
+                                      bad[1], '--batch-size', '8', '-j', '1'], tmp_path)
+    name = os.path.basename(bad[0] if culprit == 'rec' else bad[1])
+    _record(trials, 'Damaged RecordIO given to eval.py (%s)' % ', '.join(EVAL_RECORD_FAULTS),
+            fault, result, [name])
+    assert_one_line_error(result, [name], codes=(2,))
+
+
+@pytest.fixture(scope='module')
+def exports(tmp_path_factory):
+    """An MXNet export of the suite's model for 10 classes and an ONNX file of a 5-class one."""
+    import mxnet as mx
+    from gluon_asymmnet import get_model
+    from gluon_asymmnet.export import export_model
+    folder = tmp_path_factory.mktemp('exports')
+    made = {}
+    for classes, fmt in ((10, 'mxnet'), (5, 'onnx')):
+        net = get_model(faultlib.MODEL, classes=classes)
+        net.initialize(mx.init.Xavier())
+        prefix = str(folder / ('classes%d' % classes))
+        made[fmt] = export_model(net, prefix, 32, fmt=fmt)
+    return {'prefix': str(folder / 'classes10'),
+            'onnx': [path for path in made['onnx'] if path.endswith('0.onnx')
+                     or path.endswith('5.onnx')][0]}
+
+
+def _eval_argv(jpeg_records, *model):
+    return faultlib.EVAL + list(model) + ['--rec-val', jpeg_records[0], '--rec-val-idx',
+                                          jpeg_records[1], '--batch-size', '8', '-j', '1']
+
+
+def _copy_export(prefix, folder):
+    copy = os.path.join(folder, 'damaged')
+    for suffix in ('-symbol.json', '-0000.params', '-info.json'):
+        shutil.copy(prefix + suffix, copy + suffix)
+    return copy
+
+
+EXPORT_FAULTS = {
+    'symbol JSON that is not JSON': ('-symbol.json', lambda path, rng: open(path, 'w').write(
+        'this is not JSON {"nodes": [')),
+    'symbol JSON cut in half': ('-symbol.json', lambda path, rng: _cut(path, 0.5)),
+    'params of an export cut in half': ('-0000.params', lambda path, rng: _cut(path, 0.5)),
+    'info JSON that is not JSON': ('-info.json', lambda path, rng: _cut(path, 0.5)),
+}
+
+
+@pytest.mark.parametrize('fault', sorted(EXPORT_FAULTS))
+def test_damaged_export(fault, exports, jpeg_records, tmp_path, cli, rng, trials):
+    suffix, damage = EXPORT_FAULTS[fault]
+    prefix = _copy_export(exports['prefix'], str(tmp_path))
+    damage(prefix + suffix, rng)
+    argv = _eval_argv(jpeg_records, '--model-prefix', prefix)
+    fresh_interpreter = fault == 'symbol JSON that is not JSON'
+    result = (faultlib.run_cli(argv, cwd=str(tmp_path)) if fresh_interpreter
+              else cli.run(argv, tmp_path))
+    name = os.path.basename(prefix + suffix)
+    _record(trials, 'Damaged export given to eval.py --model-prefix (%s)'
+            % ', '.join(sorted(EXPORT_FAULTS)), fault, result, [name])
+    assert_one_line_error(result, [name], codes=(2,))
+
+
+def _garbage_onnx(path, rng):
+    _garbage(path, rng)
+
+
+ONNX_FAULTS = {
+    # (damage or None, extra eval flags)
+    'ONNX file of a 5-class model on 10-class data': (None, []),
+    'ONNX file of a 32x32 model at --input-size 64': (None, ['--input-size', '64']),
+    'ONNX file cut in half': (lambda path, rng: _cut(path, 0.5), []),
+    'ONNX file of garbage': (_garbage_onnx, []),
+}
+
+
+@pytest.mark.parametrize('fault', sorted(ONNX_FAULTS))
+def test_wrong_or_damaged_onnx(fault, exports, jpeg_records, tmp_path, cli, rng, trials):
+    damage, extra = ONNX_FAULTS[fault]
+    onnx_file = str(tmp_path / 'other.onnx')
+    shutil.copy(exports['onnx'], onnx_file)
+    if damage is not None:
+        damage(onnx_file, rng)
+    result = cli.run(_eval_argv(jpeg_records, '--onnx', onnx_file) + extra, tmp_path)
+    _record(trials, 'Wrong or damaged ONNX file given to eval.py --onnx (%s)'
+            % ', '.join(sorted(ONNX_FAULTS)), fault, result, ['other.onnx'])
+    assert_one_line_error(result, ['other.onnx'], codes=(2,))
+
+
+def test_params_of_another_model(jpeg_records, tmp_path, cli, trials):
+    """eval.py --model asymmnet_small_0.35 with the weights of asymmnet_large_0.35."""
+    import mxnet as mx
+    from gluon_asymmnet import get_model
+    net = get_model('asymmnet_large_0.35', classes=10)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    other = str(tmp_path / 'large.params')
+    net.save_parameters(other)
+    result = cli.run(_eval_argv(jpeg_records, '--model', faultlib.MODEL, '--params-file', other,
+                                '--input-size', '32'), tmp_path)
+    _record(trials, 'Params file of another model given to eval.py --model', 'large for small',
+            result, ['large.params'])
+    line = assert_one_line_error(result, ['large.params'], codes=(2,))
+    assert 'parameter' in line, line

@@ -67,7 +67,8 @@ def test_kill_one_worker_of_dist_sync(save_dir, tmp_path, rng, trials):
     stopped = result.returncode != 0 and took < STOP_WITHIN and not left and message
     point = resume_point(run_dir)
     trials.record('SIGKILL one worker of a 2-worker dist_sync job',
-                  'the job stopped in %.0fs with "%s"' % (took, message[0].strip())
+                  'the job stopped within %ds, saying "%s"'
+                  % (STOP_WITHIN, re.sub(r'worker \d+', 'worker N', message[0].strip()))
                   if stopped else 'exit %d after %.0fs, %d processes left'
                   % (result.returncode, took, len(left)), lost=0 if stopped else 1)
     assert result.returncode != 0

@@ -1,7 +1,7 @@
 """Property-based fuzzing of the command lines: random flags and values never give a traceback.
 
 For ``train_imagenet.py``, ``python -m gluon_asymmnet.export`` and
-``python -m gluon_asymmnet.convert`` (and ``eval.py``), hypothesis draws a few
+``python -m gluon_asymmnet.convert`` and ``eval.py``, hypothesis draws a few
 flags (real ones with valid, borderline and nonsense values, and unknown ones)
 on top of a base command that is cheap when it is valid (a 40-image RecordIO
 file, one epoch). The contract: exit status 0, or 2 with a last stderr line
@@ -77,7 +77,8 @@ TRAIN_FLAGS = {
     '--tensorboard': FLAG, '--tag-name': TEXT, '--resume': st.sampled_from(['auto', 'none.json']),
     '--resume-epoch': INTS, '--resume-params': TEXT, '--resume-states': TEXT, '-j': INTS,
     '--dataset': st.sampled_from(['imagenet', 'digits', 'cifar']), '--data-dir': TEXT,
-    '--rec-train-idx': TEXT, '--no-such-flag': TEXT,
+    '--rec-train-idx': TEXT, '--min-random-area': FLOATS, '--mirror': FLAG, '--no-mirror': FLAG,
+    '--no-such-flag': TEXT,
 }
 
 
@@ -94,7 +95,7 @@ def _train_tail(tmp_path):
     return ['--save-dir', str(tmp_path / 'runs')]
 
 
-@settings(max_examples=40)
+@settings(faultlib.FUZZ, max_examples=30)
 @given(flags=argv_strategy(TRAIN_FLAGS))
 @example(flags=['--lr', 'nan'])
 @example(flags=['--dtype', 'float16'])
@@ -110,57 +111,85 @@ def test_train_random_flags(flags, jpeg_records, tmp_path_factory, cli, trials):
     trials.record(FAULT % 'train_imagenet.py', check_contract(result, 'train_imagenet.py'))
 
 
-# --- export and convert ----------------------------------------------------------------------
+# --- export, convert, eval --------------------------------------------------------------------
 
-def _export_flags(paths):
-    return {
-        '--model': st.sampled_from(NAMES), '--run-dir': st.sampled_from(paths + ['']),
-        '--params-file': st.sampled_from(paths), '--classes': st.one_of(st.integers(-1, 12), INTS),
-        '--width-scale': FLOATS, '--asymmrate': INTS,
-        '--input-size': st.one_of(st.integers(-1, 48), INTS), '--crop-ratio': FLOATS,
-        '--prefix': st.sampled_from(paths), '--format': st.sampled_from(['mxnet', 'onnx', 'tf']),
-        '--preprocess': FLAG, '--layout': st.sampled_from(['CHW', 'HWC', 'NCHW']),
-        '--no-such-flag': TEXT,
-    }
+#: Paths a fuzzed flag may name, as placeholders (the folder is the example's own):
+#: good weights, a missing file, the folder itself, a file under missing folders, a new file.
+PATHS = ('GOOD_PARAMS', 'TMP/missing.params', 'TMP', 'TMP/no/such/dir/out', 'TMP/out', 'TMP/')
+PATH = st.sampled_from(PATHS)
+#: Where a command may write: never over the shared good weights.
+OUT_PATH = st.sampled_from(PATHS[1:])
 
 
-def _paths(tmp_path, good_params):
-    """Paths a fuzzed flag may name: good, missing, a folder, a folder that does not exist."""
-    missing_dir = str(tmp_path / 'no' / 'such' / 'dir' / 'out')
-    return [good_params, str(tmp_path / 'missing.params'), str(tmp_path), missing_dir,
-            str(tmp_path / 'out'), os.path.join(str(tmp_path), '')]
+def _resolve(argv, tmp_path, good_params):
+    return [token.replace('GOOD_PARAMS', good_params).replace('TMP', str(tmp_path))
+            for token in argv]
 
 
-PATH_KEYS = st.integers(0, 5)
+EXPORT_FLAGS = {
+    '--model': st.sampled_from(NAMES), '--run-dir': PATH, '--params-file': PATH,
+    '--classes': st.one_of(st.integers(-1, 12), INTS), '--width-scale': FLOATS,
+    '--asymmrate': INTS, '--input-size': st.one_of(st.integers(-1, 48), INTS),
+    '--crop-ratio': FLOATS, '--prefix': OUT_PATH,
+    '--format': st.sampled_from(['mxnet', 'onnx', 'tf']), '--preprocess': FLAG, '--layout': st.sampled_from(['CHW', 'HWC', 'NCHW']),
+    '--no-such-flag': TEXT,
+}
 
 
-@settings(max_examples=25)
-@given(data=st.data())
-def test_export_random_flags(data, good_params, tmp_path_factory, cli, trials):
+@settings(faultlib.FUZZ, max_examples=25)
+@given(flags=argv_strategy(EXPORT_FLAGS, 4))
+@example(flags=['--input-size', '-1'])
+@example(flags=['--input-size', '0'])
+def test_export_random_flags(flags, good_params, tmp_path_factory, cli, trials):
     tmp_path = tmp_path_factory.mktemp('export-fuzz')
-    paths = _paths(tmp_path, good_params)
     base = faultlib.EXPORT + ['--model', faultlib.MODEL, '--classes', '10', '--input-size', '32',
-                              '--params-file', good_params, '--prefix', str(tmp_path / 'out')]
-    flags = data.draw(argv_strategy(_export_flags(paths), 4))
-    result = cli.run(base + flags, tmp_path)
+                              '--params-file', 'GOOD_PARAMS', '--prefix', 'TMP/out']
+    result = cli.run(_resolve(base + flags, tmp_path, good_params), tmp_path)
     trials.record(FAULT % 'gluon_asymmnet.export',
                   check_contract(result, 'python -m gluon_asymmnet.export'))
 
 
-@settings(max_examples=20)
-@given(data=st.data())
-def test_convert_random_flags(data, good_params, tmp_path_factory, cli, trials):
+CONVERT_FLAGS = {'--model': st.sampled_from(NAMES + ['asymmnet_large_1.0']), '--root': OUT_PATH,
+                 '--no-such-flag': TEXT}
+
+
+@settings(faultlib.FUZZ, max_examples=20)
+@given(src=st.sampled_from(PATHS + ('-', '')), flags=argv_strategy(CONVERT_FLAGS, 2))
+def test_convert_random_flags(src, flags, good_params, tmp_path_factory, cli, trials):
     tmp_path = tmp_path_factory.mktemp('convert-fuzz')
-    paths = _paths(tmp_path, good_params)
-    flags = {'--model': st.sampled_from(NAMES + ['asymmnet_large_1.0']),
-             '--root': st.sampled_from(paths), '--no-such-flag': TEXT}
-    src = data.draw(st.sampled_from(paths + ['-', '']))
-    extra = data.draw(argv_strategy(flags, 2))
-    argv = faultlib.CONVERT + [src, '--model', faultlib.MODEL, '--root',
-                               str(tmp_path / 'store')] + extra
-    result = cli.run(argv, tmp_path)
+    argv = faultlib.CONVERT + [src, '--model', faultlib.MODEL, '--root', 'TMP/store'] + flags
+    result = cli.run(_resolve(argv, tmp_path, good_params), tmp_path)
     trials.record(FAULT % 'gluon_asymmnet.convert',
                   check_contract(result, 'python -m gluon_asymmnet.convert'))
+
+
+EVAL_FLAGS = {
+    '--model': st.sampled_from(NAMES), '--params-file': PATH, '--model-prefix': PATH,
+    '--onnx': PATH, '--classes': st.one_of(st.integers(-1, 12), INTS), '--width-scale': FLOATS,
+    '--asymmrate': INTS, '--dataset': st.sampled_from(['imagenet', 'digits', 'cifar']),
+    '--rec-val': PATH, '--rec-val-idx': PATH, '--data-dir': PATH,
+    '--input-size': st.one_of(st.integers(-1, 48), INTS), '--crop-ratio': FLOATS,
+    '--batch-size': st.one_of(st.integers(-1, 64), INTS), '-j': INTS, '--json': OUT_PATH,
+    '--image': PATH, '--no-such-flag': TEXT,
+}
+
+
+@settings(faultlib.FUZZ, max_examples=25)
+@given(flags=argv_strategy(EVAL_FLAGS, 4))
+@example(flags=['--crop-ratio', '0'])
+@example(flags=['--input-size', '-1'])
+@example(flags=['--json', 'TMP'])
+@example(flags=['--json', 'TMP/no/such/dir/out'])
+def test_eval_random_flags(flags, good_params, jpeg_records, digits, tmp_path_factory, cli,
+                           trials):
+    tmp_path = tmp_path_factory.mktemp('eval-fuzz')
+    base = faultlib.EVAL + ['--model', faultlib.MODEL, '--params-file', 'GOOD_PARAMS',
+                            '--input-size', '32', '--rec-val', jpeg_records[0], '--rec-val-idx',
+                            jpeg_records[1], '--batch-size', '8', '-j', '1']
+    # the digits built once for the session, never the user's ~/.mxnet
+    tail = ['--digits-root', os.path.dirname(os.path.dirname(digits.val_rec))]
+    result = cli.run(_resolve(base + flags + tail, tmp_path, good_params), tmp_path)
+    trials.record(FAULT % 'eval.py', check_contract(result, 'eval.py'))
 
 
 # --- the real interpreter ---------------------------------------------------------------------

@@ -82,3 +82,8 @@ def test_sigkill_at_random_moments_then_resume(save_dir, rng, trials, tmp_path):
                   lost=len(missing) + repeated)
     assert epochs == list(range(EPOCHS)), epochs
     assert complete_checkpoints(run_dir)
+    # not a loss, but disk space: what the killed atomic writes left behind
+    left = temporary_files(run_dir)
+    trials.record('SIGKILL x%d in one run: temporary files left in the run folder' % KILLS,
+                  '%d partial files of interrupted writes (never read; disk space only)'
+                  % len(left) if left else 'none')

@@ -7,9 +7,10 @@ another exception type (an ``AssertionError``, ``MXNetError``, ``ZeroDivisionErr
 ``KeyError``...), which a caller cannot tell from a bug.
 """
 import mxnet as mx
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import faultlib
 import gluon_asymmnet
 from gluon_asymmnet import get_model
 
@@ -63,6 +64,7 @@ def _call(name, kwargs):
     return 'model'
 
 
+@settings(faultlib.FUZZ)
 @given(name=st.sampled_from(NAMES), kwargs=KWARGS)
 @example(name='asymmnet_small_0.35', kwargs={'classes': 0})
 @example(name='asymmnet_small_0.35', kwargs={'classes': 3.5})
@@ -75,6 +77,7 @@ def test_get_model_random_arguments(trials, name, kwargs):
     trials.record(FAULT_NAME, OUTCOMES[_call(name, kwargs)])
 
 
+@settings(faultlib.FUZZ)
 @given(name=BAD_NAMES, kwargs=KWARGS)
 def test_get_model_random_names(trials, name, kwargs):
     if name in NAMES:

@@ -1,0 +1,80 @@
+"""ONNX export through mx.onnx.export_model, checked in ONNX Runtime."""
+import json
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import onnx
+import pytest
+
+from gluon_asymmnet.export import ONNX_TOLERANCE, export_model, load_onnx
+from test_export import ROOT, assert_one_line_error, randomized, run_cli
+
+
+@pytest.mark.parametrize('name', ['asymmnet_large_1.0', 'asymmnet_small_0.35'])
+def test_onnxruntime_matches_mxnet(tmp_path, name):
+    net = randomized(name, input_size=224)
+    prefix = str(tmp_path / name)
+    files = export_model(net, prefix, 224, fmt='onnx')
+    assert files == [prefix + '.onnx', prefix + '-batch1.onnx', prefix + '-info.json']
+    x = np.random.RandomState(2).normal(size=(3, 3, 224, 224)).astype(np.float32)
+    expected = net(mx.nd.array(x)).asnumpy()
+    assert np.abs(expected).max() > 0.1   # logits that can differ
+    session, info = load_onnx(prefix + '.onnx')
+    got = session.run(None, {'data': x})[0]
+    assert np.abs(got - expected).max() <= ONNX_TOLERANCE
+    assert (got.argmax(1) == expected.argmax(1)).all()
+    assert info['input_shape'] == [1, 3, 224, 224] and len(info['synset']) == 1000
+    single = load_onnx(prefix + '-batch1.onnx')[0]
+    assert single.get_inputs()[0].shape == [1, 3, 224, 224]
+    got = single.run(None, {'data': x[:1]})[0]
+    assert np.abs(got - expected[:1]).max() <= ONNX_TOLERANCE
+    model = onnx.load(prefix + '.onnx')
+    assert [i.name for i in model.graph.input] == ['data']   # parameters are initializers
+    assert len(model.graph.initializer) > 100
+
+
+def test_eval_of_onnx_and_export_agree(tmp_path):
+    from gluon_asymmnet.data import prepare_digits
+    net = randomized('asymmnet_small_0.35', classes=10)
+    prefix = str(tmp_path / 'digits')
+    export_model(net, prefix, 32)
+    export_model(net, prefix, 32, fmt='onnx')
+    prepare_digits(str(tmp_path / 'data'))
+    results = []
+    for flag, value in (('--model-prefix', prefix), ('--onnx', prefix + '.onnx')):
+        status, _, err = run_cli('eval.py', flag, value, '--dataset', 'digits', '--digits-root',
+                                 tmp_path / 'data', '-j', 1, '--json', tmp_path / 'r.json')
+        assert status == 0, err
+        results.append(json.load(open(tmp_path / 'r.json')))
+    assert results[0]['top1'] == results[1]['top1']
+    assert results[0]['confusion_matrix'] == results[1]['confusion_matrix']
+
+
+def test_missing_onnxruntime_is_one_line(tmp_path):
+    code = ('import sys; sys.modules["onnxruntime"] = None; '
+            'from gluon_asymmnet.evaluate import main; '
+            'sys.exit(main(["--onnx", "x.onnx", "--image", "a.jpg"]))')
+    done = subprocess.run([sys.executable, '-c', code], cwd=str(tmp_path), capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert_one_line_error(done.returncode, done.stderr, 'onnxruntime is not installed')
+
+
+def test_corrupted_onnx_file_is_one_line(tmp_path):
+    bad = tmp_path / 'bad.onnx'
+    bad.write_bytes(b'\x08\x07garbage that is not a protobuf model')
+    status, _, err = run_cli('eval.py', '--onnx', bad, '--dataset', 'digits')
+    assert_one_line_error(status, err, 'bad.onnx: not a valid ONNX model')
+
+
+def test_onnx_of_another_model_is_refused(tmp_path):
+    net = randomized('asymmnet_small_0.35', classes=1000)
+    export_model(net, str(tmp_path / 'imagenet'), 32, fmt='onnx')
+    status, _, err = run_cli('eval.py', '--onnx', tmp_path / 'imagenet.onnx', '--dataset',
+                             'digits', '--digits-root', tmp_path / 'data', '-j', 1)
+    assert_one_line_error(status, err, 'has 1000 outputs but the data have 10 classes')
+    status, _, err = run_cli('eval.py', '--onnx', tmp_path / 'imagenet.onnx', '--dataset',
+                             'digits', '--digits-root', tmp_path / 'data', '--input-size', 64)
+    assert_one_line_error(status, err, 'takes 32x32 images, not --input-size 64')

@@ -1,0 +1,78 @@
+"""INT8: MXNet oneDNN and ONNX Runtime keep top-1 on the digits within 1 point of float32."""
+import json
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_asymmnet.data import imagenet_rec_iters, prepare_digits
+from gluon_asymmnet.evaluate import Predictor, evaluate, exported_predictor, onnx_predictor
+from gluon_asymmnet.export import export_model, run_dir_model
+from gluon_asymmnet.quantize import calibration_iter, quantize_mxnet, quantize_onnx
+from test_export import run_cli
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """AsymmNet-S x0.5 trained on the digits by the demo (6 epochs, about 93% top-1), exported."""
+    root = tmp_path_factory.mktemp('demo')
+    status, _, err = run_cli('train_imagenet.py', '--dataset', 'digits', '--model',
+                             'asymmnet_small_0.5', '--num-epochs', 6, '--batch-size', 64,
+                             '--lr', 0.2, '--lr-mode', 'cosine', '-j', 1, '--save-dir', root,
+                             '--tag-name', 'demo')
+    assert status == 0, err
+    net, size = run_dir_model(str(root / 'asymmnet_small_0.5-demo'))
+    prefix = str(root / 'digits')
+    export_model(net, prefix, size)
+    export_model(net, prefix, size, fmt='onnx')
+    digits = prepare_digits(str(root))
+    val = imagenet_rec_iters(None, None, digits.val_rec, digits.val_idx, 60, size, num_workers=1)[1]
+    train = imagenet_rec_iters(None, None, digits.train_rec, digits.train_idx, 32, size,
+                               num_workers=1)[1]
+    return net, prefix, val, calibration_iter(train, 320), str(root)
+
+
+def test_calibration_iter_lives_on_cpu0(trained):
+    calib = trained[3]
+    calib.reset()
+    batch = next(iter(calib))
+    assert batch.data[0].context == mx.cpu(0) and batch.data[0].shape == (32, 3, 32, 32)
+    assert sum(b.data[0].shape[0] for b in calib) == 320 - 32   # the rest of the epoch
+
+
+def test_mxnet_int8_keeps_top1(trained, tmp_path):
+    net, prefix, val, calib, _ = trained
+    fp32 = evaluate(exported_predictor(prefix), val, 10)
+    assert fp32['top1'] > 0.8   # a trained model, so that the comparison means something
+    quantized = quantize_mxnet(net, calib)
+    quantized.export(str(tmp_path / 'int8'), 0)
+    ops = {node['op'] for node in json.load(open(str(tmp_path / 'int8-symbol.json')))['nodes']}
+    assert any('quantize' in op for op in ops)
+    info = exported_predictor(prefix).info
+    int8 = evaluate(Predictor(lambda x: quantized(mx.nd.array(x)).asnumpy(), info, 'int8'), val, 10)
+    assert int8['top1'] >= fp32['top1'] - 0.01
+
+
+def test_onnxruntime_int8_keeps_top1(trained, tmp_path):
+    _, prefix, val, calib, _ = trained
+    fp32 = evaluate(onnx_predictor(prefix + '.onnx'), val, 10)
+    path = quantize_onnx(prefix + '.onnx', str(tmp_path / 'int8.onnx'), calib)
+    predictor = onnx_predictor(path)
+    assert predictor.info['synset'] == [str(d) for d in range(10)]   # metadata kept
+    import onnx
+    ops = {node.op_type for node in onnx.load(path).graph.node}
+    assert 'QuantizeLinear' in ops and 'DequantizeLinear' in ops
+    int8 = evaluate(predictor, val, 10)
+    assert int8['top1'] >= fp32['top1'] - 0.01
+
+
+def test_cli_prints_top1_before_and_after(trained, tmp_path):
+    _, prefix, _, _, root = trained
+    status, out, err = run_cli('gluon_asymmnet.quantize', '--onnx', prefix + '.onnx',
+                               '--dataset', 'digits', '--digits-root', root, '-j', 1,
+                               '--out', tmp_path / 'q.onnx', '--num-calib', 64)
+    assert status == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith('float32: top1=') and lines[1].startswith('int8: top1=')
+    top1 = [float(line.split('top1=')[1].split()[0]) for line in lines]
+    assert np.isclose(top1[0], top1[1], atol=0.05)
