@@ -30,5 +30,17 @@ demo: venv
 	    --log-interval 100
 	$(VPY) -m gluon_asymmnet.plot $(DEMO_RUN)
 
+# Speed on this machine (bench/README.md): every number a median of interleaved runs,
+# every comparison a ratio measured in one process. Writes bench/results/*.json and
+# bench/results/latency_vs_macs.png; ~10-15 min on 2 cores.
+BENCH_THREADS ?= 2
+bench: venv
+	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/inference.py
+	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/train_step.py
+	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/train_step.py --amp
+	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/concat_formulation.py
+	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/data_pipeline.py
+	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/gemm_ceiling.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -8,7 +8,9 @@ temporary folder, packs them with the package's ``prepare_records`` (MXNet's
 threads.  Interleaved with those, the float32 training steps of AsymmNet-S/L
 x1.0 and MobileNetV3-S/L x1.0 (batch 32, 224x224) give the samples/s the
 pipeline has to deliver; ``pipeline / training`` above 1 means the model, not
-the data, limits training on this machine.
+the data, limits training on this machine.  MXNet's ImageRecordIter caps its
+decoding threads at ``max(cores / 2 - 1, 1)`` (recorded as
+``decode_threads_cap``), so on 2 cores both settings decode with one thread.
 
     OMP_NUM_THREADS=2 python bench/data_pipeline.py
 """
@@ -94,6 +96,7 @@ def main(argv=None):
     print_table(rows, ['what', 'samples_s', 'pipeline_2_threads_over_training'])
     write_result('data_pipeline', dict(
         images=args.images, batch_size=args.batch_size, pipeline_samples_s=pipeline,
+        decode_threads_cap=max(os.cpu_count() // 2 - 1, 1),
         training_samples_s=training, rows=rows,
         note='decode+augment samples/s of ImageRecordIter (224 crops of 500x375 JPEGs) and '
              'float32 training samples/s at 224, interleaved in one process'))

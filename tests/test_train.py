@@ -289,3 +289,17 @@ def test_dist_sync_two_workers_end_with_identical_parameters(digits, tmp_path):
         np.testing.assert_array_equal(rank0[name].asnumpy(), rank1[name].asnumpy(), err_msg=name)
     assert 'step size 32' in out   # the gradients are averaged over both workers' batches
     assert len(metrics(folder)) == 1
+
+
+def test_dist_async_trains_on_the_servers_and_checkpoints_the_parameters(digits, tmp_path):
+    proc = python('-m', 'gluon_asymmnet.launch', '-n', '2', '-s', '1', '--',
+                  'python', 'train_imagenet.py',
+                  *argv(digits, tmp_path, '--kvstore', 'dist_async', '--lr-mode', 'cosine',
+                        samples=64))
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out
+    folder = run_dir(tmp_path)
+    meta = latest_checkpoint(folder)
+    assert meta['next_epoch'] == 1 and meta['states'] is None   # optimizer states: on servers
+    assert np.isfinite(metrics(folder)[0]['train_loss'])
+    assert os.path.exists(os.path.join(folder, MODEL + '-symbol.json'))

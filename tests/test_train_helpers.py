@@ -12,7 +12,7 @@ from gluon_asymmnet.train.checkpoint import (RunLock, atomic_save, check_params_
                                              latest_checkpoint, param_shapes, prune_checkpoints)
 from gluon_asymmnet.train.errors import UsageError
 from gluon_asymmnet.train.loop import soft_targets
-from gluon_asymmnet.train.main import lr_schedule
+from gluon_asymmnet.train.main import lr_schedule, server_lr_schedule
 from gluon_asymmnet.train.precision import choose_precision
 
 KNOWN = list_models()
@@ -89,6 +89,16 @@ def test_lr_schedule_warms_up_from_warmup_lr_then_follows_the_mode():
     step = lr_schedule(parse_args(['--model', 'm', '--num-epochs', '4', '--lr-decay-epoch', '2']),
                        0.1, num_batches=10)
     assert step(19) == pytest.approx(0.1) and step(20) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize('flags', [['--lr-mode', 'cosine'], ['--lr-mode', 'poly'],
+                                   ['--lr-decay-epoch', '2,3'], ['--lr-decay-period', '2']])
+def test_server_schedule_for_dist_async_matches_gluoncv(flags):
+    args = parse_args(['--model', 'm', '--num-epochs', '5', '--warmup-epochs', '1',
+                       '--warmup-lr', '0.01'] + flags)
+    gluoncv, server = lr_schedule(args, 0.4, 10), server_lr_schedule(args, 0.4, 10)
+    for update in (0, 5, 15, 25, 35, 45):
+        assert server(update) == pytest.approx(gluoncv(update), abs=0.025), update   # +-1 update
 
 
 def test_soft_targets_smooth_and_mix():

@@ -32,7 +32,7 @@ from .errors import UsageError
 from .loop import Job, StopFlag, train
 from .run_dir import RunDir
 
-__all__ = ['main', 'build_job', 'lr_schedule']
+__all__ = ['main', 'build_job', 'lr_schedule', 'server_lr_schedule']
 
 PROG = 'train_imagenet.py'
 
@@ -52,6 +52,28 @@ def lr_schedule(args, lr, num_batches):
                     step_epoch=[e - args.warmup_epochs for e in steps],
                     step_factor=args.lr_decay, power=2),
     ])
+
+
+def server_lr_schedule(args, lr, updates_per_epoch):
+    """The schedule of :func:`lr_schedule` from MXNet's own schedulers, for ``dist_async``.
+
+    Under ``dist_async`` the optimizer runs on the parameter servers, which
+    unpickle it with nothing but MXNet importable (GluonCV's schedulers cannot
+    be loaded there). ``updates_per_epoch`` counts the updates of all workers.
+    """
+    total = args.num_epochs * updates_per_epoch
+    common = dict(base_lr=lr, warmup_steps=args.warmup_epochs * updates_per_epoch,
+                  warmup_begin_lr=args.warmup_lr)
+    if args.lr_mode == 'cosine':
+        return mx.lr_scheduler.CosineScheduler(total, final_lr=0, **common)
+    if args.lr_mode == 'poly':
+        return mx.lr_scheduler.PolyScheduler(total, pwr=2, final_lr=0, **common)
+    if args.lr_decay_period > 0:
+        epochs = range(args.lr_decay_period, args.num_epochs, args.lr_decay_period)
+    else:
+        epochs = [e for e in args.lr_decay_epochs if args.warmup_epochs < e < args.num_epochs]
+    steps = sorted({e * updates_per_epoch for e in epochs}) or [total + 1]
+    return mx.lr_scheduler.MultiFactorScheduler(steps, factor=args.lr_decay, **common)
 
 
 def _kvstore(name):
@@ -208,7 +230,10 @@ def _assemble(args, ctx, precision, kv, classes, name, net, teacher, run_dir, me
             teacher_net.hybridize(static_alloc=True, static_shape=True)
         teacher = teacher_net
 
-    schedule = lr_schedule(args, lr, num_batches)
+    if sync or kv is None:
+        schedule = lr_schedule(args, lr, num_batches)
+    else:
+        schedule = server_lr_schedule(args, lr, num_batches * num_workers)
     optimizer_params = {'wd': args.wd, 'momentum': args.momentum, 'lr_scheduler': schedule}
     if precision.dtype == 'float16':
         optimizer_params['multi_precision'] = True
@@ -308,11 +333,13 @@ def _finish(job):
         job.net.save_parameters(job.run_dir.file('worker%d-final.params' % job.rank))
         return
     best = job.run_dir.file('%s-best.params' % job.model)
-    if os.path.exists(best):
-        job.net.load_parameters(best, ctx=job.ctx, cast_dtype=True)
-    if job.precision.dtype != 'float32':
-        job.net.cast('float32')
-    prefix = job.run_dir.export(job.net, job.model, job.args.input_size, job.ctx[0])
+    if not os.path.exists(best):     # no epoch finished in this run folder
+        return
+    # a fresh float32 copy: the trained network stays tied to its trainer (and kvstore)
+    net = _build_net(job.model, model_kwargs(job.args, job.classes), '--model ' + job.model)
+    net.load_parameters(best, ctx=job.ctx[0], cast_dtype=True, dtype_source='saved')
+    net.cast('float32')
+    prefix = job.run_dir.export(net, job.model, job.args.input_size, job.ctx[0])
     job.run_dir.logger.info('exported %s-symbol.json and %s-0000.params', prefix, prefix)
 
 

@@ -95,7 +95,7 @@ def _train_tail(tmp_path):
     return ['--save-dir', str(tmp_path / 'runs')]
 
 
-@settings(faultlib.FUZZ, max_examples=30)
+@settings(faultlib.FUZZ, max_examples=25)
 @given(flags=argv_strategy(TRAIN_FLAGS))
 @example(flags=['--lr', 'nan'])
 @example(flags=['--dtype', 'float16'])

@@ -1,0 +1,112 @@
+"""Markdown tables of the latest ``bench/results/*.json`` (``bench/results/summary.md``).
+
+    python bench/report.py        # after the other benchmarks (make bench runs it last)
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from timing import RESULTS_DIR  # noqa: E402
+
+
+def _load(name):
+    path = os.path.join(RESULTS_DIR, name + '.json')
+    if not os.path.exists(path):
+        return None
+    with open(path) as result:
+        return json.load(result)
+
+
+def _table(header, rows):
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(str(cell) for cell in row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def _inference(result):
+    rows = []
+    for r in result['rows']:
+        rows.append(['%s %s' % (r['arch'], r['width']), r['backend'], r['batch'],
+                     '%.1f' % r['asymmnet_ms'], '%.1f' % r['mobilenetv3_ms'],
+                     '%.1f' % r['gluoncv_ms'] if 'gluoncv_ms' in r else '',
+                     '%.2fx' % r['asymm_vs_r0'],
+                     '%.2fx' % r['asymm_vs_gluoncv'] if 'asymm_vs_gluoncv' in r else ''])
+    text = _table(['model', 'backend', 'batch', 'AsymmNet ms', 'MobileNetV3 (ours, r=0) ms',
+                   'GluonCV MobileNetV3 ms', 'AsymmNet / r=0', 'AsymmNet / GluonCV'], rows)
+    if result.get('targets'):
+        t = result['targets']
+        text += ('\n\nAsymmNet-L x1.0 hybridized vs GluonCV MobileNetV3-L: batch-1 latency '
+                 '**%.2fx**, batch-32 throughput **%.2fx**; fastest backend `%s` at batch 1: '
+                 '**%.2fx** the hybridized latency.' % (
+                     t['large_1_0_batch1_latency_vs_gluoncv'],
+                     t['large_1_0_batch32_throughput_vs_gluoncv'],
+                     t['fastest_backend'], t['fastest_vs_hybridized_batch1']))
+    if result.get('failures'):
+        text += '\n\nNot measured: ' + '; '.join('%s (%s)' % item
+                                                  for item in sorted(result['failures'].items()))
+    return text
+
+
+def _train(results):
+    rows = [['%s %s' % (r['arch'], r['width']), r['size'], r['precision'],
+             '%.1f' % r['asymmnet_samples_s'], '%.1f' % r['mobilenetv3_samples_s'],
+             '%.2fx' % r['step_ratio']] for result in results for r in result['rows']]
+    return _table(['model', 'input', 'precision', 'AsymmNet samples/s',
+                   'MobileNetV3 (r=0) samples/s', 'step time AsymmNet / r=0'], rows)
+
+
+def _concat(result):
+    rows = [[r['variant'], '%.1f' % r['step_ms'], '%.2fx' % r['vs_asymmrate0']]
+            for r in result['rows']]
+    return ('%s, batch %d, %dx%d:\n\n' % (result['model'], result['batch_size'], result['size'],
+                                           result['size'])
+            + _table(['variant', 'step ms', 'vs asymmrate=0 (oneDNN on)'], rows))
+
+
+def _pipeline(result):
+    rows = [[r['what'], '%.1f' % r['samples_s'],
+             '%.2f' % r['pipeline_2_threads_over_training']
+             if 'pipeline_2_threads_over_training' in r else ''] for r in result['rows']]
+    return _table(['', 'samples/s', 'pipeline / training'], rows)
+
+
+def _ceiling(result):
+    rows = [[r['what'], '%.1f' % r['gflop_s'], '%.1f%%' % (100 * r['fraction_of_gemm'])]
+            for r in result['rows']]
+    return _table(['', 'GFLOP/s', 'of the GEMM'], rows)
+
+
+def main():
+    parts = []
+    machine = None
+    sections = [('Inference', 'inference', _inference),
+                ('Training step', None, None),
+                ('Concat formulation (training)', 'concat_formulation', _concat),
+                ('Data pipeline vs training demand', 'data_pipeline', _pipeline),
+                ('Machine ceiling', 'gemm_ceiling', _ceiling)]
+    for title, name, render in sections:
+        if name is None:
+            results = [r for r in (_load('train_step_float32'), _load('train_step_bfloat16')) if r]
+            if results:
+                parts.append('### %s\n\n%s' % (title, _train(results)))
+                machine = machine or results[0]['machine']
+            continue
+        result = _load(name)
+        if result:
+            parts.append('### %s\n\n%s' % (title, render(result)))
+            machine = machine or result['machine']
+    if machine:
+        parts.insert(0, 'Machine: %s, %s cores (%s), MXNet %s, OMP_NUM_THREADS=%s.' % (
+            machine['cpu'], machine['cores'], ', '.join(machine['isa']), machine['mxnet'],
+            machine['omp_num_threads']))
+    text = '\n\n'.join(parts) + '\n'
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    with open(os.path.join(RESULTS_DIR, 'summary.md'), 'w') as out:
+        out.write(text)
+    print(text)
+
+
+if __name__ == '__main__':
+    main()
