@@ -1,19 +1,24 @@
 """Post-training INT8 quantization: MXNet oneDNN and ONNX Runtime.
 
-MXNet (``quantize_net_v2``, oneDNN)
------------------------------------
+MXNet (oneDNN)
+--------------
 On MXNet 1.9.1 a plain ``quantize_net(net, calib_mode='naive', calib_data=...)``
-fails on AsymmNet in three ways; the working configuration (:data:`MXNET_CONFIG`):
+fails on AsymmNet in several ways; the working configuration (:data:`MXNET_CONFIG`):
 
 * calibration needs an ``mx.io.DataIter`` whose arrays live on ``cpu(0)``
-  (``ImageRecordIter`` gives ``cpu_pinned`` arrays, which the CachedOp rejects):
-  :func:`calibration_iter` copies N images into an ``NDArrayIter``;
+  (``ImageRecordIter`` gives ``cpu_pinned`` arrays, which the CachedOp rejects)
+  and that has no label: :func:`calibration_iter` copies N images into an
+  ``NDArrayIter``;
+* the Gluon result of ``quantize_net``/``quantize_net_v2`` exports an empty
+  parameter file, so the symbolic ``quantize_model_mkldnn`` is used, then
+  ``optimize_for('MKLDNN_QUANTIZE')``: its graph and parameters save and load
+  with ``SymbolBlock.imports``;
 * ``quantized_dtype='auto'`` (and ``'uint8'``) stops at run time with
   ``data type do not match ... unsigned char v.s. given char``: the reused input
   copies of the concat are signed, the expansion's relu output unsigned. Use
   ``'int8'``;
-* the channel ``Concat`` stays in float32 (``exclude_operators=['Concat']``), and
-  the squeeze-excitation convolutions too (``exclude_layers_match``): they act on
+* the channel ``Concat`` stays in float32 (``excluded_op_names=['Concat']``), and
+  the squeeze-excitation layers too (excluded by name): they act on
   1x1 maps (no speed to gain) and quantizing them costs the most accuracy.
 
 Naive calibration (min/max) is the one that works: entropy calibration makes a
@@ -53,10 +58,11 @@ from .train.errors import UsageError
 __all__ = ['MXNET_CONFIG', 'calibration_iter', 'symbol_block', 'quantize_mxnet', 'quantize_onnx',
            'main']
 
-#: The ``quantize_net_v2`` arguments that work for AsymmNet on MXNet 1.9.1.
+#: The ``quantize_model_mkldnn`` arguments that work for AsymmNet on MXNet 1.9.1
+#: (plus the squeeze-excitation layers, excluded by name).
 MXNET_CONFIG = dict(quantized_dtype='int8', quantize_mode='full',
-                    quantize_granularity='tensor-wise', exclude_operators=['Concat'],
-                    exclude_layers_match=['squeezeexcitation'])
+                    quantize_granularity='tensor-wise', excluded_op_names=['Concat'])
+_EXCLUDED_MATCH = 'squeezeexcitation'
 
 
 def calibration_iter(source, num_images, batch_size=32):
@@ -81,7 +87,7 @@ def calibration_iter(source, num_images, batch_size=32):
         if not parts:
             raise DataError('no calibration images')
         images = np.concatenate(parts)[:num_images]
-    return mx.io.NDArrayIter(images.astype(np.float32), np.zeros(len(images), np.float32),
+    return mx.io.NDArrayIter(images.astype(np.float32), None,
                              batch_size=min(batch_size, len(images)), last_batch_handle='discard')
 
 
@@ -113,16 +119,22 @@ def quantize_mxnet(net, calib, calib_mode='naive', num_calib_images=None):
     Returns
     -------
     mx.gluon.SymbolBlock
-        Hybridized (static alloc/shape); export it with ``.export(prefix)``.
+        The quantized graph (fused by ``MKLDNN_QUANTIZE``), hybridized with
+        static alloc/shape; ``.export(prefix)`` writes files that
+        ``SymbolBlock.imports`` loads.
     """
-    from mxnet.contrib.quantization import quantize_net_v2
-    block = symbol_block(*net_symbol(net))
+    from mxnet.contrib.quantization import quantize_model_mkldnn
+    symbol, args, aux = net_symbol(net)
+    excluded = [node['name'] for node in json.loads(symbol.tojson())['nodes']
+                if node['op'] != 'null' and _EXCLUDED_MATCH in node['name']]
     calib.reset()
-    quantized = quantize_net_v2(block, calib_data=calib, calib_mode=calib_mode,
-                                num_calib_examples=num_calib_images, ctx=mx.cpu(),
-                                **MXNET_CONFIG)
-    quantized.hybridize(static_alloc=True, static_shape=True)
-    return quantized
+    qsym, qargs, qaux = quantize_model_mkldnn(
+        symbol, args, aux, ctx=mx.cpu(), label_names=(), excluded_sym_names=excluded,
+        calib_mode=calib_mode, calib_data=calib, num_calib_examples=num_calib_images,
+        **MXNET_CONFIG)
+    block = symbol_block(qsym.optimize_for('MKLDNN_QUANTIZE'), qargs, qaux)
+    block.hybridize(static_alloc=True, static_shape=True)
+    return block
 
 
 class _Reader:

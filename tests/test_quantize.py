@@ -49,7 +49,9 @@ def test_mxnet_int8_keeps_top1(trained, tmp_path):
     ops = {node['op'] for node in json.load(open(str(tmp_path / 'int8-symbol.json')))['nodes']}
     assert any('quantize' in op for op in ops)
     info = exported_predictor(prefix).info
-    int8 = evaluate(Predictor(lambda x: quantized(mx.nd.array(x)).asnumpy(), info, 'int8'), val, 10)
+    reloaded = mx.gluon.SymbolBlock.imports(str(tmp_path / 'int8-symbol.json'), ['data'],
+                                            str(tmp_path / 'int8-0000.params'))
+    int8 = evaluate(Predictor(lambda x: reloaded(mx.nd.array(x)).asnumpy(), info, 'int8'), val, 10)
     assert int8['top1'] >= fp32['top1'] - 0.01
 
 

@@ -16,6 +16,7 @@ cores) and the test's private ``MXNET_HOME``.
 """
 import collections
 import contextlib
+import glob
 import json
 import os
 import random
@@ -325,6 +326,23 @@ def complete_checkpoints(run_dir):
         if not name.endswith('-best.json'):
             found[(meta['next_epoch'], meta['next_batch'])] = path
     return found
+
+
+def checkpoint_positions(run_dir):
+    """``(next_epoch, next_batch)`` of the checkpoints a running training has written so far.
+
+    For polling while it runs (it may prune a checkpoint at any moment): nothing
+    is loaded or asserted; see :func:`complete_checkpoints` for the real check.
+    """
+    positions = []
+    for path in glob.glob(os.path.join(run_dir, '*.json')):
+        try:
+            with open(path) as meta_file:
+                meta = json.load(meta_file)
+            positions.append((meta['next_epoch'], meta['next_batch']))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return positions
 
 
 def resume_point(run_dir):
