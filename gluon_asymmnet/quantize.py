@@ -52,11 +52,11 @@ import mxnet as mx
 import numpy as np
 
 from .data import DataError, batches
-from .export import ExportInfo, load_exported, load_onnx, net_symbol, read_info, require_onnxruntime
+from .export import ExportInfo, load_exported, load_onnx, net_symbol, require_onnxruntime
 from .train.errors import UsageError
 
-__all__ = ['MXNET_CONFIG', 'calibration_iter', 'symbol_block', 'quantize_mxnet', 'quantize_onnx',
-           'main']
+__all__ = ['MXNET_CONFIG', 'calibration_iter', 'symbol_block', 'quantize_symbol', 'quantize_mxnet',
+           'quantize_onnx', 'main']
 
 #: The ``quantize_model_mkldnn`` arguments that work for AsymmNet on MXNet 1.9.1
 #: (plus the squeeze-excitation layers, excluded by name).
@@ -102,8 +102,8 @@ def symbol_block(symbol, args, aux, ctx=mx.cpu()):
     return block
 
 
-def quantize_mxnet(net, calib, calib_mode='naive', num_calib_images=None):
-    """INT8 oneDNN version of ``net`` (a HybridBlock or SymbolBlock), with :data:`MXNET_CONFIG`.
+def quantize_symbol(net, calib, calib_mode='naive', num_calib_images=None):
+    """INT8 oneDNN graph of ``net`` (a HybridBlock or SymbolBlock), with :data:`MXNET_CONFIG`.
 
     Parameters
     ----------
@@ -118,10 +118,10 @@ def quantize_mxnet(net, calib, calib_mode='naive', num_calib_images=None):
 
     Returns
     -------
-    mx.gluon.SymbolBlock
-        The quantized graph (fused by ``MKLDNN_QUANTIZE``), hybridized with
-        static alloc/shape; ``.export(prefix)`` writes files that
-        ``SymbolBlock.imports`` loads.
+    (mx.sym.Symbol, dict, dict)
+        The quantized graph (fused by ``MKLDNN_QUANTIZE``) and its arg/aux
+        parameters: save them with ``mx.model.save_checkpoint(prefix, 0, ...)``
+        for ``SymbolBlock.imports``.
     """
     from mxnet.contrib.quantization import quantize_model_mkldnn
     symbol, args, aux = net_symbol(net)
@@ -132,7 +132,12 @@ def quantize_mxnet(net, calib, calib_mode='naive', num_calib_images=None):
         symbol, args, aux, ctx=mx.cpu(), label_names=(), excluded_sym_names=excluded,
         calib_mode=calib_mode, calib_data=calib, num_calib_examples=num_calib_images,
         **MXNET_CONFIG)
-    block = symbol_block(qsym.optimize_for('MKLDNN_QUANTIZE'), qargs, qaux)
+    return qsym.optimize_for('MKLDNN_QUANTIZE'), qargs, qaux
+
+
+def quantize_mxnet(net, calib, calib_mode='naive', num_calib_images=None):
+    """:func:`quantize_symbol` as a ``SymbolBlock``, hybridized with static alloc/shape."""
+    block = symbol_block(*quantize_symbol(net, calib, calib_mode, num_calib_images))
     block.hybridize(static_alloc=True, static_shape=True)
     return block
 
@@ -191,7 +196,7 @@ def quantize_onnx(src, dst, calib, info=None):
 def main(argv=None):
     """Entry point; returns the exit status (2 with a one-line error for bad input)."""
     from .evaluate import build_parser as eval_parser, evaluate, exported_predictor, \
-        onnx_predictor, validation_data, Predictor
+        onnx_predictor, validation_data
     parser = argparse.ArgumentParser(
         prog='python -m gluon_asymmnet.quantize', parents=[eval_parser()], add_help=False,
         conflict_handler='resolve',
@@ -224,13 +229,11 @@ def main(argv=None):
             after = onnx_predictor(args.out, args.input_size, args.crop_ratio)
         else:
             block, info = load_exported(args.model_prefix)
-            quantized = quantize_mxnet(block, calib, args.calib_mode)
-            quantized.export(args.out, 0)
+            mx.model.save_checkpoint(args.out, 0, *quantize_symbol(block, calib, args.calib_mode))
             if info is not None:
                 with open(args.out + '-info.json', 'w') as out:
                     json.dump(info, out, indent=1)
-            after = Predictor(lambda x: quantized(mx.nd.array(x)).asnumpy(),
-                              read_info(args.out) or before.info, args.out)
+            after = exported_predictor(args.out, args.input_size, args.crop_ratio)
         for name, predictor in (('float32', before), ('int8', after)):
             result = evaluate(predictor, source, num_classes)
             print('%s: top1=%.4f top5=%.4f images/s=%.1f'

@@ -8,7 +8,7 @@ import pytest
 from gluon_asymmnet.data import imagenet_rec_iters, prepare_digits
 from gluon_asymmnet.evaluate import Predictor, evaluate, exported_predictor, onnx_predictor
 from gluon_asymmnet.export import export_model, run_dir_model
-from gluon_asymmnet.quantize import calibration_iter, quantize_mxnet, quantize_onnx
+from gluon_asymmnet.quantize import calibration_iter, quantize_onnx, quantize_symbol
 from test_export import run_cli
 
 
@@ -44,8 +44,7 @@ def test_mxnet_int8_keeps_top1(trained, tmp_path):
     net, prefix, val, calib, _ = trained
     fp32 = evaluate(exported_predictor(prefix), val, 10)
     assert fp32['top1'] > 0.8   # a trained model, so that the comparison means something
-    quantized = quantize_mxnet(net, calib)
-    quantized.export(str(tmp_path / 'int8'), 0)
+    mx.model.save_checkpoint(str(tmp_path / 'int8'), 0, *quantize_symbol(net, calib))
     ops = {node['op'] for node in json.load(open(str(tmp_path / 'int8-symbol.json')))['nodes']}
     assert any('quantize' in op for op in ops)
     info = exported_predictor(prefix).info

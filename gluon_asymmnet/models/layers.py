@@ -3,8 +3,10 @@
 Activations use MXNet's fused ``hard_sigmoid`` operator (one operator instead of
 the ``+3 / clip / 6`` chain of the original code and of GluonCV) and ReLU is the
 ``Activation`` operator (which oneDNN runs in its blocked layouts, where the
-``relu`` operator forces two layout reorders); the mathematics is identical.  Blocks carry no parameters of their own beyond their convolutions
-and normalisation layers, so structural parameter names follow the attribute
+``relu`` operator forces two layout reorders); in inference graphs hard swish
+reorders its input to the plain layout once for its two operators.  The
+mathematics is identical.  Blocks carry no parameters of their own beyond their
+convolutions and normalisation layers, so structural parameter names follow the attribute
 names (``conv``, ``bn``, ``conv1``, ``conv2``) of the original AsymmNet code.
 """
 import contextlib
@@ -39,6 +41,11 @@ def _hard_sigmoid(F, x):
 
 
 def _hard_swish(F, x):
+    # Neither operator runs on oneDNN: each would reorder a oneDNN-blocked ``x`` to
+    # the plain layout by itself.  In inference graphs the identity Reshape (NCHW)
+    # does it once for both.
+    if _no_gradient(F):
+        x = F.reshape(x, shape=(0, 0, 0, 0))
     return x * F.hard_sigmoid(x, alpha=1. / 6, beta=0.5)
 
 
@@ -67,7 +74,7 @@ ACTIVATIONS = {
 
 
 class Activation(HybridBlock):
-    """Activation by name: one of :data:`ACTIVATIONS`.
+    """Activation by name: one of :data:`ACTIVATIONS`, on NCHW feature maps.
 
     Parameters
     ----------

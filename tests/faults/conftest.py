@@ -4,20 +4,24 @@ Every fault test records its trials with the ``trials`` fixture::
 
     trials.record('SIGKILL during training, then --resume auto', 'resumed at epoch 2', lost=0)
 
-Each pytest process (xdist workers included) appends them as JSON lines to one
-file per process in a results folder that the controlling process creates and
-hands to its workers. When the session ends, the controlling process adds each
-test's outcome and writes ``tests/faults/RELIABILITY.md``: one row per fault,
-with how many times it was tried, what happened, what was lost and whether its
-test passed. Rows of test files that this session did not run (a ``-k``
-selection, one file) are kept from the previous table. README's Reliability section
-shows this table.
+Every pytest process that runs tests (each xdist worker, or the only process)
+appends them as JSON lines to its own file in a results folder of this run
+(named after xdist's ``testrunuid``, shared by the workers), and at the end
+adds its tests' outcomes. The last process to finish writes
+``tests/faults/RELIABILITY.md``: one row per fault, with how many times it was
+tried, what happened, what was lost and whether its test passed. (The workers
+do it, not xdist's controlling process: that one does not load this conftest
+when pytest is given ``tests``.) Rows of test files that this run did not run
+(a ``-k`` selection, one file) are kept from the previous table. README's
+Reliability section shows this table.
 """
 import collections
+import fcntl
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -25,33 +29,47 @@ import pytest
 import faultlib
 
 RELIABILITY = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'RELIABILITY.md')
-_RESULTS_KEY = 'faults_results_dir'
 #: Records per class in the small JPEG RecordIO files of ``jpeg_records``.
 PER_CLASS = 4
 
-def _is_controller(config):
-    return not hasattr(config, 'workerinput')
+def _is_xdist_controller(config):
+    return not hasattr(config, 'workerinput') and bool(getattr(config.option, 'numprocesses', 0))
+
+
+def _give_back_the_name_conftest(config):
+    """Make ``import conftest`` mean ``tests/conftest.py`` again.
+
+    Without ``__init__.py`` files pytest imports every conftest as the module
+    ``conftest``, so loading this one replaced ``tests/conftest.py`` in
+    ``sys.modules``, and test modules that do ``from conftest import FIXTURES``
+    got this module.
+    """
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        'conftest.py')
+    for plugin in config.pluginmanager.get_plugins():
+        if getattr(plugin, '__file__', None) == root:
+            sys.modules['conftest'] = plugin
 
 
 def pytest_configure(config):
-    if _is_controller(config):
-        config._faults_results = tempfile.mkdtemp(prefix='faults-results-')
+    _give_back_the_name_conftest(config)
+    if _is_xdist_controller(config):
+        return   # runs no tests
+    if hasattr(config, 'workerinput'):
+        folder = os.path.join(tempfile.gettempdir(),
+                              'faults-results-%s' % config.workerinput['testrunuid'])
+        os.makedirs(folder, exist_ok=True)
     else:
-        config._faults_results = config.workerinput[_RESULTS_KEY]
+        folder = tempfile.mkdtemp(prefix='faults-results-')
+    config._faults_results = folder
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    """xdist: tell each worker where to put its trials."""
-    node.workerinput[_RESULTS_KEY] = node.config._faults_results
-
-
-#: Outcome of each fault test by node id (filled in the controlling process).
+#: Outcome of each fault test of this process by node id.
 _OUTCOMES = {}
 
 
 def pytest_runtest_logreport(report):
-    """Remember each fault test's outcome (called in the controller, with xdist or without)."""
+    """Remember the outcome of each fault test that this process runs."""
     if 'faults/' not in report.nodeid:
         return
     if report.failed:
@@ -148,12 +166,16 @@ def rng(request):
     return faultlib.seeded_rng(request.node.nodeid)
 
 
-def _read_trials(folder):
-    rows = []
+def _read_results(folder):
+    """All processes' trials (a list) and test outcomes (a dict) in ``folder``."""
+    trials, outcomes = [], {}
     for name in sorted(os.listdir(folder)):
         with open(os.path.join(folder, name)) as lines:
-            rows.extend(json.loads(line) for line in lines if line.strip())
-    return rows
+            if name.startswith('trials-'):
+                trials.extend(json.loads(line) for line in lines if line.strip())
+            elif name.startswith('outcomes-'):
+                outcomes.update(json.load(lines))
+    return trials, outcomes
 
 
 _HEADER = ('| Fault | Tries | What happened | Lost | Test |\n'
@@ -207,35 +229,47 @@ def _order(row):
     return min([_MODULE_ORDER.index(m) for m in modules if m in _MODULE_ORDER] or [99])
 
 
+def _write_table(trials, outcomes):
+    ran = {nodeid.split('::')[0].split('/')[-1] for nodeid in outcomes}
+    rows = collections.OrderedDict(
+        (fault, row) for fault, row in _previous_rows(RELIABILITY).items()
+        if not set(re.findall(r'`(test_\w+\.py)::', row)) & ran)
+    rows.update(reliability_rows(trials, outcomes))
+    tried = {trial['test'] for trial in trials}
+    for nodeid, outcome in sorted(outcomes.items()):
+        if outcome == 'failed' and nodeid not in tried:
+            name = nodeid.split('/')[-1]
+            rows[name] = ('| %s | 0 | the test failed before its first try | 0 | '
+                          'failed: `%s` |\n' % (name, name.split('[')[0]))
+    rows = sorted(rows.items(), key=lambda item: _order(item[1]))
+    with open(RELIABILITY + '.tmp', 'w') as table:
+        table.write('# Reliability\n\nWritten by `pytest tests/faults` (part of `make test`): '
+                    'every fault the suite inflicts on training, export and the model zoo, '
+                    'how many times it was tried, what happened, and how much work was lost '
+                    '(epochs missing or repeated in the metrics, checkpoints that do not '
+                    'load, runs that cannot be continued, processes left hanging).\n\n')
+        table.write(_HEADER)
+        table.writelines(row for _, row in rows)
+    os.replace(RELIABILITY + '.tmp', RELIABILITY)
+
+
 def pytest_sessionfinish(session):
+    """Leave this process's outcomes; the last process to finish writes the table."""
     config = session.config
-    if not _is_controller(config):
+    if _is_xdist_controller(config):
         return
     folder = config._faults_results
-    try:
-        trials = _read_trials(folder)
-        if not trials:
+    with open(os.path.join(folder, 'outcomes-%d.json' % os.getpid()), 'w') as out:
+        json.dump(_OUTCOMES, out)
+    processes = config.workerinput['workercount'] if hasattr(config, 'workerinput') else 1
+    with open(os.path.join(folder, '.finished'), 'a+') as finished:
+        fcntl.flock(finished, fcntl.LOCK_EX)
+        finished.write('%d\n' % os.getpid())
+        finished.flush()
+        finished.seek(0)
+        if len(finished.read().split()) < processes:
             return
-        ran = {nodeid.split('::')[0].split('/')[-1] for nodeid in _OUTCOMES}
-        rows = collections.OrderedDict(
-            (fault, row) for fault, row in _previous_rows(RELIABILITY).items()
-            if not set(re.findall(r'`(test_\w+\.py)::', row)) & ran)
-        rows.update(reliability_rows(trials, _OUTCOMES))
-        tried = {trial['test'] for trial in trials}
-        for nodeid, outcome in sorted(_OUTCOMES.items()):
-            if outcome == 'failed' and nodeid not in tried:
-                name = nodeid.split('/')[-1]
-                rows[name] = ('| %s | 0 | the test failed before its first try | 0 | '
-                              'failed: `%s` |\n' % (name, name.split('[')[0]))
-        rows = sorted(rows.items(), key=lambda item: _order(item[1]))
-        with open(RELIABILITY + '.tmp', 'w') as table:
-            table.write('# Reliability\n\nWritten by `pytest tests/faults` (part of `make test`): '
-                        'every fault the suite inflicts on training, export and the model zoo, '
-                        'how many times it was tried, what happened, and how much work was lost '
-                        '(epochs missing or repeated in the metrics, checkpoints that do not '
-                        'load, runs that cannot be continued, processes left hanging).\n\n')
-            table.write(_HEADER)
-            table.writelines(row for _, row in rows)
-        os.replace(RELIABILITY + '.tmp', RELIABILITY)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        trials, outcomes = _read_results(folder)
+        if trials:
+            _write_table(trials, outcomes)
+    shutil.rmtree(folder, ignore_errors=True)

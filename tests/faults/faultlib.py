@@ -5,14 +5,17 @@ train_imagenet.py ...``, ``python -m gluon_asymmnet.export ...``), with the
 repository on ``PYTHONPATH``, one MXNet/OpenMP thread (the suite shares two
 cores) and the test's private ``MXNET_HOME``.
 
-* :func:`run_cli` runs a command to its end;
+* :func:`run_cli` runs a command to its end; :class:`CliServer` runs many
+  command lines cheaply (forked from one interpreter that has MXNet imported);
 * :class:`Process` starts one in the background, waits for a moment in its life
-  (a log line, a file appearing in its run directory, a random time) and sends
-  it a signal;
+  (a log line, a file appearing in its run folder, a random time) and sends it
+  a signal;
 * :func:`assert_one_line_error` is the bad-input contract: non-zero exit, no
   traceback, exactly one line on stderr, naming the file at fault;
-* :func:`read_metrics` reads a run directory's ``metrics.jsonl``;
-* :func:`fill_disk` / :func:`immutable` make a directory full or read-only.
+* :func:`complete_checkpoints` / :func:`resume_point` check a run folder
+  independently of the trainer; :func:`epochs_in_metrics` reads its metrics;
+* :func:`read_only` and :func:`file_size_limit` make a folder read-only or
+  "full" (see ``test_fault_disk.py`` for the tmpfs case).
 """
 import collections
 import contextlib

@@ -166,22 +166,30 @@ def test_damaged_record_files_given_to_eval(fault, jpeg_records, good_params, tm
     assert_one_line_error(result, [name], codes=(2,))
 
 
-@pytest.fixture(scope='module')
-def exports(tmp_path_factory):
-    """An MXNet export of the suite's model for 10 classes and an ONNX file of a 5-class one."""
+def _export(folder, classes, fmt):
+    """Export the suite's model (random weights) for ``classes`` classes at 32x32."""
     import mxnet as mx
     from gluon_asymmnet import get_model
     from gluon_asymmnet.export import export_model
-    folder = tmp_path_factory.mktemp('exports')
-    made = {}
-    for classes, fmt in ((10, 'mxnet'), (5, 'onnx')):
-        net = get_model(faultlib.MODEL, classes=classes)
-        net.initialize(mx.init.Xavier())
-        prefix = str(folder / ('classes%d' % classes))
-        made[fmt] = export_model(net, prefix, 32, fmt=fmt)
-    return {'prefix': str(folder / 'classes10'),
-            'onnx': [path for path in made['onnx'] if path.endswith('0.onnx')
-                     or path.endswith('5.onnx')][0]}
+    net = get_model(faultlib.MODEL, classes=classes)
+    net.initialize(mx.init.Xavier())
+    return export_model(net, str(folder / ('classes%d' % classes)), 32, fmt=fmt)
+
+
+@pytest.fixture(scope='module')
+def mxnet_export(tmp_path_factory):
+    """The prefix of an MXNet export (symbol/params/info) of the suite's model, 10 classes."""
+    folder = tmp_path_factory.mktemp('mxnet-export')
+    _export(folder, 10, 'mxnet')
+    return str(folder / 'classes10')
+
+
+@pytest.fixture(scope='module')
+def onnx_export(tmp_path_factory):
+    """An ONNX file (dynamic batch) of the suite's model for 5 classes."""
+    folder = tmp_path_factory.mktemp('onnx-export')
+    _export(folder, 5, 'onnx')
+    return str(folder / 'classes5.onnx')
 
 
 def _eval_argv(jpeg_records, *model):
@@ -206,9 +214,9 @@ EXPORT_FAULTS = {
 
 
 @pytest.mark.parametrize('fault', sorted(EXPORT_FAULTS))
-def test_damaged_export(fault, exports, jpeg_records, tmp_path, cli, rng, trials):
+def test_damaged_export(fault, mxnet_export, jpeg_records, tmp_path, cli, rng, trials):
     suffix, damage = EXPORT_FAULTS[fault]
-    prefix = _copy_export(exports['prefix'], str(tmp_path))
+    prefix = _copy_export(mxnet_export, str(tmp_path))
     damage(prefix + suffix, rng)
     argv = _eval_argv(jpeg_records, '--model-prefix', prefix)
     fresh_interpreter = fault == 'symbol JSON that is not JSON'
@@ -234,10 +242,10 @@ ONNX_FAULTS = {
 
 
 @pytest.mark.parametrize('fault', sorted(ONNX_FAULTS))
-def test_wrong_or_damaged_onnx(fault, exports, jpeg_records, tmp_path, cli, rng, trials):
+def test_wrong_or_damaged_onnx(fault, onnx_export, jpeg_records, tmp_path, cli, rng, trials):
     damage, extra = ONNX_FAULTS[fault]
     onnx_file = str(tmp_path / 'other.onnx')
-    shutil.copy(exports['onnx'], onnx_file)
+    shutil.copy(onnx_export, onnx_file)
     if damage is not None:
         damage(onnx_file, rng)
     result = cli.run(_eval_argv(jpeg_records, '--onnx', onnx_file) + extra, tmp_path)
