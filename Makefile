@@ -41,6 +41,7 @@ bench: venv
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/concat_formulation.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/data_pipeline.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/gemm_ceiling.py
+	$(VPY) bench/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -26,6 +26,7 @@ import fnmatch
 import functools
 import glob
 import hashlib
+import numbers
 import os
 
 from mxnet.context import cpu
@@ -189,6 +190,9 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
         ``initialize``), as in GluonCV.
     """
     canonical = _canonical(name)
+    classes = kwargs.get('classes', 1000)
+    if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
+        raise ValueError('classes must be an int >= 1, got %r' % (classes,))
     net = _MODELS[canonical](**kwargs)
     if pretrained:
         tag = pretrained if isinstance(pretrained, str) else None
