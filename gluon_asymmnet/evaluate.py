@@ -106,8 +106,19 @@ def onnx_predictor(path, input_size=None, crop_ratio=0.875):
     return Predictor(run, info, path)
 
 
-def validation_data(args):
-    """``(source for batches(), number of classes, class names or None)`` of the data flags."""
+def _check_outputs(predictor, num_classes):
+    outputs = predictor.info['classes']
+    if outputs != num_classes:
+        raise UsageError('%s has %d outputs but the data have %d classes: a model of other data?'
+                         % (predictor.name, outputs, num_classes))
+
+
+def validation_data(args, predictor=None):
+    """``(source for batches(), number of classes, class names or None)`` of the data flags.
+
+    With ``predictor``, a model whose outputs do not match the data's classes is
+    refused before the data are opened.
+    """
     size, crop = args.input_size, args.crop_ratio
     if args.dataset == 'digits':
         digits = prepare_digits(args.digits_root, size=32)
@@ -120,6 +131,8 @@ def validation_data(args):
         num_classes = int(max(labels)) + 1
     elif args.data_dir:
         classes = check_image_folder(args.data_dir)[0]
+        if predictor is not None:
+            _check_outputs(predictor, len(classes))
         loader = image_folder_loaders(args.data_dir, args.batch_size, size, crop,
                                       num_workers=args.num_workers)[1]
         return loader, len(classes), classes
@@ -128,6 +141,8 @@ def validation_data(args):
                          '(or --image, or --benchmark)')
     if classes is not None:
         num_classes = len(classes)
+    if predictor is not None:
+        _check_outputs(predictor, num_classes)
     source = imagenet_rec_iters(None, None, rec, idx, args.batch_size, size, crop,
                                 num_workers=max(1, args.num_workers))[1]
     return source, num_classes, classes
@@ -150,10 +165,8 @@ def evaluate(predictor, source, num_classes):
         ``top1``, ``top5``, ``loss``, ``images_per_sec``, ``num_images``, and
         ``confusion_matrix`` (list of rows) when ``num_classes <= 20``.
     """
+    _check_outputs(predictor, num_classes)
     outputs = predictor.info['classes']
-    if outputs != num_classes:
-        raise UsageError('%s has %d outputs but the data have %d classes: a model of other data?'
-                         % (predictor.name, outputs, num_classes))
     k = min(5, outputs)
     top1 = topk = count = 0
     loss = seconds = 0.
@@ -298,12 +311,16 @@ def _run(args):
             for rank, (name, prob) in enumerate(top, 1):
                 print('  %d. %s (%.4f)' % (rank, name, prob))
         return
-    source, num_classes, classes = validation_data(args)
+    source, num_classes, classes = validation_data(args, predictor)
     result = evaluate(predictor, source, num_classes)
     _print_metrics(result, classes or predictor.info.get('synset'))
     if args.json:
-        with open(args.json, 'w') as out:
-            json.dump(result, out, indent=1)
+        try:
+            with open(args.json, 'w') as out:
+                json.dump(result, out, indent=1)
+        except OSError as error:
+            raise UsageError('--json %s: cannot write it (%s)' % (args.json, error.strerror)) \
+                from None
 
 
 def main(argv=None, prog='eval.py'):
@@ -313,6 +330,10 @@ def main(argv=None, prog='eval.py'):
     for name in ('batch_size', 'runs'):
         if getattr(args, name) < 1:
             parser.error('--%s must be at least 1' % name.replace('_', '-'))
+    if args.input_size is not None and args.input_size < 1:
+        parser.error('--input-size must be at least 1, not %d' % args.input_size)
+    if not 0 < args.crop_ratio <= 1:
+        parser.error('--crop-ratio must be in (0, 1], not %s' % args.crop_ratio)
     try:
         _run(args)
     except (UsageError, DataError) as error:

@@ -35,6 +35,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 
 import mxnet as mx
 import numpy as np
@@ -444,10 +445,12 @@ def load_exported(prefix, ctx=mx.cpu()):
     if missing:
         raise UsageError('%s does not fit %s: parameter %s is missing'
                          % (params_file, symbol_file, missing[0]))
+    info = read_info(prefix)
     try:
-        block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='Cannot decide type')
+            block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
         block.collect_params().load(params_file, ctx=ctx, ignore_extra=True)
-        info = read_info(prefix)
         shape = info['input_shape'] if info else None
         if shape:
             block(mx.nd.zeros(shape, ctx=ctx))
@@ -520,6 +523,10 @@ def main(argv=None):
     """Entry point; returns the exit status (2 with a one-line error for bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.input_size is not None and args.input_size < 1:
+        parser.error('--input-size must be at least 1, not %d' % args.input_size)
+    if not 0 < args.crop_ratio <= 1:
+        parser.error('--crop-ratio must be in (0, 1], not %s' % args.crop_ratio)
     try:
         if args.model and not args.params_file:
             raise UsageError('--model needs --params-file (the weights to export)')
