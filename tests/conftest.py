@@ -1,6 +1,4 @@
 """Shared test set-up: no test touches the user's model store."""
-import os
-
 import pytest
 
 
@@ -10,5 +8,3 @@ def _private_model_store(tmp_path, monkeypatch):
     monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'mxnet_home'))
     yield
 
-
-FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')

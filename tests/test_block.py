@@ -1,5 +1,4 @@
 """The asymmetrical bottleneck as a drop-in block."""
-import itertools
 
 import mxnet as mx
 import numpy as np

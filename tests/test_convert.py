@@ -19,7 +19,7 @@ import gluon_asymmnet
 from gluon_asymmnet.convert import convert_params
 from gluon_asymmnet.train.errors import UsageError
 
-from conftest import FIXTURES
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG = os.path.join(FIXTURES, 'official-asymmnet-large-train-log.txt')

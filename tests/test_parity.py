@@ -8,7 +8,7 @@ import pytest
 
 from gluon_asymmnet import get_asymm_net, get_asymmnet_cfgs, get_model
 
-from conftest import FIXTURES
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 
 PARITY = os.path.join(FIXTURES, 'parity')
 MANIFEST = json.load(open(os.path.join(PARITY, 'manifest.json')))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 from gluon_asymmnet.plot import main, plot_run, read_run
 
 REFERENCE_LOG = os.path.join(FIXTURES, 'official-asymmnet-large-train-log.txt')

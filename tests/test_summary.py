@@ -8,7 +8,7 @@ import pytest
 from gluon_asymmnet import get_model
 from gluon_asymmnet.utils.summary import summary
 
-from conftest import FIXTURES
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 
 # (model, asymmrate) -> (MACs in millions, trainable parameters) at 224x224, 1000 classes.
 EXPECTED = {

@@ -1,7 +1,6 @@
 """train_imagenet.py end to end on the digits RecordIO files (32x32, a few batches)."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 
 import pytest
@@ -36,23 +35,7 @@ def _is_xdist_controller(config):
     return not hasattr(config, 'workerinput') and bool(getattr(config.option, 'numprocesses', 0))
 
 
-def _give_back_the_name_conftest(config):
-    """Make ``import conftest`` mean ``tests/conftest.py`` again.
-
-    Without ``__init__.py`` files pytest imports every conftest as the module
-    ``conftest``, so loading this one replaced ``tests/conftest.py`` in
-    ``sys.modules``, and test modules that do ``from conftest import FIXTURES``
-    got this module.
-    """
-    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        'conftest.py')
-    for plugin in config.pluginmanager.get_plugins():
-        if getattr(plugin, '__file__', None) == root:
-            sys.modules['conftest'] = plugin
-
-
 def pytest_configure(config):
-    _give_back_the_name_conftest(config)
     if _is_xdist_controller(config):
         return   # runs no tests
     if hasattr(config, 'workerinput'):
