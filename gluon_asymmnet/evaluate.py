@@ -32,7 +32,7 @@ __all__ = ['Predictor', 'zoo_predictor', 'exported_predictor', 'onnx_predictor',
 
 #: The confusion matrix is reported up to this many classes.
 CONFUSION_MAX_CLASSES = 20
-_DIGITS_ROOT = os.path.join('~', '.mxnet', 'datasets')
+_DIGITS_ROOT = os.path.join(os.environ.get('MXNET_HOME', os.path.join('~', '.mxnet')), 'datasets')
 
 
 class Predictor:

@@ -35,7 +35,7 @@ from .models.asymmnet import AsymmNet, get_asymmnet_cfgs
 from .models.features import FeatureExtractor
 from .models.mobilenetv2 import MobileNetV2Asymm
 
-__all__ = ['get_model', 'list_models', 'register_model', 'model_store_root',
+__all__ = ['get_model', 'list_models', 'resolve_name', 'register_model', 'model_store_root',
            'model_file', 'file_sha1', 'WIDTHS']
 
 #: The width multipliers of the zoo.
@@ -93,7 +93,14 @@ def list_models(pattern=None):
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
-def _canonical(name):
+def resolve_name(name):
+    """The zoo name behind ``name`` (an alias gives its target).
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the closest names.
+    """
     name = _ALIASES.get(name, name)
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS) + list(_ALIASES), n=4, cutoff=0.5)
@@ -139,7 +146,7 @@ def model_file(name, tag=None, root=None):
     ValueError
         The file's sha1 does not match its name (a corrupt or renamed file).
     """
-    name = _canonical(name)
+    name = resolve_name(name)
     root = model_store_root(root)
     pattern = os.path.join(root, '%s-%s.params' % (name, (tag or '') + '*'))
     found = sorted(glob.glob(pattern), key=os.path.getmtime)
@@ -189,7 +196,7 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
         With ``pretrained``, loaded on ``ctx``; otherwise not initialised (call
         ``initialize``), as in GluonCV.
     """
-    canonical = _canonical(name)
+    canonical = resolve_name(name)
     classes = kwargs.get('classes', 1000)
     if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
         raise ValueError('classes must be an int >= 1, got %r' % (classes,))

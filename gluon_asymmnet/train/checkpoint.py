@@ -108,7 +108,17 @@ class RunLock:
         handle.write(str(os.getpid()))
         handle.flush()
         self._file = handle
+        self._remove_stale_temporaries()
         return self
+
+    def _remove_stale_temporaries(self):
+        """Delete what killed :func:`atomic_save` calls left (``.NAME.xxxx``): only
+        the lock holder writes here, so no other writer can own them."""
+        folder = os.path.dirname(self.path)
+        for name in os.listdir(folder):
+            if name.startswith('.') and name != '.lock' and os.path.isfile(
+                    os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
 
     def release(self):
         """Let go of the lock."""
@@ -276,7 +286,7 @@ def saved_param_shapes(path):
     """
     try:
         saved = mx.nd.load(path)
-    except (OSError, mx.base.MXNetError):
+    except (OSError, UnicodeDecodeError, mx.base.MXNetError):
         raise UsageError('%s: not a readable MXNet parameter file' % path) from None
     if not isinstance(saved, dict):
         raise UsageError('%s: holds no named parameters' % path)

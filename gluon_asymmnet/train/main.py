@@ -169,6 +169,11 @@ def build_job(args):
     precision = precision_mod.choose_precision(args.dtype, args.amp, on_gpu)
     kv = _kvstore(args.kvstore)
     num_workers, rank = (kv.num_workers, kv.rank) if kv is not None else (1, 0)
+    name = model_name(args, model_zoo.list_models())
+    try:
+        model_zoo.resolve_name(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if args.dataset == 'digits':
         from ..data import prepare_digits
         digits = prepare_digits(args.save_dir, size=args.input_size)
@@ -176,7 +181,6 @@ def build_job(args):
         args.rec_val, args.rec_val_idx = digits.val_rec, digits.val_idx
     info = check_data_args(args, num_parts=num_workers)
     classes = args.classes or info.num_classes
-    name = model_name(args, model_zoo.list_models())
     precision_mod.init_amp(precision)
     net = _build_net(name, model_kwargs(args, classes), '--model ' + name)
     shapes = param_shapes(net, args.input_size)
