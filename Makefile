@@ -19,7 +19,8 @@ $(STAMP): requirements.txt constraints.txt setup.py
 test: venv
 	$(VPY) -m pytest -q -n 2 tests
 
-# AsymmNet-S x0.5 on the embedded digits set (32x32, no download): train, export, plot
+# AsymmNet-S x0.5 on the embedded digits set (32x32, no download): train, evaluate the
+# exported model, export to ONNX, quantize to INT8 (ONNX Runtime), plot
 # (~98% val top-1 in a few minutes on 2 cores).
 # Rerunning continues (or, once finished, just re-exports) the same run folder.
 DEMO_RUN := runs/asymmnet_small_0.5-demo
@@ -28,6 +29,13 @@ demo: venv
 	    --save-dir runs --tag-name demo --resume auto -j 2 --batch-size 64 --num-epochs 30 \
 	    --lr 0.2 --lr-mode cosine --warmup-epochs 2 --wd 5e-5 --no-wd --crop-ratio 1 \
 	    --log-interval 100
+	$(VPY) eval.py --dataset digits --digits-root runs --model-prefix $(DEMO_RUN)/asymmnet_small_0.5 \
+	    --input-size 32 --crop-ratio 1 --json $(DEMO_RUN)/eval.json
+	$(VPY) -m gluon_asymmnet.export --run-dir $(DEMO_RUN) --prefix $(DEMO_RUN)/deploy/asymmnet_small_0.5 \
+	    --format onnx
+	$(VPY) -m gluon_asymmnet.quantize --onnx $(DEMO_RUN)/deploy/asymmnet_small_0.5.onnx \
+	    --dataset digits --digits-root runs --input-size 32 --crop-ratio 1 \
+	    --out $(DEMO_RUN)/deploy/asymmnet_small_0.5-int8.onnx
 	$(VPY) -m gluon_asymmnet.plot $(DEMO_RUN)
 
 # Speed on this machine (bench/README.md): every number a median of interleaved runs,
