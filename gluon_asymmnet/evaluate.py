@@ -27,7 +27,7 @@ from .data.loaders import MEAN_RGB, STD_RGB
 from .export import add_zoo_model_flags, load_exported, load_onnx, make_info, zoo_model
 from .train.errors import UsageError
 
-__all__ = ['Predictor', 'zoo_predictor', 'exported_predictor', 'onnx_predictor',
+__all__ = ['add_data_flags', 'Predictor', 'zoo_predictor', 'exported_predictor', 'onnx_predictor',
            'evaluate', 'predict_images', 'validation_data', 'CONFUSION_MAX_CLASSES', 'main']
 
 #: The confusion matrix is reported up to this many classes.
@@ -246,16 +246,9 @@ def _print_metrics(result, classes):
             print(name[:width - 1].rjust(width) + ''.join(str(v).rjust(width) for v in row))
 
 
-def build_parser(prog='eval.py'):
-    """The ``argparse`` parser of ``eval.py``."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description='Evaluate a zoo, exported or ONNX model on validation data, '
-                               'classify images, or benchmark backends.')
-    model = parser.add_argument_group('model')
-    model.add_argument('--model', help='zoo name (with --params-file)')
-    add_zoo_model_flags(model)
-    model.add_argument('--model-prefix', help='exported PREFIX-symbol.json + PREFIX-0000.params')
-    model.add_argument('--onnx', help='an ONNX file')
+def add_data_flags(parser):
+    """Add the validation-data flags (``--dataset``, ``--rec-val``, ``--data-dir``,
+    ``--input-size``...) shared by ``eval.py`` and the quantize command."""
     data = parser.add_argument_group('data')
     data.add_argument('--dataset', default='imagenet', choices=['imagenet', 'digits'])
     data.add_argument('--digits-root', default=_DIGITS_ROOT,
@@ -268,6 +261,19 @@ def build_parser(prog='eval.py'):
     data.add_argument('--crop-ratio', type=float, default=0.875)
     data.add_argument('--batch-size', type=int, default=32)
     data.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4)
+
+
+def build_parser(prog='eval.py'):
+    """The ``argparse`` parser of ``eval.py``."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description='Evaluate a zoo, exported or ONNX model on validation data, '
+                               'classify images, or benchmark backends.')
+    model = parser.add_argument_group('model')
+    model.add_argument('--model', help='zoo name (with --params-file)')
+    add_zoo_model_flags(model)
+    model.add_argument('--model-prefix', help='exported PREFIX-symbol.json + PREFIX-0000.params')
+    model.add_argument('--onnx', help='an ONNX file')
+    add_data_flags(parser)
     action = parser.add_argument_group('what to do (default: evaluate)')
     action.add_argument('--json', help='write the results to this JSON file')
     action.add_argument('--image', nargs='+', help='print the top-5 classes of these images')

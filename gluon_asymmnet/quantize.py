@@ -195,13 +195,16 @@ def quantize_onnx(src, dst, calib, info=None):
 
 def main(argv=None):
     """Entry point; returns the exit status (2 with a one-line error for bad input)."""
-    from .evaluate import build_parser as eval_parser, evaluate, exported_predictor, \
-        onnx_predictor, validation_data
+    from .evaluate import add_data_flags, evaluate, exported_predictor, onnx_predictor, \
+        validation_data
     parser = argparse.ArgumentParser(
-        prog='python -m gluon_asymmnet.quantize', parents=[eval_parser()], add_help=False,
-        conflict_handler='resolve',
+        prog='python -m gluon_asymmnet.quantize',
         description='INT8 post-training quantization of an export (--model-prefix, MXNet oneDNN) '
                     'or an ONNX file (--onnx, ONNX Runtime); prints top-1 before and after.')
+    model = parser.add_argument_group('model')
+    model.add_argument('--model-prefix', help='exported PREFIX-symbol.json + PREFIX-0000.params')
+    model.add_argument('--onnx', help='an ONNX file')
+    add_data_flags(parser)
     parser.add_argument('--out', required=True, help='output prefix (MXNet) or .onnx file')
     parser.add_argument('--num-calib', type=int, default=320, help='calibration images')
     parser.add_argument('--calib-mode', default='naive', choices=['naive', 'entropy'])
