@@ -11,7 +11,9 @@ Backends (:data:`BACKENDS`), each built by :func:`build_backend` into a function
 ``int8``          MXNet oneDNN INT8 (:func:`gluon_asymmnet.quantize.quantize_mxnet`)
 ``int8-onnxruntime``  ONNX Runtime static INT8 (:func:`gluon_asymmnet.quantize.quantize_onnx`)
 
-INT8 backends built here are calibrated on random images: right for speed,
+ONNX Runtime sessions run without spinning threads: the backends are timed in
+turns in one process, and spinning threads left behind by an ONNX Runtime run
+slowed the next MXNet run about 5x here.  INT8 backends built here are calibrated on random images: right for speed,
 not for accuracy (``python -m gluon_asymmnet.quantize`` calibrates on data).
 :func:`run_benchmark` prints batch-1 latency (median and p90 after warm-up) and
 batch-N throughput with ratios to ``hybridized``, measured in one run.
@@ -97,7 +99,7 @@ def build_backend(name, net, input_shape):
             from .quantize import quantize_onnx
             path = quantize_onnx(path, os.path.join(work, 'int8.onnx'),
                                  _random_calibration(input_shape))
-        session = load_onnx(path)[0]
+        session = load_onnx(path, spinning=False)[0]   # it shares the process with MXNet
         input_name = session.get_inputs()[0].name
         return lambda x: session.run(None, {input_name: x})[0]
     finally:

@@ -461,8 +461,20 @@ def load_exported(prefix, ctx=mx.cpu()):
     return block, info
 
 
-def load_onnx(path, threads=0):
+def load_onnx(path, threads=0, spinning=True):
     """An ONNX Runtime session of ``path`` and the :class:`ExportInfo` it carries.
+
+    Parameters
+    ----------
+    path : str
+        The ONNX file.
+    threads : int
+        Intra-op threads (0: ONNX Runtime's default).
+    spinning : bool
+        Let idle intra-op threads spin (ONNX Runtime's default: lowest latency
+        when it has the cores to itself).  Turn it off when another runtime
+        shares the process: spinning threads keep the cores busy after each run
+        and slow MXNet down several times over.
 
     Returns
     -------
@@ -478,6 +490,8 @@ def load_onnx(path, threads=0):
         raise UsageError('%s: no such ONNX file' % path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     try:
         session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     except Exception as error:   # onnxruntime raises its own Fail/InvalidGraph types
