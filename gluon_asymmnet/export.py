@@ -44,7 +44,7 @@ from .data.loaders import MEAN_RGB, STD_RGB
 from .model_zoo import get_model, list_models
 from .models.layers import inference_graph
 from .train.args import model_kwargs, model_name
-from .train.checkpoint import check_params_fit, param_shapes
+from .train.checkpoint import check_params_fit, param_shapes, saved_param_shapes
 from .train.errors import UsageError
 
 __all__ = ['ExportInfo', 'deploy_symbol', 'net_symbol', 'zoo_model', 'run_dir_model',
@@ -163,14 +163,8 @@ def net_symbol(net):
 
 def _saved_classes(params_file):
     """Number of outputs of a saved classifier (``output.0.bias``), or None."""
-    try:
-        saved = mx.nd.load(params_file)
-    except (OSError, mx.base.MXNetError, UnicodeDecodeError):
-        raise UsageError('%s: not a readable MXNet parameter file' % params_file) from None
-    if not isinstance(saved, dict):
-        raise UsageError('%s: holds no named parameters' % params_file)
-    bias = {name.split(':', 1)[-1]: value for name, value in saved.items()}.get('output.0.bias')
-    return int(bias.shape[0]) if bias is not None else None
+    bias = saved_param_shapes(params_file).get('output.0.bias')
+    return int(bias[0]) if bias is not None else None
 
 
 def zoo_model(model, params_file=None, classes=None, width_scale=None, asymmrate=None,
