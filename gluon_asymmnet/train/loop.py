@@ -106,7 +106,7 @@ def _state(job, epoch, batch, best):
 
 
 def _train_batch(job, data, label, epoch):
-    """One step; returns ``(outputs, labels, loss sum)``; no step if the loss is not finite."""
+    """One step; returns ``(outputs, labels, loss sum)``; no update if the loss is not finite."""
     args = job.args
     parts = gluon.utils.split_and_load(data, job.ctx)
     labels = gluon.utils.split_and_load(label, job.ctx)
@@ -129,9 +129,10 @@ def _train_batch(job, data, label, epoch):
             losses = [job.loss_fn(o, t, s) for o, t, s in zip(outputs, targets, soft)]
         else:
             losses = [job.loss_fn(o, t) for o, t in zip(outputs, targets)]
-        loss_sum = sum(float(loss.sum().asscalar()) for loss in losses)
-        if math.isfinite(loss_sum):
-            precision_mod.backward(losses, job.trainer, job.precision)
+        # Backward is issued without waiting for the loss: only the update below
+        # changes the weights, and it is skipped for a non-finite loss.
+        precision_mod.backward(losses, job.trainer, job.precision)
+    loss_sum = sum(float(loss.sum().asscalar()) for loss in losses)
     if math.isfinite(loss_sum):
         job.trainer.step(job.step_size)
     return outputs, labels, loss_sum
