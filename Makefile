@@ -30,7 +30,7 @@ demo: venv
 	    --lr 0.2 --lr-mode cosine --warmup-epochs 2 --wd 5e-5 --no-wd --crop-ratio 1 \
 	    --log-interval 100
 	$(VPY) eval.py --dataset digits --digits-root runs --model-prefix $(DEMO_RUN)/asymmnet_small_0.5 \
-	    --input-size 32 --crop-ratio 1 --json $(DEMO_RUN)/eval.json
+	    --crop-ratio 1 --json $(DEMO_RUN)/eval.json
 	$(VPY) -m gluon_asymmnet.export --run-dir $(DEMO_RUN) --prefix $(DEMO_RUN)/deploy/asymmnet_small_0.5 \
 	    --format onnx
 	$(VPY) -m gluon_asymmnet.quantize --onnx $(DEMO_RUN)/deploy/asymmnet_small_0.5.onnx \

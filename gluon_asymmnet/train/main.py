@@ -341,10 +341,12 @@ def _finish(job):
         return
     # a fresh float32 copy: the trained network stays tied to its trainer (and kvstore)
     net = _build_net(job.model, model_kwargs(job.args, job.classes), '--model ' + job.model)
-    net.load_parameters(best, ctx=job.ctx[0], cast_dtype=True, dtype_source='saved')
+    net.load_parameters(best, ctx=mx.cpu(), cast_dtype=True, dtype_source='saved')
     net.cast('float32')
-    prefix = job.run_dir.export(net, job.model, job.args.input_size, job.ctx[0])
-    job.run_dir.logger.info('exported %s-symbol.json and %s-0000.params', prefix, prefix)
+    from ..export import export_model   # the deployment export, with its -info.json
+    prefix = job.run_dir.file(job.model)
+    export_model(net, prefix, job.args.input_size, crop_ratio=job.args.crop_ratio)
+    job.run_dir.logger.info('exported %s-symbol.json, -0000.params and -info.json', prefix)
 
 
 def main(argv=None):

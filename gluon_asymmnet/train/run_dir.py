@@ -9,7 +9,7 @@ parameters as ``worker<rank>-final.params`` so that runs can be compared)::
     metrics.jsonl    one JSON object per epoch: epoch, train_loss, train_acc,
                      val_top1, val_top5, lr, samples_per_sec, time
     <model>-*.params/.states/.json   checkpoints (see ``checkpoint``)
-    <model>-symbol.json, <model>-0000.params   the hybridized export of the best weights
+    <model>-symbol.json, <model>-0000.params, <model>-info.json   the export of the best weights
     tensorboard/     mxboard scalars (--tensorboard)
 """
 import json
@@ -17,7 +17,6 @@ import logging
 import os
 import sys
 
-import mxnet as mx
 
 from .checkpoint import atomic_save
 from .errors import UsageError
@@ -163,17 +162,6 @@ class RunDir:
             if isinstance(handler, logging.FileHandler):
                 self.logger.removeHandler(handler)
                 handler.close()
-
-    def export(self, net, model, input_size, ctx):
-        """Hybridize ``net`` and export ``<model>-symbol.json`` / ``<model>-0000.params``.
-
-        Returns the path prefix.
-        """
-        prefix = self.file(model)
-        net.hybridize()
-        net(mx.nd.zeros((1, 3, input_size, input_size), ctx=ctx))
-        net.export(prefix, epoch=0)
-        return prefix
 
 
 def _dump_json(obj, path):
