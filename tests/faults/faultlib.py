@@ -307,7 +307,7 @@ def complete_checkpoints(run_dir):
     found = {}
     for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
         if not name.endswith('.json') or name.startswith('.') or name == 'args.json' \
-                or name.endswith('-symbol.json'):
+                or name.endswith(('-symbol.json', '-info.json')):   # the export, not a checkpoint
             continue
         path = os.path.join(run_dir, name)
         with open(path) as meta_file:
