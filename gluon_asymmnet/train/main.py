@@ -196,7 +196,8 @@ def build_job(args):
                              'choose another --tag-name or --save-dir' % run_dir.path)
         meta = _resume_point(args, run_dir, shapes, '--model ' + name)
         _log_start(args, run_dir, meta)
-        job = _assemble(args, ctx, precision, kv, classes, name, net, teacher, run_dir, meta)
+        job = _assemble(args, ctx, precision, kv, classes, (name, net, shapes), teacher, run_dir,
+                        meta)
     except BaseException:
         if lock is not None:
             lock.release()
@@ -204,8 +205,12 @@ def build_job(args):
     return job, lock
 
 
-def _assemble(args, ctx, precision, kv, classes, name, net, teacher, run_dir, meta):
-    """Data iterators, initialised network, trainer and loss: the :class:`~.loop.Job`."""
+def _assemble(args, ctx, precision, kv, classes, model, teacher, run_dir, meta):
+    """Data iterators, initialised network, trainer and loss: the :class:`~.loop.Job`.
+
+    ``model`` is ``(name, net, {structured name: shape})``.
+    """
+    name, net, shapes = model
     num_workers, rank = (kv.num_workers, kv.rank) if kv is not None else (1, 0)
     per_worker_batch = args.batch_size * len(ctx)
     train_data, val_data, available = _data(args, num_workers, rank, per_worker_batch)
@@ -216,6 +221,8 @@ def _assemble(args, ctx, precision, kv, classes, name, net, teacher, run_dir, me
     sync = kv is not None and 'async' not in kv.type
     lr = global_lr(args, per_worker_batch * num_workers)
 
+    for structured_name, param in net._collect_params_with_prefix().items():
+        param.shape = shapes[structured_name]     # allocated now, not at the first forward
     net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
     if precision.dtype == 'float16':
         net.cast('float16')
@@ -252,6 +259,8 @@ def _assemble(args, ctx, precision, kv, classes, name, net, teacher, run_dir, me
         # keep the saved position (update count) but follow this command's schedule
         trainer._optimizer.lr_scheduler = schedule
     precision_mod.init_trainer(trainer, precision)
+    if sync:
+        _pull_initial_parameters(trainer)
 
     sparse = not (args.mixup or args.label_smoothing)
     if teacher is not None:
@@ -329,6 +338,25 @@ def run(args):
             job.run_dir.close()
             if lock is not None:
                 lock.release()
+
+
+def _pull_initial_parameters(trainer):
+    """Give every worker rank 0's parameters before any gradient is pushed.
+
+    Gluon's Trainer does this broadcast lazily, inside the first ``step``, where
+    a worker's pull of a parameter races with its push of that parameter's
+    gradient (different arrays, so MXNet's engine does not order them). Under
+    ``dist_sync`` with local updates, a server that has already summed both
+    workers' gradients answers a late pull with the summed gradient, and that
+    worker trains from wrong weights ever after (seen on ``output.0.bias``, the
+    last key, in about one run in ten). Initialising the kvstore here and
+    waiting for the pulls closes the race. (Under ``dist_async`` the servers
+    hold the weights and update them, so there is nothing to race with; and
+    the optimizer sent to them must first learn the step size from ``step``.)
+    """
+    trainer._init_kvstore()
+    trainer._init_params()
+    mx.nd.waitall()
 
 
 def _finish(job):
