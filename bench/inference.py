@@ -8,6 +8,12 @@ and in ONNX Runtime) at width 1.0, and hybridized at every width and at batch 32
 (throughput).  Then every zoo model's hybridized batch-1 latency is plotted
 against its MACs (``bench/results/latency_vs_macs.png``).
 
+The MXNet backends run interleaved in one child process (with actively
+waiting OpenMP threads, see :func:`family_env`), the ONNX Runtime backends in
+another, so that ratios between models and between MXNet backends come from one
+interleaved run; ratios of ONNX Runtime to MXNet backends come from two
+processes run back to back.
+
     OMP_NUM_THREADS=2 python bench/inference.py            # ~5 min on 2 cores
     python bench/inference.py --widths 1.0 --backends hybridized --no-plot
 """
@@ -24,8 +30,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gluon_asymmnet import get_model, list_models  # noqa: E402
 from gluon_asymmnet.benchmark import BACKENDS, build_backend  # noqa: E402
 from gluon_asymmnet.utils.summary import summary  # noqa: E402
-from timing import (RESULTS_DIR, common_arguments, interleaved_medians,  # noqa: E402
-                    print_table, write_result)
+from timing import (RESULTS_DIR, common_arguments, medians_in_child,  # noqa: E402
+                    print_table, serve_rounds, write_result)
+
+#: Backends that run in ONNX Runtime; the others run in MXNet.
+ORT_BACKENDS = ('onnxruntime', 'int8-onnxruntime')
+
 
 def _runner(backend, name, batch, size):
     net = get_model(name)
@@ -37,11 +47,64 @@ def _runner(backend, name, batch, size):
     return lambda: run(x)
 
 
-def compare(backend, names, batch, size, repeats, warmup):
-    """Median seconds per batch of each zoo model in ``names``, interleaved."""
-    number = 5 if batch == 1 else 1
-    runners = {name: _runner(backend, name, batch, size) for name in names}
-    return interleaved_medians(runners, repeats=repeats, warmup=warmup, number=number)
+def family_env(family):
+    """Environment of the child process timing the ``mxnet`` or ``onnxruntime`` backends.
+
+    MXNet's OpenMP threads wait actively (``OMP_WAIT_POLICY=ACTIVE``, unless
+    set otherwise).  With libgomp's default policy a process ran batch-1
+    AsymmNet-L at either ~13 ms or ~21 ms on this 2-core machine, decided at
+    start-up, and the slow mode weighs most on the network with the most
+    operators.  Actively waiting threads would take a core from ONNX Runtime,
+    hence the two families' separate processes.
+    """
+    if family == 'onnxruntime':
+        return {}
+    return {'OMP_WAIT_POLICY': os.environ.get('OMP_WAIT_POLICY', 'ACTIVE')}
+
+
+def compare(runs, batch, size, repeats, warmup):
+    """Median seconds per batch of zoo models on backends.
+
+    ``runs`` maps each backend to the zoo names to time on it.
+
+    The MXNet backends run interleaved in one child process, the ONNX Runtime
+    backends in another (:func:`family_env`), one after the other.
+
+    Returns
+    -------
+    (dict, dict)
+        ``{backend: {name: seconds}}``, and ``{"backend/name": error}`` for
+        what could not run.
+    """
+    times, failures = {}, {}
+    for family in ('mxnet', 'onnxruntime'):
+        chosen = [b for b in runs if (b in ORT_BACKENDS) == (family == 'onnxruntime')]
+        if not chosen:
+            continue
+        argv = [sys.executable, os.path.abspath(__file__), '--serve-batch', str(batch),
+                '--size', str(size), '--warmup', str(warmup),
+                '--serve', *['%s/%s' % (backend, name) for backend in chosen for name in runs[backend]]]
+        try:
+            medians, failed = medians_in_child(argv, family_env(family), repeats)
+        except RuntimeError as error:
+            failures.update(('%s/*' % backend, str(error)) for backend in chosen)
+            continue
+        failures.update(failed)
+        for key, seconds in medians.items():
+            backend, name = key.split('/')
+            times.setdefault(backend, {})[name] = seconds
+    return times, failures
+
+
+def _serve(args):
+    """Child mode: time each ``backend/model`` of ``--serve`` for the parent."""
+    number = 5 if args.serve_batch == 1 else 1
+    build = {}
+    for key in args.serve:
+        backend, name = key.split('/')
+        build[key] = (lambda backend=backend, name=name:
+                      _runner(backend, name, args.serve_batch, args.size))
+    serve_rounds(build, warmup=args.warmup, number=number)
 
 
 def _pairs(widths):
@@ -86,35 +149,40 @@ def main(argv=None):
     parser.add_argument('--batch-32-backends', nargs='+', default=['hybridized'],
                         choices=BACKENDS, help='backends also timed at batch 32 (slow)')
     parser.add_argument('--no-plot', action='store_true', help='skip the zoo latency plot')
+    parser.add_argument('--serve', nargs='+', help=argparse.SUPPRESS)   # child mode
+    parser.add_argument('--serve-batch', type=int, default=1, help=argparse.SUPPRESS)
     common_arguments(parser, repeats=5, warmup=2)
     args = parser.parse_args(argv)
+    if args.serve:
+        return _serve(args)
     chosen = list(dict.fromkeys(['hybridized'] + args.backends))
     rows, failures = [], {}
-    for backend in chosen:
-        for batch in (1, 32):
-            if batch == 32 and backend not in args.batch_32_backends:
-                continue
-            for arch, width, names in _pairs(args.widths):
-                if backend != 'hybridized' and width not in args.backend_widths:
+    for batch, backends in ((1, chosen), (32, args.batch_32_backends)):
+        plan = {backend: [pair for pair in _pairs(args.widths)
+                          if backend == 'hybridized' or pair[1] in args.backend_widths]
+                for backend in backends}
+        times, failed = compare(
+            {backend: [name for _, _, names in pairs for name in names]
+             for backend, pairs in plan.items()},
+            batch, args.size, args.repeats, args.warmup)
+        failures.update(('batch %d: %s' % (batch, key), error) for key, error in failed.items())
+        for backend in times:
+            for arch, width, names in plan[backend]:
+                if any(name not in times[backend] for name in names):
                     continue
-                try:
-                    times = compare(backend, names, batch, args.size, args.repeats,
-                                    args.warmup)
-                except Exception as error:   # a backend that cannot run a model is reported
-                    failures['%s/%s' % (backend, names[0])] = str(error).splitlines()[0][:200]
-                    continue
+                ms = [1e3 * times[backend][name] for name in names]
                 row = dict(backend=backend, batch=batch, arch=arch, width=width,
-                           asymmnet_ms=1e3 * times[names[0]], mobilenetv3_ms=1e3 * times[names[1]],
-                           asymm_vs_r0=times[names[0]] / times[names[1]])
+                           asymmnet_ms=ms[0], mobilenetv3_ms=ms[1], asymm_vs_r0=ms[0] / ms[1])
                 if len(names) == 3:
-                    row['gluoncv_ms'] = 1e3 * times[names[2]]
-                    row['asymm_vs_gluoncv'] = times[names[0]] / times[names[2]]
+                    row.update(gluoncv_ms=ms[2], asymm_vs_gluoncv=ms[0] / ms[2])
                 rows.append(row)
     print_table(rows, ['backend', 'batch', 'arch', 'width', 'asymmnet_ms', 'mobilenetv3_ms',
                        'gluoncv_ms', 'asymm_vs_r0', 'asymm_vs_gluoncv'])
     result = dict(rows=rows, failures=failures, size=args.size, repeats=args.repeats,
                   note='ms per batch; ratios < 1 mean AsymmNet is faster (latency); '
-                       'throughput ratio = 1 / latency ratio')
+                       'throughput ratio = 1 / latency ratio; MXNet and ONNX Runtime backends each '
+                       'timed interleaved in a child process of their own, back to back',
+                  child_env={family: family_env(family) for family in ('mxnet', 'onnxruntime')})
     ours = {(r['backend'], r['batch'], r['arch'], r['width']): r for r in rows}
     large_b1 = ours.get(('hybridized', 1, 'large', '1.0'))
     large_b32 = ours.get(('hybridized', 32, 'large', '1.0'))
@@ -128,11 +196,12 @@ def main(argv=None):
         result['targets']['fastest_vs_hybridized_batch1'] = (
             fastest['asymmnet_ms'] / large_b1['asymmnet_ms'])
     if not args.no_plot:
-        names = list_models()
-        times = compare('hybridized', names, 1, args.size, max(3, args.repeats // 2), 1)
-        points = [dict(model=name, latency_ms=1e3 * times[name],
+        times, failed = compare({'hybridized': list_models()}, 1, args.size,
+                                max(3, args.repeats // 2), 1)
+        failures.update(('zoo: %s' % key, error) for key, error in failed.items())
+        points = [dict(model=name, latency_ms=1e3 * seconds,
                        macs=summary(_built(name), (1, 3, args.size, args.size)).macs)
-                  for name in names]
+                  for name, seconds in times.get('hybridized', {}).items()]
         os.makedirs(RESULTS_DIR, exist_ok=True)
         plot = os.path.join(RESULTS_DIR, 'latency_vs_macs.png')
         plot_latency_vs_macs(points, plot)

@@ -6,6 +6,10 @@ callables timed *interleaved* in the same process: after a warm-up, each repeat
 times every callable once, in turn, and the reported figure is the median over
 the repeats.  Ratios of such medians are what the benchmarks assert about.
 
+Callables that need a process of their own (another threading setting, a
+runtime whose idle threads would disturb the others) are timed the same way in
+a child process (:func:`serve_rounds` there, :func:`medians_in_child` here).
+
 Each benchmark writes ``bench/results/<name>.json`` and prints it as one JSON
 line after its human-readable table.
 """
@@ -14,12 +18,13 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 
 import mxnet as mx
 
-__all__ = ['RESULTS_DIR', 'interleaved_medians', 'machine', 'print_table', 'write_result',
-           'common_arguments', 'sync']
+__all__ = ['RESULTS_DIR', 'interleaved_medians', 'medians_in_child', 'serve_rounds',
+           'machine', 'print_table', 'write_result', 'common_arguments', 'sync']
 
 #: Where every benchmark writes its ``<name>.json``.
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
@@ -65,13 +70,105 @@ def interleaved_medians(callables, repeats=5, warmup=2, number=1):
     mx.nd.waitall()
     times = {name: [] for name in callables}
     for _ in range(repeats):
-        for name, fn in callables.items():
-            start = time.perf_counter()
-            for _ in range(number):
+        for name, seconds in _time_round(callables, number).items():
+            times[name].append(seconds)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _time_round(callables, number):
+    times = {}
+    for name, fn in callables.items():
+        start = time.perf_counter()
+        for _ in range(number):
+            sync(fn())
+        mx.nd.waitall()
+        times[name] = (time.perf_counter() - start) / number
+    return times
+
+
+def serve_rounds(build, warmup=2, number=1):
+    """The child side of :func:`medians_in_child` (call it from the child's main).
+
+    Builds the callables and warms them up, then prints one JSON line:
+    ``{"failures": {name: message}}`` (callables that could not be built or
+    run), or ``{"error": message}`` when nothing could be.  Then every line
+    ``round`` read from stdin times each callable once (``number`` calls) and
+    prints the seconds per call as one JSON line; end of input ends it.
+
+    Parameters
+    ----------
+    build : dict of str -> callable
+        For each name, a function that returns the callable to time.
+    warmup, number : int
+        As in :func:`interleaved_medians`.
+    """
+    out = sys.stdout
+    sys.stdout = sys.stderr   # whatever the callables print must not reach the parent's pipe
+    callables, failures = {}, {}
+    for name, make in build.items():
+        try:
+            fn = make()
+            for _ in range(warmup):
                 sync(fn())
             mx.nd.waitall()
-            times[name].append((time.perf_counter() - start) / number)
-    return {name: statistics.median(values) for name, values in times.items()}
+            callables[name] = fn
+        except Exception as error:   # reported to the parent, which records the failure
+            failures[name] = str(error).strip().splitlines()[0][:200] if str(error) else repr(error)
+    out.write(json.dumps({'failures': failures} if callables else
+                         {'error': '; '.join(sorted(set(failures.values()))) or 'nothing to time'})
+              + '\n')
+    out.flush()
+    for line in sys.stdin:
+        if line.strip() == 'round':
+            out.write(json.dumps(_time_round(callables, number)) + '\n')
+            out.flush()
+
+
+def medians_in_child(argv, env=None, repeats=5):
+    """Median seconds per call of callables timed interleaved in a child process.
+
+    Parameters
+    ----------
+    argv : list of str
+        The child's command line: a program that calls :func:`serve_rounds`.
+    env : dict, optional
+        Environment variables the child gets on top of this process's.
+    repeats : int
+        Timed rounds, each timing every callable of the child once.
+
+    Returns
+    -------
+    (dict of str -> float, dict of str -> str)
+        The medians, and the callables that failed with their messages.
+
+    Raises
+    ------
+    RuntimeError
+        The child could build nothing, or died.
+    """
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env=dict(os.environ, **(env or {})), text=True)
+    try:
+        reply = proc.stdout.readline()
+        status = json.loads(reply) if reply.startswith('{') else {
+            'error': 'the child exited with status %s' % proc.wait()}
+        if 'error' in status:
+            raise RuntimeError(status['error'])
+        times = {}
+        for _ in range(repeats):
+            proc.stdin.write('round\n')
+            proc.stdin.flush()
+            reply = proc.stdout.readline()
+            if not reply:
+                raise RuntimeError('the child exited with status %s' % proc.wait())
+            for name, seconds in json.loads(reply).items():
+                times.setdefault(name, []).append(seconds)
+        return ({name: statistics.median(values) for name, values in times.items()},
+                status['failures'])
+    finally:
+        if proc.poll() is None:
+            proc.stdin.close()
+            proc.wait()
 
 
 def _cpu_model():
