@@ -110,7 +110,7 @@ def _is_concat_view(nodes, node):
         for i, _, _ in concat['inputs'])
 
 
-def deploy_symbol(symbol):
+def deploy_symbol(symbol, for_onnx=False):
     """``symbol`` with the training-only 5-D channel concats made plain 4-D ``Concat`` s.
 
     Removes ``amp_multicast`` (an identity in float32) and replaces each
@@ -120,6 +120,11 @@ def deploy_symbol(symbol):
     Parameters
     ----------
     symbol : mx.sym.Symbol
+    for_onnx : bool
+        Also drop the identity ``Reshape`` s (shape ``(0, 0, 0, 0)``) that make
+        oneDNN's layout plain once before hard swish in MXNet: in ONNX Runtime
+        they stop the layout optimiser, which then wraps every hard swish in
+        ``Transpose`` s (58 in the INT8 AsymmNet-L graph).
 
     Returns
     -------
@@ -137,6 +142,8 @@ def deploy_symbol(symbol):
             concat = nodes[concat_index]
             concat['inputs'] = [nodes[i]['inputs'][0] for i, _, _ in concat['inputs']]
             redirect[(index, 0)] = (concat_index, 0)
+        elif for_onnx and _is_identity_reshape(node):
+            redirect[(index, 0)] = tuple(node['inputs'][0][:2])
 
     def follow(entry):
         key = tuple(entry[:2])
@@ -149,6 +156,13 @@ def deploy_symbol(symbol):
     graph['heads'] = [follow(entry) for entry in graph['heads']]
     # loading keeps only what the heads reach
     return mx.sym.load_json(mx.sym.load_json(json.dumps(graph)).tojson())
+
+
+def _is_identity_reshape(node):
+    if node['op'] != 'Reshape':
+        return False
+    shape = node.get('attrs', {}).get('shape', '').strip('()[] ').replace(' ', '')
+    return bool(shape) and all(dim == '0' for dim in shape.split(','))
 
 
 def net_symbol(net):
@@ -358,6 +372,7 @@ def export_onnx(mxnet_prefix, prefix, info):
     """
     import onnx
     symbol, args, aux = mx.model.load_checkpoint(mxnet_prefix, 0)
+    symbol = deploy_symbol(symbol, for_onnx=True)
     params = dict(args, **aux)
     shape = tuple(info['input_shape'])
     written = []

@@ -34,6 +34,21 @@ def test_onnxruntime_matches_mxnet(tmp_path, name):
     model = onnx.load(prefix + '.onnx')
     assert [i.name for i in model.graph.input] == ['data']   # parameters are initializers
     assert len(model.graph.initializer) > 100
+    # the identity Reshapes of MXNet's hard swish would make ONNX Runtime wrap
+    # every hard swish in Transposes; the export drops them
+    assert 'Reshape' not in {node.op_type for node in model.graph.node}
+    assert sum(node.op_type == 'HardSigmoid' for node in model.graph.node) > 10
+
+
+def test_deploy_symbol_drops_identity_reshapes_for_onnx_only():
+    from gluon_asymmnet.export import net_symbol, deploy_symbol
+    symbol = net_symbol(randomized('asymmnet_small_0.35', input_size=32))[0]
+    identity = [n for n in json.loads(symbol.tojson())['nodes']
+                if n['op'] == 'Reshape' and n['attrs']['shape'] == '(0, 0, 0, 0)']
+    assert len(identity) > 5     # they make oneDNN's layout plain once in MXNet
+    onnx_graph = json.loads(deploy_symbol(symbol, for_onnx=True).tojson())['nodes']
+    assert not [n for n in onnx_graph if n['op'] == 'Reshape']
+    assert len(onnx_graph) == len(json.loads(symbol.tojson())['nodes']) - len(identity)
 
 
 def test_eval_of_onnx_and_export_agree(tmp_path):
