@@ -43,6 +43,11 @@ def _inference(result):
                      t['large_1_0_batch1_latency_vs_gluoncv'],
                      t['large_1_0_batch32_throughput_vs_gluoncv'],
                      t['fastest_backend'], t['fastest_vs_hybridized_batch1']))
+        trials = result.get('batch1_latency_vs_gluoncv_trials')
+        if trials:
+            text += (' The batch-1 figure is the median of %d processes (this table\'s and %d '
+                     'more): %s.' % (len(trials), len(trials) - 1,
+                                     ', '.join('%.2fx' % ratio for ratio in trials)))
     if result.get('failures'):
         text += '\n\nNot measured: ' + '; '.join('%s (%s)' % item
                                                   for item in sorted(result['failures'].items()))
