@@ -112,7 +112,7 @@ def _train_batch(job, data, label, epoch):
     labels = gluon.utils.split_and_load(label, job.ctx)
     mixing = args.mixup and epoch < args.num_epochs - args.mixup_off_epoch
     lam = np.random.beta(args.mixup_alpha, args.mixup_alpha) if mixing else 1.0
-    if args.mixup:
+    if mixing:
         parts = [lam * x + (1 - lam) * x[::-1] for x in parts]
     if args.mixup or args.label_smoothing:
         eta = SMOOTHING_ETA if args.label_smoothing else 0.0
