@@ -459,7 +459,7 @@ def load_exported(prefix, ctx=mx.cpu()):
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='Cannot decide type')
             block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
-        block.collect_params().load(params_file, ctx=ctx, ignore_extra=True)
+        block.collect_params().load_dict(saved, ctx=ctx, ignore_extra=True)
         shape = info['input_shape'] if info else None
         if shape:
             block(mx.nd.zeros(shape, ctx=ctx))

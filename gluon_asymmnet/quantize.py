@@ -94,11 +94,7 @@ def calibration_iter(source, num_images, batch_size=32):
 def symbol_block(symbol, args, aux, ctx=mx.cpu()):
     """A ``SymbolBlock`` of ``symbol`` with these parameter values."""
     block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
-    params = block.collect_params()
-    params.initialize(ctx=ctx)
-    for name, value in list(args.items()) + list(aux.items()):
-        if name in params:
-            params[name].set_data(value)
+    block.collect_params().load_dict(dict(args, **aux), ctx=ctx, ignore_extra=True)
     return block
 
 
