@@ -182,7 +182,7 @@ def evaluate(predictor, source, num_classes):
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         loss -= float(log_probs[np.arange(len(label)), label].sum())
-        np.add.at(confusion, (label, np.minimum(ranked[:, 0], num_classes - 1)), 1)
+        np.add.at(confusion, (label, ranked[:, 0]), 1)
         count += len(label)
     if not count:
         raise UsageError('the validation data hold no images')
