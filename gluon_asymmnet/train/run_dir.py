@@ -18,12 +18,12 @@ import os
 import sys
 
 
+from ..plot import METRICS_FILE
 from .checkpoint import atomic_save
 from .errors import UsageError
 
 __all__ = ['RunDir', 'METRICS_FILE', 'BATCH_LINE']
 
-METRICS_FILE = 'metrics.jsonl'
 #: ``extra`` of per-batch log records; the console drops them under a progress bar.
 BATCH_LINE = {'batch_line': True}
 
