@@ -302,3 +302,18 @@ def test_dist_async_trains_on_the_servers_and_checkpoints_the_parameters(digits,
     assert meta['next_epoch'] == 1 and meta['states'] is None   # optimizer states: on servers
     assert np.isfinite(metrics(folder)[0]['train_loss'])
     assert os.path.exists(os.path.join(folder, MODEL + '-symbol.json'))
+
+
+def test_resume_follows_this_commands_weight_decay_and_momentum(digits, tmp_path):
+    from gluon_asymmnet.train.args import parse_args
+    from gluon_asymmnet.train.main import build_job
+    assert main(argv(digits, tmp_path, '--wd', '1e-4', '--momentum', '0.9')) == 0
+    job, lock = build_job(parse_args(argv(digits, tmp_path, '--num-epochs', '2', '--resume',
+                                          'auto', '--wd', '0.01', '--momentum', '0.5')))
+    try:
+        assert job.start == (1, 0)
+        assert job.trainer._optimizer.wd == 0.01 and job.trainer._optimizer.momentum == 0.5
+        assert job.trainer._optimizer.num_update > 0     # the saved position is kept
+    finally:
+        lock.release()
+        job.run_dir.close()

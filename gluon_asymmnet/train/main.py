@@ -256,8 +256,12 @@ def _assemble(args, ctx, precision, kv, classes, model, teacher, run_dir, meta):
                             update_on_kvstore=(not sync) if kv is not None else None)
     if meta is not None and meta.get('states'):
         trainer.load_states(meta['states'])
-        # keep the saved position (update count) but follow this command's schedule
+        # load_states brings back the saved optimizer: keep its position (update
+        # count) and momentum buffers, but follow this command's schedule and
+        # hyper-parameters
         trainer._optimizer.lr_scheduler = schedule
+        trainer._optimizer.wd = args.wd
+        trainer._optimizer.momentum = args.momentum
     precision_mod.init_trainer(trainer, precision)
     if sync:
         _pull_initial_parameters(trainer)
