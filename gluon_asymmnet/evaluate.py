@@ -24,6 +24,7 @@ import numpy as np
 from .data import (DataError, check_image_folder, check_record_file, image_folder_loaders,
                    imagenet_rec_iters, prepare_digits, record_labels, batches)
 from .data.loaders import MEAN_RGB, STD_RGB
+from .data.records import count_classes
 from .export import add_zoo_model_flags, load_exported, load_onnx, make_info, zoo_model
 from .train.errors import UsageError
 
@@ -128,7 +129,7 @@ def validation_data(args, predictor=None):
         check_record_file(rec, idx)
         labels = record_labels(rec, idx)
         classes = None
-        num_classes = int(max(labels)) + 1
+        num_classes = count_classes(labels, rec)
     elif args.data_dir:
         classes = check_image_folder(args.data_dir)[0]
         if predictor is not None:
