@@ -84,11 +84,10 @@ def summary(net, input_shape=(1, 3, 224, 224)):
     if isinstance(sym, (list, tuple)):
         sym = mx.sym.Group(list(sym))
     internals = sym.get_internals()
-    _, out_shapes, _ = internals.infer_shape(data=input_shape)
+    arg_shapes, out_shapes, aux_shapes = internals.infer_shape(data=input_shape)
     shapes = dict(zip(internals.list_outputs(), out_shapes))
-    arg_shapes, _, aux_shapes = sym.infer_shape(data=input_shape)
-    var_shapes = dict(zip(sym.list_arguments(), arg_shapes))
-    var_shapes.update(zip(sym.list_auxiliary_states(), aux_shapes))
+    var_shapes = dict(zip(internals.list_arguments(), arg_shapes))
+    var_shapes.update(zip(internals.list_auxiliary_states(), aux_shapes))
     nodes = json.loads(sym.tojson())['nodes']
     trainable = {p.name for p in net.collect_params().values() if p.grad_req != 'null'}
 
