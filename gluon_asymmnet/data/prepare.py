@@ -180,6 +180,8 @@ def main(argv=None):
                                   args.num_thread, args.train_ratio, echo)
     except DataError as error:
         parser.exit(2, '%s: error: %s\n' % (parser.prog, error))
+    except OSError as error:   # the output cannot be written (read-only, full disk)
+        parser.exit(1, '%s: error: %s\n' % (parser.prog, error))
     for rec, idx, count in written:
         print('%s %s: %d images' % (rec, idx, count))
     return 0
