@@ -26,7 +26,7 @@ import time
 import mxnet as mx
 import numpy as np
 
-from .export import export_model, load_exported, load_onnx, net_symbol
+from .export import export_model, load_exported, load_onnx, net_symbol, symbol_block
 from .train.errors import UsageError
 
 __all__ = ['BACKENDS', 'build_backend', 'measure', 'run_benchmark']
@@ -78,7 +78,6 @@ def build_backend(name, net, input_shape):
         net.hybridize(static_alloc=True, static_shape=True)
         return _mxnet_runner(net)
     if name == 'mkldnn':
-        from .quantize import symbol_block
         block = symbol_block(*net_symbol(net))
         block.optimize_for(mx.nd.zeros(input_shape), backend='MKLDNN', static_alloc=True,
                            static_shape=True)

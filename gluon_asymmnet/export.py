@@ -47,8 +47,8 @@ from .train.args import model_kwargs, model_name
 from .train.checkpoint import check_params_fit, param_shapes, saved_param_shapes
 from .train.errors import UsageError
 
-__all__ = ['ExportInfo', 'deploy_symbol', 'net_symbol', 'zoo_model', 'run_dir_model',
-           'export_model', 'export_onnx', 'load_exported', 'load_onnx', 'require_onnxruntime',
+__all__ = ['ExportInfo', 'deploy_symbol', 'net_symbol', 'symbol_block', 'zoo_model',
+           'run_dir_model', 'export_model', 'export_onnx', 'load_exported', 'load_onnx', 'require_onnxruntime',
            'read_info', 'add_zoo_model_flags', 'ONNX_TOLERANCE', 'main']
 
 #: Largest absolute logit difference accepted between MXNet and ONNX Runtime.
@@ -163,6 +163,13 @@ def _is_identity_reshape(node):
         return False
     shape = node.get('attrs', {}).get('shape', '').strip('()[] ').replace(' ', '')
     return bool(shape) and all(dim == '0' for dim in shape.split(','))
+
+
+def symbol_block(symbol, args, aux, ctx=mx.cpu()):
+    """A ``SymbolBlock`` of ``symbol`` with these parameter values."""
+    block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+    block.collect_params().load_dict(dict(args, **aux), ctx=ctx, ignore_extra=True)
+    return block
 
 
 def net_symbol(net):
@@ -372,6 +379,7 @@ def export_onnx(mxnet_prefix, prefix, info):
     """
     import onnx
     symbol, args, aux = mx.model.load_checkpoint(mxnet_prefix, 0)
+    reference = symbol_block(symbol, args, aux)
     symbol = deploy_symbol(symbol, for_onnx=True)
     params = dict(args, **aux)
     shape = tuple(info['input_shape'])
@@ -389,16 +397,14 @@ def export_onnx(mxnet_prefix, prefix, info):
         entry.key, entry.value = _META_KEY, json.dumps(info)
         onnx.checker.check_model(model)
         onnx.save(model, path)
-        _check_onnx(path, mxnet_prefix, shape, batch=2 if dynamic else 1)
+        _check_onnx(path, reference, shape, batch=2 if dynamic else 1)
         written.append(path)
     return written
 
 
-def _check_onnx(path, mxnet_prefix, shape, batch):
-    """Raise unless ONNX Runtime matches MXNet on random input (1e-4, same top-1)."""
+def _check_onnx(path, block, shape, batch):
+    """Raise unless ONNX Runtime matches MXNet ``block`` on random input (1e-4, same top-1)."""
     session = load_onnx(path)[0]
-    block = mx.gluon.SymbolBlock.imports(mxnet_prefix + '-symbol.json', ['data'],
-                                         mxnet_prefix + '-0000.params')
     data = np.random.RandomState(0).uniform(-2, 2, (batch,) + shape[1:]).astype(np.float32)
     if shape[1] != 3:   # HWC raw pixels
         data = (data + 2) * 60

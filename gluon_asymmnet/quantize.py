@@ -52,10 +52,11 @@ import mxnet as mx
 import numpy as np
 
 from .data import DataError, batches
-from .export import ExportInfo, load_exported, load_onnx, net_symbol, require_onnxruntime
+from .export import ExportInfo, load_exported, load_onnx, net_symbol, require_onnxruntime, \
+    symbol_block
 from .train.errors import UsageError
 
-__all__ = ['MXNET_CONFIG', 'calibration_iter', 'symbol_block', 'quantize_symbol', 'quantize_mxnet',
+__all__ = ['MXNET_CONFIG', 'calibration_iter', 'quantize_symbol', 'quantize_mxnet',
            'quantize_onnx', 'main']
 
 #: The ``quantize_model_mkldnn`` arguments that work for AsymmNet on MXNet 1.9.1
@@ -89,13 +90,6 @@ def calibration_iter(source, num_images, batch_size=32):
         images = np.concatenate(parts)[:num_images]
     return mx.io.NDArrayIter(images.astype(np.float32), None,
                              batch_size=min(batch_size, len(images)), last_batch_handle='discard')
-
-
-def symbol_block(symbol, args, aux, ctx=mx.cpu()):
-    """A ``SymbolBlock`` of ``symbol`` with these parameter values."""
-    block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
-    block.collect_params().load_dict(dict(args, **aux), ctx=ctx, ignore_extra=True)
-    return block
 
 
 def quantize_symbol(net, calib, calib_mode='naive', num_calib_images=None):
