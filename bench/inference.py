@@ -79,12 +79,13 @@ def compare(runs, batch, size, repeats, warmup):
     """
     times, failures = {}, {}
     for family in ('mxnet', 'onnxruntime'):
-        chosen = [b for b in runs if (b in ORT_BACKENDS) == (family == 'onnxruntime')]
+        chosen = [b for b in runs if runs[b] and (b in ORT_BACKENDS) == (family == 'onnxruntime')]
         if not chosen:
             continue
         argv = [sys.executable, os.path.abspath(__file__), '--serve-batch', str(batch),
                 '--size', str(size), '--warmup', str(warmup),
-                '--serve', *['%s/%s' % (backend, name) for backend in chosen for name in runs[backend]]]
+                '--serve'] + ['%s/%s' % (backend, name)
+                              for backend in chosen for name in runs[backend]]
         try:
             medians, failed = medians_in_child(argv, family_env(family), repeats)
         except RuntimeError as error:
