@@ -13,8 +13,9 @@ Backends (:data:`BACKENDS`), each built by :func:`build_backend` into a function
 
 ONNX Runtime sessions run without spinning threads: the backends are timed in
 turns in one process, and spinning threads left behind by an ONNX Runtime run
-slowed the next MXNet run about 5x here.  INT8 backends built here are calibrated on random images: right for speed,
-not for accuracy (``python -m gluon_asymmnet.quantize`` calibrates on data).
+slowed the next MXNet run about 5x here.  INT8 backends built here are
+calibrated on random images: right for speed, not for accuracy
+(``python -m gluon_asymmnet.quantize`` calibrates on data).
 :func:`run_benchmark` prints batch-1 latency (median and p90 after warm-up) and
 batch-N throughput with ratios to ``hybridized``, measured in one run.
 """

@@ -48,8 +48,8 @@ from .train.checkpoint import check_params_fit, param_shapes, saved_param_shapes
 from .train.errors import UsageError
 
 __all__ = ['ExportInfo', 'deploy_symbol', 'net_symbol', 'symbol_block', 'zoo_model',
-           'run_dir_model', 'export_model', 'export_onnx', 'load_exported', 'load_onnx', 'require_onnxruntime',
-           'read_info', 'add_zoo_model_flags', 'ONNX_TOLERANCE', 'main']
+           'run_dir_model', 'export_model', 'export_onnx', 'load_exported', 'load_onnx',
+           'require_onnxruntime', 'read_info', 'add_zoo_model_flags', 'ONNX_TOLERANCE', 'main']
 
 #: Largest absolute logit difference accepted between MXNet and ONNX Runtime.
 ONNX_TOLERANCE = 1e-4

@@ -287,7 +287,8 @@ class AsymmNet(ModeCachedGraphs, HybridBlock):
         return self.output(self.features(x))
 
 
-def get_asymm_net(cfgs, multiplier=1., asymmrate=1, pretrained=False, norm_layer=nn.BatchNorm, norm_kwargs=None, dropout=0.2, **kwargs):
+def get_asymm_net(cfgs, multiplier=1., asymmrate=1, pretrained=False, norm_layer=nn.BatchNorm,
+                  norm_kwargs=None, dropout=0.2, **kwargs):
     """Build an AsymmNet from an :class:`ArchConfig` (the original's entry point).
 
     Parameters
