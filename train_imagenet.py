@@ -14,21 +14,14 @@ def _stopped_while_loading(signum, frame):
     sys.exit(0)
 
 
-# Until training installs its own handlers, SIGINT/SIGTERM end the process quietly.
-signal.signal(signal.SIGINT, _stopped_while_loading)
-signal.signal(signal.SIGTERM, _stopped_while_loading)
-# mxboard's generated protobuf code (--tensorboard) needs protobuf's pure-Python
-# runtime under protobuf >= 4 (which onnx needs); it is chosen at protobuf's
-# first import, which importing MXNet/GluonCV already does.
-os.environ.setdefault('PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION', 'python')
-
-from gluon_asymmnet.train import main as _main  # noqa: E402
-
-
-def main(argv=None):
-    """The ``asymmnet-train`` console command."""
-    return _main(argv)
-
-
 if __name__ == '__main__':
+    # Until training installs its own handlers, SIGINT/SIGTERM end the process quietly
+    # (importing MXNet and GluonCV takes seconds).
+    signal.signal(signal.SIGINT, _stopped_while_loading)
+    signal.signal(signal.SIGTERM, _stopped_while_loading)
+    # mxboard's generated protobuf code (--tensorboard) needs protobuf's pure-Python
+    # runtime under protobuf >= 4 (which onnx needs); it is chosen at protobuf's
+    # first import, which importing MXNet/GluonCV already does.
+    os.environ.setdefault('PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION', 'python')
+    from gluon_asymmnet.train import main
     sys.exit(main())

@@ -4,7 +4,7 @@ A ``2048 x 2048 x 2048`` float32 ``mx.nd.dot`` (oneDNN/MKL GEMM) is timed
 interleaved with the batch-32 hybridized inference of AsymmNet-L/S x1.0,
 MobileNetV3-L/S x1.0 (ours, ``asymmrate=0``) and GluonCV's MobileNetV3-L/S.
 A model's achieved GFLOP/s counts 2 FLOPs per MAC
-(``gluon_asymmnet.utils.summary``); its fraction of the GEMM's GFLOP/s says how
+(``gluon_asymmnet.complexity``); its fraction of the GEMM's GFLOP/s says how
 far depthwise-heavy networks are from what the cores can do.
 
     OMP_NUM_THREADS=2 python bench/gemm_ceiling.py
@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from gluon_asymmnet import get_model  # noqa: E402
-from gluon_asymmnet.utils.summary import summary  # noqa: E402
+from gluon_asymmnet.complexity import summary  # noqa: E402
 from timing import common_arguments, interleaved_medians, print_table, write_result  # noqa: E402
 
 MODELS = ('asymmnet_large_1.0', 'mobilenetv3_large_1.0', 'mobilenetv3_large',

@@ -2,7 +2,7 @@
 
 For every width, AsymmNet-L/S, our MobileNetV3-L/S (the same code with
 ``asymmrate=0``) and, at width 1.0, GluonCV's MobileNetV3 run interleaved at
-batch 1 (latency) on every backend of ``gluon_asymmnet.benchmark`` (imperative,
+batch 1 (latency) on every backend of ``gluon_asymmnet.speed`` (imperative,
 hybridized, oneDNN-fused, exported SymbolBlock, ONNX Runtime, INT8 in MXNet
 and in ONNX Runtime) at width 1.0, and hybridized at every width and at batch 32
 (throughput).  Then every zoo model's hybridized batch-1 latency is plotted
@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from gluon_asymmnet import get_model, list_models  # noqa: E402
-from gluon_asymmnet.benchmark import BACKENDS, build_backend  # noqa: E402
-from gluon_asymmnet.utils.summary import summary  # noqa: E402
+from gluon_asymmnet.speed import BACKENDS, build_backend  # noqa: E402
+from gluon_asymmnet.complexity import summary  # noqa: E402
 from timing import (RESULTS_DIR, common_arguments, medians_in_child,  # noqa: E402
                     print_table, serve_rounds, write_result)
 

@@ -25,17 +25,17 @@ names the bottleneck children ``expand``/``conv1``/``se``/``conv2``::
 unchanged. This is derived from the printed network; the file itself could not
 be inspected here.
 """
-import argparse
 import os
 import re
 import sys
-import tempfile
 
 import mxnet as mx
 
-from .model_zoo import file_sha1, get_model, model_store_root
-from .train.checkpoint import param_shapes
-from .train.errors import UsageError
+from .cli import OneLineParser, run
+from .errors import UsageError
+from .fileio import atomic_save
+from .model_zoo import file_sha1, get_model, get_model_config, model_store_root
+from .params import load_param_file, param_shapes
 
 __all__ = ['RELEASED_RENAMES', 'released_to_ours', 'convert_params', 'main']
 
@@ -57,18 +57,6 @@ def _released_name(name):
     for pattern, replacement in _OURS_TO_RELEASED:
         name = re.sub(pattern, replacement, name)
     return name
-
-
-def _load(src):
-    if not os.path.isfile(src):
-        raise UsageError('%s: no such file' % src)
-    try:
-        saved = mx.nd.load(src)
-    except (mx.base.MXNetError, UnicodeDecodeError):
-        raise UsageError('%s: not a readable MXNet parameter file' % src) from None
-    if not isinstance(saved, dict) or not saved:
-        raise UsageError('%s: holds no named parameters' % src)
-    return {name.split(':', 1)[-1]: value for name, value in saved.items()}
 
 
 def convert_params(src, model='asymmnet_large_1.0', root=None):
@@ -94,7 +82,11 @@ def convert_params(src, model='asymmnet_large_1.0', root=None):
         An unreadable file, or a tensor that is missing, extra or of another
         shape (named both ways, released and ours).
     """
-    saved = _load(src)
+    if not os.path.isfile(src):
+        raise UsageError('%s: no such file' % src)
+    saved = load_param_file(src)
+    if not saved:
+        raise UsageError('%s: holds no named parameters' % src)
     converted = {}
     for name, value in saved.items():
         ours = released_to_ours(name)
@@ -107,7 +99,7 @@ def convert_params(src, model='asymmnet_large_1.0', root=None):
         net = get_model(model, classes=classes)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    shapes = param_shapes(net, 224)
+    shapes = param_shapes(net, get_model_config(model).input_size)
     for name, shape in shapes.items():
         if name not in converted:
             raise UsageError('%s does not fit %s: it has no %s (released name %s)'
@@ -122,22 +114,22 @@ def convert_params(src, model='asymmnet_large_1.0', root=None):
                          % (src, model, _released_name(extra[0]), len(extra)))
     store = model_store_root(root)
     os.makedirs(store, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.%s-' % model, suffix='.params', dir=store)
-    os.close(fd)
+    ordered = {name: converted[name] for name in sorted(shapes)}
+    staging = os.path.join(store, '.%s.params' % model)
     try:
-        mx.nd.save(tmp, {name: converted[name] for name in sorted(shapes)})
-        sha1 = file_sha1(tmp)
+        atomic_save(staging, lambda tmp: mx.nd.save(tmp, ordered))
+        sha1 = file_sha1(staging)
         path = os.path.join(store, '%s-%s.params' % (model, sha1[:8]))
-        os.replace(tmp, path)
+        os.replace(staging, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if os.path.exists(staging):
+            os.remove(staging)
     return path, sha1
 
 
 def main(argv=None):
     """Entry point; returns the exit status (2 with a one-line error for bad input)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog='python -m gluon_asymmnet.convert',
         description='Map released AsymmNet weights (or weights in this package\'s naming) onto '
                     'a zoo model and store them so that get_model(model, pretrained=True) '
@@ -148,10 +140,7 @@ def main(argv=None):
     parser.add_argument('--root', default=None,
                         help='model store (default: $MXNET_HOME/models or ~/.mxnet/models)')
     args = parser.parse_args(argv)
-    try:
-        path, sha1 = convert_params(args.src, args.model, args.root)
-    except UsageError as error:
-        parser.exit(2, '%s: error: %s\n' % (parser.prog, error))
+    path, sha1 = run(parser, convert_params, args.src, args.model, args.root)
     print('%s sha1=%s' % (path, sha1))
     return 0
 

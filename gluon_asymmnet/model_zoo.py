@@ -20,6 +20,13 @@ loads ``<root>/<name>-<first 8 hex digits of its sha1>.params`` from the local
 model store (``root`` defaults to ``$MXNET_HOME/models``, else
 ``~/.mxnet/models``) after checking the sha1; ``pretrained='<8 hex>'`` picks
 that file.  ``python -m gluon_asymmnet.convert`` puts files there.
+
+Model records
+-------------
+Every name has one :class:`ModelConfig` (``get_model_config(name)``, as timm's
+``pretrained_cfg``): input size, evaluation crop ratio, mean/std of the input
+normalisation, and the paper's ImageNet figures where the paper gives them.
+Training, evaluation, export and the export's ``-info.json`` all read it.
 """
 import difflib
 import fnmatch
@@ -28,6 +35,7 @@ import glob
 import hashlib
 import numbers
 import os
+import typing
 
 from mxnet.context import cpu
 
@@ -35,24 +43,64 @@ from .models.asymmnet import AsymmNet, get_asymmnet_cfgs
 from .models.features import FeatureExtractor
 from .models.mobilenetv2 import MobileNetV2Asymm
 
-__all__ = ['get_model', 'list_models', 'resolve_name', 'register_model', 'model_store_root',
-           'model_file', 'file_sha1', 'WIDTHS']
+__all__ = ['get_model', 'list_models', 'resolve_name', 'zoo_name', 'register_model',
+           'get_model_config', 'ModelConfig', 'PaperResult', 'IMAGENET_MEAN_RGB',
+           'IMAGENET_STD_RGB', 'model_store_root', 'model_file', 'file_sha1', 'WIDTHS']
 
 #: The width multipliers of the zoo.
 WIDTHS = ('1.0', '0.75', '0.5', '0.35')
+#: ImageNet's per-channel mean and standard deviation of 0-255 RGB pixels.
+IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+IMAGENET_STD_RGB = (58.393, 57.12, 57.375)
+
+
+class PaperResult(typing.NamedTuple):
+    """An ImageNet result as the paper prints it."""
+    top1: float      #: top-1 accuracy, %
+    madds: float     #: multiply-adds, millions
+    params: str      #: parameters, as printed (the original counter's figure)
+
+
+class ModelConfig(typing.NamedTuple):
+    """What a model expects of its input, and what the paper reports for it."""
+    input_size: int = 224
+    crop_ratio: float = 0.875            #: evaluation: resize to size / ratio, centre crop
+    mean: tuple = IMAGENET_MEAN_RGB      #: of 0-255 RGB
+    std: tuple = IMAGENET_STD_RGB
+    paper: typing.Optional[PaperResult] = None
+
 
 _MODELS = {}
+_CONFIGS = {}
 _ALIASES = {'asymmnet_large': 'asymmnet_large_1.0', 'asymmnet_small': 'asymmnet_small_1.0'}
+_PAPER = {
+    'asymmnet_large_1.0': PaperResult(75.4, 216.9, '5.99M'),
+    'asymmnet_large_0.5': PaperResult(69.2, 67.2, '2.8M'),
+    'asymmnet_small_1.0': PaperResult(68.4, 57.7, '3.1M'),
+}
 
 
-def register_model(name, builder):
+def register_model(name, builder, config=None):
     """Add ``builder(**kwargs) -> HybridBlock`` to the zoo under ``name``.
+
+    Parameters
+    ----------
+    name : str
+    builder : callable
+    config : ModelConfig, optional
+        Default: ImageNet's 224x224 preprocessing.
 
     The name is also registered in GluonCV's zoo.
     """
     import gluoncv.model_zoo.model_zoo as gluoncv_zoo
     _MODELS[name] = builder
+    _CONFIGS[name] = config or ModelConfig(paper=_PAPER.get(name))
     gluoncv_zoo._models.setdefault(name, lambda **kwargs: get_model(name, **kwargs))
+
+
+def get_model_config(name):
+    """The :class:`ModelConfig` of a zoo name (aliases allowed)."""
+    return _CONFIGS[resolve_name(name)]
 
 
 def _asymmnet(arch, multiplier, default_asymmrate, dropout=0.2, **kwargs):
@@ -81,6 +129,7 @@ for _width in WIDTHS:
     register_model('mobilenetv2_' + _width, functools.partial(_gluoncv_mobilenetv2, float(_width)))
 for _name in ('mobilenetv3_large', 'mobilenetv3_small'):
     _MODELS[_name] = functools.partial(_gluoncv, _name)
+    _CONFIGS[_name] = ModelConfig()
 del _width, _arch, _name
 
 
@@ -108,6 +157,42 @@ def resolve_name(name):
         raise ValueError('unknown model %r%s (list_models() lists all %d)'
                          % (name, hint, len(_MODELS)))
     return name
+
+
+def zoo_name(model, width_scale=None):
+    """The zoo name of a model given, as in the original ``train.py``, with a separate width.
+
+    ``zoo_name('asymmnet_small', 0.5)`` and ``zoo_name('asymmnet_small_0.5')``
+    give ``asymmnet_small_0.5``.
+
+    Raises
+    ------
+    ValueError
+        The width does not exist for that model, or contradicts the name.
+    """
+    if width_scale is None:
+        return model
+    scaled = '%s_%s' % (model, float(width_scale))
+    if scaled in _MODELS:
+        return scaled
+    family, _, width = model.rpartition('_')
+    if model in _MODELS and family and _is_float(width):
+        if float(width) == width_scale:
+            return model
+        raise ValueError('--model %s has width %s but --width-scale is %s'
+                         % (model, width, width_scale))
+    raise ValueError('--model %s has no width %s; zoo names with a width: %s'
+                     % (model, width_scale,
+                        ', '.join(n for n in sorted(_MODELS) if n.startswith(model + '_'))
+                        or 'none for this model'))
+
+
+def _is_float(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def model_store_root(root=None):

@@ -1,239 +1,93 @@
-"""Post-training INT8 quantization: MXNet oneDNN and ONNX Runtime.
+"""``python -m gluon_asymmnet.quantize``: INT8 post-training quantization, accuracy before and after.
 
-MXNet (oneDNN)
---------------
-On MXNet 1.9.1 a plain ``quantize_net(net, calib_mode='naive', calib_data=...)``
-fails on AsymmNet in several ways; the working configuration (:data:`MXNET_CONFIG`):
-
-* calibration needs an ``mx.io.DataIter`` whose arrays live on ``cpu(0)``
-  (``ImageRecordIter`` gives ``cpu_pinned`` arrays, which the CachedOp rejects)
-  and that has no label: :func:`calibration_iter` copies N images into an
-  ``NDArrayIter``;
-* the Gluon result of ``quantize_net``/``quantize_net_v2`` exports an empty
-  parameter file, so the symbolic ``quantize_model_mkldnn`` is used, then
-  ``optimize_for('MKLDNN_QUANTIZE')``: its graph and parameters save and load
-  with ``SymbolBlock.imports``;
-* ``quantized_dtype='auto'`` (and ``'uint8'``) stops at run time with
-  ``data type do not match ... unsigned char v.s. given char``: the reused input
-  copies of the concat are signed, the expansion's relu output unsigned. Use
-  ``'int8'``;
-* the channel ``Concat`` stays in float32 (``excluded_op_names=['Concat']``), and
-  the squeeze-excitation layers too (excluded by name): they act on
-  1x1 maps (no speed to gain) and quantizing them costs the most accuracy.
-
-Naive calibration (min/max) is the one that works: entropy calibration makes a
-convolution receive ``uint8`` data with a negative calibrated minimum
-(``Expect int8 when data_min < 0.0``) and fails at the first forward. Per-tensor
-scales (``'tensor-wise'``) keep more accuracy than ``'channel-wise'`` here.
-The graph is first made plain (:func:`gluon_asymmnet.export.deploy_symbol`).
-
-ONNX Runtime
-------------
-``onnxruntime.quantization.quantize_static`` of our ONNX file (QDQ format,
-signed int8 weights and unsigned int8 activations, one scale per tensor, min/max
-calibration on the same images), after ``quant_pre_process`` (needs the
-``ml_dtypes`` package). Measured on AsymmNet-S x0.5 trained on the digits
-(val top-1 93.06% in float32): per-tensor 93.89%, per-channel 91.67%,
-per-channel with int8 activations 93.61%, percentile calibration 92.22%; the
-MXNet path with :data:`MXNET_CONFIG` 92.78%.
-
-``python -m gluon_asymmnet.quantize`` (console script ``asymmnet-quantize``)
-quantizes an export or an ONNX file, and prints top-1 before and after on the
-validation data.
+Console script ``asymmnet-quantize``. Quantizes an export (``--model-prefix``,
+MXNet oneDNN) or an ONNX file (``--onnx``, ONNX Runtime), calibrating on the
+validation data (on the digits: the training split), and prints top-1/top-5
+in float32 and INT8. The library, and what works on MXNet 1.9.1 and why, is
+:mod:`gluon_asymmnet.deploy.quantize`.
 """
-import argparse
-import json
 import os
-import shutil
 import sys
-import tempfile
 
 import mxnet as mx
-import numpy as np
 
-from .data import DataError, batches
-from .export import ExportInfo, load_exported, load_onnx, net_symbol, require_onnxruntime, \
-    symbol_block
-from .train.errors import UsageError
+from .cli import DATA_RANGES, OneLineParser, add_data_flags, check_ranges, run
+from .data import default_digits_root, imagenet_rec_iters, prepare_digits
+from .deploy.info import write_info
+from .deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
+from .deploy.runtime import exported_predictor, load_exported, onnx_predictor
+from .errors import UsageError
+from .evaluation import evaluate, validation_data
+from .fileio import atomic_save, writable_target
 
-__all__ = ['MXNET_CONFIG', 'calibration_iter', 'quantize_symbol', 'quantize_mxnet',
-           'quantize_onnx', 'main']
-
-#: The ``quantize_model_mkldnn`` arguments that work for AsymmNet on MXNet 1.9.1
-#: (plus the squeeze-excitation layers, excluded by name).
-MXNET_CONFIG = dict(quantized_dtype='int8', quantize_mode='full',
-                    quantize_granularity='tensor-wise', excluded_op_names=['Concat'])
-_EXCLUDED_MATCH = 'squeezeexcitation'
+__all__ = ['build_parser', 'main']
 
 
-def calibration_iter(source, num_images, batch_size=32):
-    """An ``NDArrayIter`` on ``cpu(0)`` over the first ``num_images`` images of ``source``.
-
-    Parameters
-    ----------
-    source : mx.io.DataIter or gluon.data.DataLoader, or a numpy array
-        Normalised ``(N, 3, H, W)`` images (read with :func:`gluon_asymmnet.data.batches`).
-    num_images : int
-    batch_size : int
-    """
-    if isinstance(source, np.ndarray):
-        images = source[:num_images]
-    else:
-        parts, count = [], 0
-        for data, _ in batches(source):
-            parts.append(data.asnumpy())
-            count += len(parts[-1])
-            if count >= num_images:
-                break
-        if not parts:
-            raise DataError('no calibration images')
-        images = np.concatenate(parts)[:num_images]
-    return mx.io.NDArrayIter(images.astype(np.float32), None,
-                             batch_size=min(batch_size, len(images)), last_batch_handle='discard')
-
-
-def quantize_symbol(net, calib, calib_mode='naive', num_calib_images=None):
-    """INT8 oneDNN graph of ``net`` (a HybridBlock or SymbolBlock), with :data:`MXNET_CONFIG`.
-
-    Parameters
-    ----------
-    net : HybridBlock
-        Float32, initialised, taking normalised NCHW input named ``data``.
-    calib : mx.io.DataIter
-        From :func:`calibration_iter`.
-    calib_mode : {'naive', 'entropy'}
-        ``'entropy'`` is accepted but fails on MXNet 1.9.1 (see the module notes).
-    num_calib_images : int, optional
-        Default: every image of ``calib``.
-
-    Returns
-    -------
-    (mx.sym.Symbol, dict, dict)
-        The quantized graph (fused by ``MKLDNN_QUANTIZE``) and its arg/aux
-        parameters: save them with ``mx.model.save_checkpoint(prefix, 0, ...)``
-        for ``SymbolBlock.imports``.
-    """
-    from mxnet.contrib.quantization import quantize_model_mkldnn
-    symbol, args, aux = net_symbol(net)
-    excluded = [node['name'] for node in json.loads(symbol.tojson())['nodes']
-                if node['op'] != 'null' and _EXCLUDED_MATCH in node['name']]
-    calib.reset()
-    qsym, qargs, qaux = quantize_model_mkldnn(
-        symbol, args, aux, ctx=mx.cpu(), label_names=(), excluded_sym_names=excluded,
-        calib_mode=calib_mode, calib_data=calib, num_calib_examples=num_calib_images,
-        **MXNET_CONFIG)
-    return qsym.optimize_for('MKLDNN_QUANTIZE'), qargs, qaux
-
-
-def quantize_mxnet(net, calib, calib_mode='naive', num_calib_images=None):
-    """:func:`quantize_symbol` as a ``SymbolBlock``, hybridized with static alloc/shape."""
-    block = symbol_block(*quantize_symbol(net, calib, calib_mode, num_calib_images))
-    block.hybridize(static_alloc=True, static_shape=True)
-    return block
-
-
-class _Reader:
-    """ONNX Runtime calibration reader over an ``NDArrayIter``."""
-
-    def __init__(self, calib, input_name, info):
-        calib.reset()
-        self._batches = iter([info.to_graph_input(batch.data[0].asnumpy()) for batch in calib])
-        self._name = input_name
-
-    def get_next(self):
-        batch = next(self._batches, None)
-        return None if batch is None else {self._name: batch}
-
-
-def quantize_onnx(src, dst, calib, info=None):
-    """ONNX Runtime static INT8 quantization of ``src`` into ``dst``.
-
-    Parameters
-    ----------
-    src : str
-        Float32 ONNX file (a dynamic-batch one when the calibration batch is > 1).
-    dst : str
-    calib : mx.io.DataIter
-        Normalised NCHW images (:func:`calibration_iter`).
-    info : ExportInfo, optional
-        How the graph takes its input (default: the record in ``src``).
-    """
-    require_onnxruntime()
-    import onnx
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-    session, recorded = load_onnx(src)
-    info = info or recorded or ExportInfo(preprocess=False, layout='CHW')
-    folder = tempfile.mkdtemp()
-    try:
-        prepared = os.path.join(folder, 'prepared.onnx')
-        quant_pre_process(src, prepared, skip_symbolic_shape=True)
-        quantize_static(prepared, dst, _Reader(calib, session.get_inputs()[0].name, info),
-                        quant_format=QuantFormat.QDQ, per_channel=False,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    model = onnx.load(src)
-    quantized = onnx.load(dst)
-    del quantized.metadata_props[:]
-    quantized.metadata_props.extend(model.metadata_props)
-    onnx.save(quantized, dst)
-    return dst
-
-
-def main(argv=None):
-    """Entry point; returns the exit status (2 with a one-line error for bad input)."""
-    from .evaluate import add_data_flags, evaluate, exported_predictor, onnx_predictor, \
-        validation_data
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The ``argparse`` parser of ``python -m gluon_asymmnet.quantize``."""
+    parser = OneLineParser(
         prog='python -m gluon_asymmnet.quantize',
         description='INT8 post-training quantization of an export (--model-prefix, MXNet oneDNN) '
                     'or an ONNX file (--onnx, ONNX Runtime); prints top-1 before and after.')
     model = parser.add_argument_group('model')
     model.add_argument('--model-prefix', help='exported PREFIX-symbol.json + PREFIX-0000.params')
     model.add_argument('--onnx', help='an ONNX file')
-    add_data_flags(parser)
+    add_data_flags(parser, default_digits_root())
     parser.add_argument('--out', required=True, help='output prefix (MXNet) or .onnx file')
     parser.add_argument('--num-calib', type=int, default=320, help='calibration images')
-    parser.add_argument('--calib-mode', default='naive', choices=['naive', 'entropy'])
+    return parser
+
+
+def _calibration(args, source, info):
+    if args.dataset != 'digits':
+        return calibration_iter(source, args.num_calib, args.batch_size)
+    # the digits: calibrate on the training split, with the validation preprocessing
+    digits = prepare_digits(args.digits_root)
+    train = imagenet_rec_iters(None, None, digits.train_rec, digits.train_idx, args.batch_size,
+                               info.input_size, info['crop_ratio'], num_workers=1,
+                               mean=tuple(info['mean']), std=tuple(info['std']))[1]
+    return calibration_iter(train, args.num_calib, args.batch_size)
+
+
+def _quantize(args):
+    if bool(args.model_prefix) == bool(args.onnx):
+        raise UsageError('give one of --model-prefix (MXNet) and --onnx (ONNX Runtime)')
+    source_path = args.onnx or args.model_prefix + '-symbol.json'
+    out_path = args.out if args.onnx else args.out + '-symbol.json'
+    if os.path.exists(out_path) and os.path.samefile(out_path, source_path):
+        raise UsageError('--out %s would overwrite the model it quantizes' % args.out)
+    if args.onnx:
+        before = onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
+    else:
+        before = exported_predictor(args.model_prefix, args.input_size, args.crop_ratio)
+    source, num_classes, _ = validation_data(args, before)
+    for path in ([args.out] if args.onnx else [args.out + '-symbol.json', args.out + '-0000.params']):
+        writable_target(path)
+    calib = _calibration(args, source, before.info)
+    if args.onnx:
+        atomic_save(args.out, lambda tmp: quantize_onnx(args.onnx, tmp, calib, before.info))
+        after = onnx_predictor(args.out, args.input_size, args.crop_ratio)
+    else:
+        block, info = load_exported(args.model_prefix)
+        symbol, qargs, qaux = quantize_symbol(block, calib)
+        atomic_save(args.out + '-symbol.json', symbol.save)
+        atomic_save(args.out + '-0000.params', lambda tmp: mx.nd.save(tmp, dict(
+            [('arg:' + k, v) for k, v in qargs.items()] + [('aux:' + k, v) for k, v in qaux.items()])))
+        if info is not None:
+            write_info(info, args.out)
+        after = exported_predictor(args.out, args.input_size, args.crop_ratio)
+    for name, predictor in (('float32', before), ('int8', after)):
+        result = evaluate(predictor, source, num_classes)
+        print('%s: top1=%.4f top5=%.4f images/s=%.1f'
+              % (name, result['top1'], result['top5'], result['images_per_sec']))
+
+
+def main(argv=None):
+    """Entry point; returns the exit status (2 with a one-line error for bad input)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if bool(args.model_prefix) == bool(args.onnx):
-            raise UsageError('give one of --model-prefix (MXNet) and --onnx (ONNX Runtime)')
-        if args.onnx:
-            before = onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
-        else:
-            before = exported_predictor(args.model_prefix, args.input_size, args.crop_ratio)
-        args.input_size = before.info.input_size
-        source, num_classes, _ = validation_data(args)
-        if args.dataset == 'digits':   # calibrate on the training split, val preprocessing
-            from .data import imagenet_rec_iters, prepare_digits
-            digits = prepare_digits(args.digits_root)
-            calib_source = imagenet_rec_iters(None, None, digits.train_rec, digits.train_idx,
-                                              args.batch_size, args.input_size, args.crop_ratio,
-                                              num_workers=1)[1]
-        else:
-            calib_source = source
-        calib = calibration_iter(calib_source, args.num_calib, args.batch_size)
-        if args.onnx:
-            quantize_onnx(args.onnx, args.out, calib, before.info)
-            after = onnx_predictor(args.out, args.input_size, args.crop_ratio)
-        else:
-            block, info = load_exported(args.model_prefix)
-            mx.model.save_checkpoint(args.out, 0, *quantize_symbol(block, calib, args.calib_mode))
-            if info is not None:
-                with open(args.out + '-info.json', 'w') as out:
-                    json.dump(info, out, indent=1)
-            after = exported_predictor(args.out, args.input_size, args.crop_ratio)
-        for name, predictor in (('float32', before), ('int8', after)):
-            result = evaluate(predictor, source, num_classes)
-            print('%s: top1=%.4f top5=%.4f images/s=%.1f'
-                  % (name, result['top1'], result['top5'], result['images_per_sec']))
-    except (UsageError, DataError) as error:
-        parser.exit(2, '%s: error: %s\n' % (parser.prog, error))
-    return 0
+    check_ranges(parser, args, DATA_RANGES + (('num_calib', 1, None, True, True),))
+    return run(parser, _quantize, args)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ import pytest
 
 import gluon_asymmnet
 from gluon_asymmnet.convert import convert_params
-from gluon_asymmnet.train.errors import UsageError
+from gluon_asymmnet.errors import UsageError
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 

@@ -12,7 +12,7 @@ from mxnet import recordio
 from gluon_asymmnet.data import (DataError, batches, check_data_args, check_image_folder,
                                  check_record_file, image_folder_loaders, imagenet_rec_iters,
                                  prepare_digits, record_labels)
-from gluon_asymmnet.data.loaders import MEAN_RGB, STD_RGB
+from gluon_asymmnet.model_zoo import IMAGENET_MEAN_RGB as MEAN_RGB, IMAGENET_STD_RGB as STD_RGB
 from gluon_asymmnet.data.prepare import main as prepare_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,7 +7,7 @@ from gluoncv.data import ImageNet1kAttr
 from PIL import Image
 
 from gluon_asymmnet.data import prepare_digits
-from gluon_asymmnet.export import export_model
+from gluon_asymmnet.deploy.export import export_model
 from test_export import assert_one_line_error, randomized, run_cli
 
 

@@ -8,8 +8,10 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_asymmnet.data.loaders import MEAN_RGB, STD_RGB
-from gluon_asymmnet.export import export_model, load_exported, zoo_model
+from gluon_asymmnet.model_zoo import IMAGENET_MEAN_RGB as MEAN_RGB, IMAGENET_STD_RGB as STD_RGB
+from gluon_asymmnet.deploy.export import export_model
+from gluon_asymmnet.deploy.runtime import load_exported
+from gluon_asymmnet.deploy.sources import zoo_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

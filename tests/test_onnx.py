@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 import pytest
 
-from gluon_asymmnet.export import ONNX_TOLERANCE, export_model, load_onnx
+from gluon_asymmnet.deploy.export import export_model
+from gluon_asymmnet.deploy.onnx import ONNX_TOLERANCE, load_onnx
 from test_export import ROOT, assert_one_line_error, randomized, run_cli
 
 
@@ -41,7 +42,7 @@ def test_onnxruntime_matches_mxnet(tmp_path, name):
 
 
 def test_deploy_symbol_drops_identity_reshapes_for_onnx_only():
-    from gluon_asymmnet.export import net_symbol, deploy_symbol
+    from gluon_asymmnet.deploy.graph import net_symbol, deploy_symbol
     symbol = net_symbol(randomized('asymmnet_small_0.35', input_size=32))[0]
     identity = [n for n in json.loads(symbol.tojson())['nodes']
                 if n['op'] == 'Reshape' and n['attrs']['shape'] == '(0, 0, 0, 0)']

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
-from gluon_asymmnet.plot import main, plot_run, read_run
+from gluon_asymmnet.plot import main, plot_run
+from gluon_asymmnet.run_metrics import read_run
 
 REFERENCE_LOG = os.path.join(FIXTURES, 'official-asymmnet-large-train-log.txt')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

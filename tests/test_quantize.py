@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from gluon_asymmnet.data import imagenet_rec_iters, prepare_digits
-from gluon_asymmnet.evaluate import Predictor, evaluate, exported_predictor, onnx_predictor
-from gluon_asymmnet.export import export_model, run_dir_model
-from gluon_asymmnet.quantize import calibration_iter, quantize_onnx, quantize_symbol
+from gluon_asymmnet.deploy.runtime import Predictor, exported_predictor, onnx_predictor
+from gluon_asymmnet.evaluation import evaluate
+from gluon_asymmnet.deploy.export import export_model
+from gluon_asymmnet.deploy.sources import run_dir_model
+from gluon_asymmnet.deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
 from test_export import run_cli
 
 
@@ -21,11 +23,12 @@ def trained(tmp_path_factory):
                              '--lr', 0.2, '--lr-mode', 'cosine', '-j', 1, '--save-dir', root,
                              '--tag-name', 'demo')
     assert status == 0, err
-    net, size = run_dir_model(str(root / 'asymmnet_small_0.5-demo'))
+    net, config = run_dir_model(str(root / 'asymmnet_small_0.5-demo'))
     prefix = str(root / 'digits')
-    export_model(net, prefix, size)
-    export_model(net, prefix, size, fmt='onnx')
+    export_model(net, prefix, config=config)
+    export_model(net, prefix, fmt='onnx', config=config)
     digits = prepare_digits(str(root))
+    size = config.input_size
     val = imagenet_rec_iters(None, None, digits.val_rec, digits.val_idx, 60, size, num_workers=1)[1]
     train = imagenet_rec_iters(None, None, digits.train_rec, digits.train_idx, 32, size,
                                num_workers=1)[1]

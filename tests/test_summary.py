@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from gluon_asymmnet import get_model
-from gluon_asymmnet.utils.summary import summary
+from gluon_asymmnet.complexity import summary
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 
@@ -60,7 +60,7 @@ def test_table_and_input_size():
 
 
 def test_cli_prints_totals_and_the_papers_figure():
-    out = subprocess.run([sys.executable, '-m', 'gluon_asymmnet.utils.summary',
+    out = subprocess.run([sys.executable, '-m', 'gluon_asymmnet.summary',
                           'asymmnet_large_1.0', '--totals-only'],
                          capture_output=True, text=True, check=True).stdout
     assert '216.92M MACs, 6,076,608 trainable params' in out
@@ -68,7 +68,7 @@ def test_cli_prints_totals_and_the_papers_figure():
 
 
 def test_cli_rejects_unknown_model_in_one_line():
-    proc = subprocess.run([sys.executable, '-m', 'gluon_asymmnet.utils.summary', 'asymmnet_xl'],
+    proc = subprocess.run([sys.executable, '-m', 'gluon_asymmnet.summary', 'asymmnet_xl'],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count('\n') == 0 and 'unknown model' in proc.stderr

@@ -5,17 +5,18 @@ import os
 import mxnet as mx
 import pytest
 
-from gluon_asymmnet import get_model, list_models
+from gluon_asymmnet import get_model
 from gluon_asymmnet.models.asymmnet import AsymmBottleneck
-from gluon_asymmnet.train.args import global_lr, model_kwargs, model_name, parse_args
-from gluon_asymmnet.train.checkpoint import (RunLock, atomic_save, check_params_fit,
-                                             latest_checkpoint, param_shapes, prune_checkpoints)
-from gluon_asymmnet.train.errors import UsageError
+from gluon_asymmnet.errors import UsageError
+from gluon_asymmnet.fileio import atomic_save
+from gluon_asymmnet.model_zoo import zoo_name
+from gluon_asymmnet.params import check_params_fit, param_shapes
+from gluon_asymmnet.train.args import global_lr, model_kwargs, parse_args
+from gluon_asymmnet.train.checkpoint import RunLock, latest_checkpoint, prune_checkpoints
 from gluon_asymmnet.train.loop import soft_targets
 from gluon_asymmnet.train.main import lr_schedule, server_lr_schedule
 from gluon_asymmnet.train.precision import choose_precision
 
-KNOWN = list_models()
 
 
 @pytest.mark.parametrize('argv, expected', [
@@ -26,7 +27,8 @@ KNOWN = list_models()
     (['--model', 'mobilenetv3_small', '--width-scale', '0.75'], 'mobilenetv3_small_0.75'),
 ])
 def test_model_name_from_family_and_width(argv, expected):
-    assert model_name(parse_args(argv), KNOWN) == expected
+    args = parse_args(argv)
+    assert zoo_name(args.model, args.width_scale) == expected
 
 
 @pytest.mark.parametrize('argv, message', [
@@ -34,8 +36,9 @@ def test_model_name_from_family_and_width(argv, expected):
     (['--model', 'asymmnet_small', '--width-scale', '0.6'], 'has no width 0.6'),
 ])
 def test_model_name_rejects_bad_widths(argv, message):
-    with pytest.raises(UsageError, match=message):
-        model_name(parse_args(argv), KNOWN)
+    args = parse_args(argv)
+    with pytest.raises(ValueError, match=message):
+        zoo_name(args.model, args.width_scale)
 
 
 def test_model_flags_reach_the_model():

@@ -25,9 +25,9 @@ import numpy as np
 from mxnet import recordio
 from PIL import Image
 
-from .errors import DataError
+from ..errors import DataError
 
-__all__ = ['DigitsData', 'prepare_digits', 'digits_images']
+__all__ = ['DigitsData', 'default_digits_root', 'prepare_digits', 'digits_images']
 
 #: Where the prepared files are (``train_dir``/``val_dir``: class folders).
 DigitsData = collections.namedtuple(
@@ -79,6 +79,12 @@ def _result(folder):
         val_rec=os.path.join(folder, 'val.rec'), val_idx=os.path.join(folder, 'val.idx'),
         train_dir=os.path.join(folder, 'train'), val_dir=os.path.join(folder, 'val'),
         classes=list(_CLASSES), num_train=counts['num_train'], num_val=counts['num_val'])
+
+
+def default_digits_root():
+    """Where the evaluation tools keep the digits: ``$MXNET_HOME/datasets``
+    (``~/.mxnet/datasets`` without ``MXNET_HOME``), as MXNet keeps its data sets."""
+    return os.path.join(os.environ.get('MXNET_HOME', os.path.join('~', '.mxnet')), 'datasets')
 
 
 def prepare_digits(root, size=32):

@@ -19,16 +19,15 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon.data.vision import ImageFolderDataset, transforms
 
-from .errors import DataError
+from ..errors import DataError
+from ..model_zoo import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from .records import check_record_file, count_classes, read_index, record_labels, sample_positions
 
-__all__ = ['MEAN_RGB', 'STD_RGB', 'DataInfo', 'imagenet_rec_iters', 'image_folder_loaders',
+__all__ = ['DataInfo', 'imagenet_rec_iters', 'image_folder_loaders',
            'batches', 'check_record_file', 'record_labels', 'check_image_folder',
            'check_data_args']
 
 #: ImageNet channel means and standard deviations (RGB, pixel values 0-255).
-MEAN_RGB = (123.68, 116.779, 103.939)
-STD_RGB = (58.393, 57.12, 57.375)
 _JITTER = 0.4
 _LIGHTING = 0.1
 #: Record files of up to this many records (ImageNet's validation set has 50,000)
@@ -68,7 +67,7 @@ def _record_iter(source, **kwargs):
 
 def imagenet_rec_iters(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_size,
                        input_size=224, crop_ratio=0.875, num_workers=4, num_parts=1,
-                       part_index=0, mean=MEAN_RGB, std=STD_RGB, seed=0,
+                       part_index=0, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB, seed=0,
                        min_random_area=0.08, mirror=True):
     """``mx.io.ImageRecordIter`` s for training and validation with the ImageNet recipe.
 
@@ -168,7 +167,7 @@ class _PartSampler(gluon.data.sampler.Sampler):
 
 
 def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=0.875,
-                         num_workers=4, num_parts=1, part_index=0, mean=MEAN_RGB, std=STD_RGB,
+                         num_workers=4, num_parts=1, part_index=0, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB,
                          min_random_area=0.08, mirror=True):
     """Gluon ``DataLoader`` s over ``data_dir/train`` and ``data_dir/val`` class folders.
 

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-from .errors import DataError
+from ..errors import DataError
 from .records import check_record_file
 
 __all__ = ['im2rec_script', 'prepare_records', 'main']

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from mxnet import recordio
 
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = ['read_index', 'check_record_file', 'record_labels', 'count_classes',
            'sample_positions']

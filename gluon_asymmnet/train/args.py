@@ -21,26 +21,19 @@ scaling rule of Goyal et al. 2017). The original AsymmNet recipe is lr 2.6 for
 The schedule is per iteration: ``--warmup-epochs`` of linear warm-up from
 ``--warmup-lr`` to ``lr``, then ``--lr-mode`` (step/poly/cosine) down to 0.
 """
-import argparse
-import math
 import os
 
-__all__ = ['build_parser', 'parse_args', 'model_name', 'model_kwargs', 'global_lr']
+from ..cli import OneLineParser, check_ranges
+
+__all__ = ['build_parser', 'parse_args', 'model_kwargs', 'global_lr']
 
 #: ``--lr-base`` is the learning rate of this many images per step.
 LR_BASE_BATCH = 256
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage block), exit status 2."""
-
-    def error(self, message):
-        self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
-
-
 def build_parser(prog='train_imagenet.py'):
     """The ``argparse`` parser of the training command."""
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog=prog, description='Train an AsymmNet (or any zoo model) on ImageNet-style data '
                                '(RecordIO or class folders), GluonCV style.')
     data = parser.add_argument_group('data')
@@ -178,16 +171,6 @@ _RANGES = (
 )
 
 
-def _check_range(parser, name, value, low, high, low_ok, high_ok):
-    flag = '--' + name.replace('_', '-')
-    if isinstance(value, float) and not math.isfinite(value):
-        parser.error('%s must be a finite number, not %s' % (flag, value))
-    if low is not None and (value < low or value == low and not low_ok):
-        parser.error('%s must be %s %s, not %s' % (flag, '>=' if low_ok else '>', low, value))
-    if high is not None and (value > high or value == high and not high_ok):
-        parser.error('%s must be %s %s, not %s' % (flag, '<=' if high_ok else '<', high, value))
-
-
 def parse_args(argv=None):
     """Parse and check ``argv``; bad values exit with status 2 (argparse's ``error``)."""
     parser = build_parser()
@@ -199,9 +182,7 @@ def parse_args(argv=None):
         args.min_random_area = 1.0 if digits else 0.08
     if args.mirror is None:
         args.mirror = not digits
-    for name, *bounds in _RANGES:
-        if getattr(args, name) is not None:
-            _check_range(parser, name, getattr(args, name), *bounds)
+    check_ranges(parser, args, _RANGES)
     if not args.logging_file or os.sep in args.logging_file or args.logging_file in ('.', '..'):
         parser.error('--logging-file must be a file name (it goes in the run folder), not %r'
                      % args.logging_file)
@@ -222,49 +203,6 @@ def parse_args(argv=None):
         parser.error('--lr-decay-epoch must be comma-separated epochs (integers >= 0), not %r'
                      % args.lr_decay_epoch)
     return args
-
-
-def model_name(args, known):
-    """The zoo name for ``--model`` and ``--width-scale``.
-
-    ``asymmnet_small --width-scale 0.5`` (the original's way) and
-    ``asymmnet_small_0.5`` (the zoo name) give ``asymmnet_small_0.5``.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-    known : collection of str
-        The zoo's names.
-
-    Raises
-    ------
-    UsageError
-        The width does not exist for that model, or contradicts the name.
-    """
-    from .errors import UsageError
-    if args.width_scale is None:
-        return args.model
-    scaled = '%s_%s' % (args.model, float(args.width_scale))
-    if scaled in known:
-        return scaled
-    family, _, width = args.model.rpartition('_')
-    if args.model in known and family and _is_float(width):
-        if float(width) == args.width_scale:
-            return args.model
-        raise UsageError('--model %s has width %s but --width-scale is %s'
-                         % (args.model, width, args.width_scale))
-    raise UsageError('--model %s has no width %s; zoo names with a width: %s'
-                     % (args.model, args.width_scale,
-                        ', '.join(n for n in sorted(known) if n.startswith(args.model + '_'))
-                        or 'none for this model'))
-
-
-def _is_float(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def model_kwargs(args, classes):

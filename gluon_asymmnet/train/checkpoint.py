@@ -17,67 +17,14 @@ import fcntl
 import glob
 import json
 import os
-import shutil
-import tempfile
 
-import mxnet as mx
+from ..errors import UsageError
+from ..fileio import atomic_link, atomic_save, atomic_write_json
 
-from .errors import UsageError
-
-__all__ = ['atomic_save', 'atomic_link', 'RunLock', 'save_checkpoint', 'mark_best',
-           'latest_checkpoint', 'read_checkpoint', 'prune_checkpoints', 'param_shapes',
-           'saved_param_shapes', 'check_params_fit']
+__all__ = ['RunLock', 'save_checkpoint', 'mark_best', 'latest_checkpoint', 'read_checkpoint',
+           'prune_checkpoints']
 
 _BEST = 'best'
-
-
-def _fsync_dir(folder):
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_save(path, write):
-    """Create ``path`` through ``write(temporary_path)``, then fsync and rename it into place.
-
-    Readers see either the old file or the complete new one, never a partial one.
-
-    Raises
-    ------
-    OSError
-        ``cannot write PATH: reason`` (read-only folder, full disk, file size
-        limit...); ``path`` is then as it was.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
-        os.close(fd)
-        write(tmp)
-        with open(tmp, 'rb+') as written:
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(folder)
-    except (OSError, mx.base.MXNetError) as error:
-        reason = (error.strerror or str(error) if isinstance(error, OSError)
-                  else 'the write was incomplete (disk full or file size limit?)')
-        raise OSError('cannot write %s: %s' % (path, reason)) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_link(source, path):
-    """Make ``path`` the same file as ``source`` (a hard link, else a copy), atomically."""
-    def link(tmp):
-        os.remove(tmp)
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-    atomic_save(path, link)
 
 
 class RunLock:
@@ -136,13 +83,6 @@ def _stem(run_dir, model, next_epoch, next_batch):
     return os.path.join(run_dir, name)
 
 
-def _write_meta(path, meta):
-    def write(tmp):
-        with open(tmp, 'w') as out:
-            json.dump(meta, out, indent=1)
-    atomic_save(path, write)
-
-
 def save_checkpoint(run_dir, model, net, trainer, state):
     """Write a complete checkpoint and return its ``.json`` path.
 
@@ -165,7 +105,7 @@ def save_checkpoint(run_dir, model, net, trainer, state):
         atomic_save(stem + '.states', trainer.save_states)
         states = os.path.basename(stem + '.states')
     meta = dict(state, model=model, params=os.path.basename(stem + '.params'), states=states)
-    _write_meta(stem + '.json', meta)
+    atomic_write_json(meta, stem + '.json')
     return stem + '.json'
 
 
@@ -180,8 +120,9 @@ def mark_best(checkpoint):
     atomic_link(meta['params'], stem + '.params')
     if meta['states']:
         atomic_link(meta['states'], stem + '.states')
-    _write_meta(stem + '.json', dict(meta, params=os.path.basename(stem + '.params'),
-                                     states=meta['states'] and os.path.basename(stem + '.states')))
+    best = dict(meta, params=os.path.basename(stem + '.params'),
+                states=meta['states'] and os.path.basename(stem + '.states'))
+    atomic_write_json(best, stem + '.json')
 
 
 def _can_save_states(trainer):
@@ -252,71 +193,3 @@ def prune_checkpoints(run_dir, frequency):
         for suffix in ('.json', '.params', '.states'):
             if os.path.exists(stem + suffix):
                 os.remove(stem + suffix)
-
-
-def param_shapes(net, input_size):
-    """``{structured name: shape}`` of ``net``'s parameters, by shape inference only.
-
-    Nothing is allocated or computed; the names are those of ``save_parameters``.
-
-    Raises
-    ------
-    UsageError
-        ``input_size`` is too small (or not positive) for the network.
-    """
-    out = net(mx.sym.var('data'))
-    try:
-        args, _, aux = out.infer_shape(data=(1, 3, input_size, input_size))
-    except mx.base.MXNetError:
-        raise UsageError('an input of %sx%s pixels does not fit this network'
-                         % (input_size, input_size)) from None
-    inferred = dict(zip(out.list_arguments(), args))
-    inferred.update(zip(out.list_auxiliary_states(), aux))
-    return {name: tuple(inferred[param.name])
-            for name, param in net._collect_params_with_prefix().items()}
-
-
-def saved_param_shapes(path):
-    """``{name: shape}`` of a parameter file (``arg:``/``aux:`` prefixes dropped).
-
-    Raises
-    ------
-    UsageError
-        The file is not a readable MXNet file of named parameters.
-    """
-    try:
-        saved = mx.nd.load(path)
-    except (OSError, UnicodeDecodeError, mx.base.MXNetError):
-        raise UsageError('%s: not a readable MXNet parameter file' % path) from None
-    if not isinstance(saved, dict):
-        raise UsageError('%s: holds no named parameters' % path)
-    return {name.split(':', 1)[-1]: tuple(array.shape) for name, array in saved.items()}
-
-
-def check_params_fit(path, shapes, what):
-    """Check that the parameter file ``path`` fits a network with these ``shapes``.
-
-    Parameters
-    ----------
-    path : str
-    shapes : dict
-        From :func:`param_shapes`.
-    what : str
-        The network, for the message (e.g. ``'--model asymmnet_small_0.5'``).
-
-    Raises
-    ------
-    UsageError
-        Naming the file and the first parameter that is missing, extra, or of another shape.
-    """
-    saved = saved_param_shapes(path)
-    for name, shape in shapes.items():
-        if name not in saved:
-            raise UsageError('%s does not fit %s: parameter %s is missing' % (path, what, name))
-        if saved[name] != shape:
-            raise UsageError('%s does not fit %s: parameter %s has shape %s, the model needs %s'
-                             % (path, what, name, saved[name], shape))
-    extra = sorted(set(saved) - set(shapes))
-    if extra:
-        raise UsageError('%s does not fit %s: it has parameter %s that the model lacks'
-                         % (path, what, extra[0]))

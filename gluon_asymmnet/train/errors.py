@@ -1,16 +1,12 @@
-"""The exception type for bad training arguments."""
+"""How a training stops on its own: a diverged run."""
 
-__all__ = ['UsageError', 'NonFiniteLoss']
+__all__ = ['NonFiniteLoss', 'EXIT_DIVERGED']
 
-
-class UsageError(ValueError):
-    """A bad command line, model, teacher or resume file: a one-line message.
-
-    ``train_imagenet.py`` prints ``str(error)`` and exits with status 2, as
-    argparse does for bad usage, before any training starts.
-    """
+#: Exit status of ``train_imagenet.py`` when the loss became NaN or infinite
+#: (2 is bad usage, 1 an unexpected failure).
+EXIT_DIVERGED = 3
 
 
-class NonFiniteLoss(UsageError):
+class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite: the hyper-parameters (``--lr`` first) make training
     diverge. The weights of that step are not saved; the newest checkpoint stays good."""

@@ -23,12 +23,15 @@ import mxnet as mx
 from mxnet import gluon
 
 from .. import model_zoo
-from ..data import DataError, check_data_args, image_folder_loaders, imagenet_rec_iters
+from ..data import check_data_args, image_folder_loaders, imagenet_rec_iters
+from ..deploy.export import export_model
+from ..deploy.sources import run_dir_model
+from ..errors import DataError, UsageError
+from ..params import check_params_fit, param_shapes
 from . import precision as precision_mod
-from .args import global_lr, model_kwargs, model_name, parse_args
-from .checkpoint import (RunLock, check_params_fit, latest_checkpoint, param_shapes,
-                         read_checkpoint)
-from .errors import UsageError
+from .args import global_lr, model_kwargs, parse_args
+from .checkpoint import RunLock, latest_checkpoint, read_checkpoint
+from .errors import EXIT_DIVERGED, NonFiniteLoss
 from .loop import Job, StopFlag, train
 from .run_dir import RunDir
 
@@ -169,9 +172,8 @@ def build_job(args):
     precision = precision_mod.choose_precision(args.dtype, args.amp, on_gpu)
     kv = _kvstore(args.kvstore)
     num_workers, rank = (kv.num_workers, kv.rank) if kv is not None else (1, 0)
-    name = model_name(args, model_zoo.list_models())
     try:
-        model_zoo.resolve_name(name)
+        name = model_zoo.resolve_name(model_zoo.zoo_name(args.model, args.width_scale))
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.dataset == 'digits':
@@ -368,16 +370,13 @@ def _finish(job):
     if not job.writes:
         job.net.save_parameters(job.run_dir.file('worker%d-final.params' % job.rank))
         return
-    best = job.run_dir.file('%s-best.params' % job.model)
-    if not os.path.exists(best):     # no epoch finished in this run folder
-        return
-    # a fresh float32 copy: the trained network stays tied to its trainer (and kvstore)
-    net = _build_net(job.model, model_kwargs(job.args, job.classes), '--model ' + job.model)
-    net.load_parameters(best, ctx=mx.cpu(), cast_dtype=True, dtype_source='saved')
-    net.cast('float32')
-    from ..export import export_model   # the deployment export, with its -info.json
+    if not os.path.exists(job.run_dir.file('%s-best.params' % job.model)):
+        return   # no epoch finished in this run folder
+    # a fresh float32 copy with the run's class names, input size and crop ratio, exported
+    # as `python -m gluon_asymmnet.export --run-dir` would (one export path)
+    net, config = run_dir_model(job.run_dir.path)
     prefix = job.run_dir.file(job.model)
-    export_model(net, prefix, job.args.input_size, crop_ratio=job.args.crop_ratio)
+    export_model(net, prefix, config=config)
     job.run_dir.logger.info('exported %s-symbol.json, -0000.params and -info.json', prefix)
 
 
@@ -389,6 +388,9 @@ def main(argv=None):
     except (UsageError, DataError) as error:
         print('%s: error: %s' % (PROG, error), file=sys.stderr)
         return 2
+    except NonFiniteLoss as error:
+        print('%s: error: %s' % (PROG, error), file=sys.stderr)
+        return EXIT_DIVERGED
     except OSError as error:   # what could not be written, e.g. a full disk
         print('%s: error: %s' % (PROG, error), file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ import collections
 
 from mxnet import autograd
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ['Precision', 'choose_precision', 'init_amp', 'init_trainer', 'backward']
 

@@ -18,9 +18,9 @@ import os
 import sys
 
 
-from ..plot import METRICS_FILE
-from .checkpoint import atomic_save
-from .errors import UsageError
+from ..errors import UsageError
+from ..fileio import atomic_save, atomic_write_json
+from ..run_metrics import METRICS_FILE, read_metrics
 
 __all__ = ['RunDir', 'METRICS_FILE', 'BATCH_LINE']
 
@@ -92,7 +92,7 @@ class RunDir:
     def write_args(self, args):
         """Save the arguments as ``args.json``."""
         if self.writable:
-            atomic_save(self.file('args.json'), lambda tmp: _dump_json(vars(args), tmp))
+            atomic_write_json(vars(args), self.file('args.json'), sort_keys=True)
 
     def read_metrics(self):
         """The per-epoch records written so far.
@@ -102,14 +102,7 @@ class RunDir:
         """
         if not os.path.exists(self.file(METRICS_FILE)):
             return []
-        records = []
-        with open(self.file(METRICS_FILE)) as lines:
-            for line in lines:
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
-        return records
+        return read_metrics(self.file(METRICS_FILE))
 
     def keep_metrics_before(self, epoch):
         """Drop the records of ``epoch`` and later (a resumed run writes them again)."""
@@ -162,8 +155,3 @@ class RunDir:
             if isinstance(handler, logging.FileHandler):
                 self.logger.removeHandler(handler)
                 handler.close()
-
-
-def _dump_json(obj, path):
-    with open(path, 'w') as out:
-        json.dump(obj, out, indent=1, sort_keys=True)

@@ -7,7 +7,8 @@ Every fault test records its trials with the ``trials`` fixture::
 Every pytest process that runs tests (each xdist worker, or the only process)
 appends them as JSON lines to its own file in a results folder of this run
 (named after xdist's ``testrunuid``, shared by the workers), and at the end
-adds its tests' outcomes. The last process to finish writes
+adds its tests' outcomes. With ``WRITE_RELIABILITY=1`` (``make reliability``;
+``make test`` leaves the tracked file alone) the last process to finish writes
 ``tests/faults/RELIABILITY.md``: one row per fault, with how many times it was
 tried, what happened, what was lost and whether its test passed. (The workers
 do it, not xdist's controlling process: that one does not load this conftest
@@ -226,7 +227,7 @@ def _write_table(trials, outcomes):
                           'failed: `%s` |\n' % (name, name.split('[')[0]))
     rows = sorted(rows.items(), key=lambda item: _order(item[1]))
     with open(RELIABILITY + '.tmp', 'w') as table:
-        table.write('# Reliability\n\nWritten by `pytest tests/faults` (part of `make test`): '
+        table.write('# Reliability\n\nWritten by `make reliability` (`pytest tests/faults`): '
                     'every fault the suite inflicts on training, export and the model zoo, '
                     'how many times it was tried, what happened, and how much work was lost '
                     '(epochs missing or repeated in the metrics, checkpoints that do not '
@@ -253,6 +254,6 @@ def pytest_sessionfinish(session):
         if len(finished.read().split()) < processes:
             return
         trials, outcomes = _read_results(folder)
-        if trials:
+        if trials and os.environ.get('WRITE_RELIABILITY'):   # `make reliability`
             _write_table(trials, outcomes)
     shutil.rmtree(folder, ignore_errors=True)

@@ -170,7 +170,7 @@ def _export(folder, classes, fmt):
     """Export the suite's model (random weights) for ``classes`` classes at 32x32."""
     import mxnet as mx
     from gluon_asymmnet import get_model
-    from gluon_asymmnet.export import export_model
+    from gluon_asymmnet.deploy.export import export_model
     net = get_model(faultlib.MODEL, classes=classes)
     net.initialize(mx.init.Xavier())
     return export_model(net, str(folder / ('classes%d' % classes)), 32, fmt=fmt)

@@ -1,4 +1,4 @@
-"""CPU inference backends and their latency/throughput (``eval.py --benchmark``).
+"""Inference speed on the CPU: backends, their latency and throughput (``eval.py --benchmark``).
 
 Backends (:data:`BACKENDS`), each built by :func:`build_backend` into a function
 ``run(numpy batch) -> numpy logits`` that blocks until the result is there:
@@ -8,8 +8,8 @@ Backends (:data:`BACKENDS`), each built by :func:`build_backend` into a function
 ``mkldnn``        the deploy graph fused by ``optimize_for(backend='MKLDNN')``
 ``symbolblock``   exported ``-symbol.json``/``-0000.params`` through ``SymbolBlock.imports``
 ``onnxruntime``   the exported ONNX file in ONNX Runtime (all graph optimisations)
-``int8``          MXNet oneDNN INT8 (:func:`gluon_asymmnet.quantize.quantize_mxnet`)
-``int8-onnxruntime``  ONNX Runtime static INT8 (:func:`gluon_asymmnet.quantize.quantize_onnx`)
+``int8``          MXNet oneDNN INT8 (:func:`gluon_asymmnet.deploy.quantize.quantize_mxnet`)
+``int8-onnxruntime``  ONNX Runtime static INT8 (:func:`gluon_asymmnet.deploy.quantize.quantize_onnx`)
 
 ONNX Runtime sessions run without spinning threads: the backends are timed in
 turns in one process, and spinning threads left behind by an ONNX Runtime run
@@ -27,8 +27,14 @@ import time
 import mxnet as mx
 import numpy as np
 
-from .export import export_model, load_exported, load_onnx, net_symbol, symbol_block
-from .train.errors import UsageError
+from .deploy.export import export_model
+from .deploy.graph import net_symbol, symbol_block
+from .deploy.onnx import load_onnx
+from .deploy.quantize import calibration_iter, quantize_mxnet, quantize_onnx
+from .deploy.runtime import load_exported, mxnet_runner, onnx_runner
+from .deploy.sources import zoo_model
+from .errors import UsageError
+from .model_zoo import ModelConfig
 
 __all__ = ['BACKENDS', 'build_backend', 'measure', 'run_benchmark']
 
@@ -37,19 +43,14 @@ BACKENDS = ('imperative', 'hybridized', 'mkldnn', 'symbolblock', 'onnxruntime', 
 _WARMUP = 10
 
 
-def _mxnet_runner(block):
-    return lambda x: block(mx.nd.array(x)).asnumpy()
-
-
 def _random_calibration(input_shape):
-    from .quantize import calibration_iter
     images = np.random.RandomState(0).normal(size=(64,) + tuple(input_shape[1:]))
     return calibration_iter(images.astype(np.float32), 64, batch_size=32)
 
 
 def _exported(net, input_shape, fmt, work):
     prefix = os.path.join(work, 'net')
-    export_model(net, prefix, input_shape[-1], fmt=fmt)
+    export_model(net, prefix, input_shape[-1], fmt=fmt, config=ModelConfig())
     return prefix
 
 
@@ -74,18 +75,17 @@ def build_backend(name, net, input_shape):
     """
     if name == 'imperative':
         net.hybridize(active=False)
-        return _mxnet_runner(net)
+        return mxnet_runner(net)
     if name == 'hybridized':
         net.hybridize(static_alloc=True, static_shape=True)
-        return _mxnet_runner(net)
+        return mxnet_runner(net)
     if name == 'mkldnn':
         block = symbol_block(*net_symbol(net))
         block.optimize_for(mx.nd.zeros(input_shape), backend='MKLDNN', static_alloc=True,
                            static_shape=True)
-        return _mxnet_runner(block)
+        return mxnet_runner(block)
     if name == 'int8':
-        from .quantize import quantize_mxnet
-        return _mxnet_runner(quantize_mxnet(net, _random_calibration(input_shape)))
+        return mxnet_runner(quantize_mxnet(net, _random_calibration(input_shape)))
     if name not in BACKENDS:
         raise UsageError('unknown backend %r; choose from %s' % (name, ', '.join(BACKENDS)))
     work = tempfile.mkdtemp(prefix='asymmnet-bench-')
@@ -93,15 +93,13 @@ def build_backend(name, net, input_shape):
         if name == 'symbolblock':
             block = load_exported(_exported(net, input_shape, 'mxnet', work))[0]
             block.hybridize(static_alloc=True, static_shape=True)
-            return _mxnet_runner(block)
+            return mxnet_runner(block)
         path = _exported(net, input_shape, 'onnx', work) + '.onnx'
         if name == 'int8-onnxruntime':
-            from .quantize import quantize_onnx
             path = quantize_onnx(path, os.path.join(work, 'int8.onnx'),
                                  _random_calibration(input_shape))
-        session = load_onnx(path, spinning=False)[0]   # it shares the process with MXNet
-        input_name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {input_name: x})[0]
+        # it shares the process with MXNet: no spinning threads
+        return onnx_runner(load_onnx(path, spinning=False)[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -139,7 +137,6 @@ def run_benchmark(models, backends=None, input_size=224, batch_size=32, runs=50,
         ``model, backend, latency_ms, latency_p90_ms, images_per_sec,
         latency_ratio, throughput_ratio`` (ratios to ``hybridized`` of the same model).
     """
-    from .export import zoo_model
     backends = list(backends or BACKENDS)
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:

@@ -6,24 +6,15 @@ Parameters are the true counts; the original release's summary tool multiplied
 a k x k kernel's parameters by k instead of k^2, which is where the paper's
 "5.99M" for AsymmNet-L x1.0 comes from (true count: 6.08M trainable).
 
-CLI: ``python -m gluon_asymmnet.utils.summary asymmnet_large_1.0 [--input-size 224]``.
+The command is ``python -m gluon_asymmnet.summary``.
 """
-import argparse
 import ast
 import collections
 import json
-import sys
 
 import numpy as np
 
-__all__ = ['LayerStats', 'Summary', 'summary', 'PAPER']
-
-#: The paper's ImageNet figures (top-1 %, MAdds in millions, params as printed).
-PAPER = {
-    'asymmnet_large_1.0': (75.4, 216.9, '5.99M'),
-    'asymmnet_large_0.5': (69.2, 67.2, '2.8M'),
-    'asymmnet_small_1.0': (68.4, 57.7, '3.1M'),
-}
+__all__ = ['LayerStats', 'Summary', 'summary']
 
 #: One operator: its name and type, output shape (CHW), parameters (all, and
 #: trainable: BatchNorm running statistics are not), MACs per image, kind
@@ -128,41 +119,3 @@ def summary(net, input_shape=(1, 3, 224, 224)):
         layers.append(LayerStats(node['name'], node['op'], tuple(shape[1:]), params, n_trainable,
                                  macs, kind, data_inputs))
     return Summary(layers, total_macs // input_shape[0], total_params, total_trainable)
-
-
-def main(argv=None):
-    """Command line: print the table and totals of a zoo model."""
-    from ..model_zoo import get_model
-    parser = argparse.ArgumentParser(prog='python -m gluon_asymmnet.utils.summary',
-                                     description='Count parameters and MACs of a zoo model.')
-    parser.add_argument('model', help='zoo name, e.g. asymmnet_large_1.0')
-    parser.add_argument('--input-size', type=int, default=224)
-    parser.add_argument('--classes', type=int, default=1000)
-    parser.add_argument('--asymmrate', type=int, default=None)
-    parser.add_argument('--totals-only', action='store_true', help='skip the per-layer table')
-    args = parser.parse_args(argv)
-    if args.input_size < 32:
-        parser.error('--input-size must be at least 32')
-    kwargs = {'classes': args.classes}
-    if args.asymmrate is not None:
-        kwargs['asymmrate'] = args.asymmrate
-    try:
-        net = get_model(args.model, **kwargs)
-    except (ValueError, TypeError) as err:
-        parser.exit(2, 'error: %s\n' % err)
-    net.initialize()
-    stats = summary(net, (1, 3, args.input_size, args.input_size))
-    if not args.totals_only:
-        print(stats.table())
-    print('{}: {:.2f}M MACs, {:,} trainable params ({:,} in all) at {}x{}'.format(
-        args.model, stats.macs / 1e6, stats.trainable_params, stats.params,
-        args.input_size, args.input_size))
-    if args.model in PAPER and args.classes == 1000 and args.input_size == 224:
-        top1, madds, params = PAPER[args.model]
-        print('paper: {}% top-1, {}M MAdds, {} params (the original counter multiplied '
-              'k x k kernels by k, not k^2)'.format(top1, madds, params))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Export a network for deployment: MXNet symbol/params or ONNX, with ``-info.json``.
+
+``export_model`` writes::
+
+    PREFIX-symbol.json PREFIX-0000.params   # fmt='mxnet' (SymbolBlock.imports)
+    PREFIX.onnx PREFIX-batch1.onnx          # fmt='onnx': dynamic batch, batch 1
+    PREFIX-info.json                        # input shape, layout, mean/std, synset
+
+The preprocessing (mean/std normalisation and, for ``layout='HWC'``, the
+transpose of ``(N, H, W, 3)`` RGB images of 0-255 values) can be folded into the
+graph with GluonCV's ``export_block``.
+"""
+import os
+import shutil
+import tempfile
+
+import mxnet as mx
+
+from ..errors import UsageError
+from ..model_zoo import ModelConfig, get_model_config
+from ..models.layers import inference_graph
+from .graph import deploy_symbol
+from .info import make_info, write_info
+from .onnx import export_onnx
+
+__all__ = ['export_model']
+
+
+class _Normalize(mx.gluon.HybridBlock):
+    """0-255 RGB in ``layout`` to normalised NCHW: the data pipeline's mean/std, folded."""
+
+    def __init__(self, mean, std, layout, **kwargs):
+        super(_Normalize, self).__init__(**kwargs)
+        shape = (1, 1, 1, 3) if layout == 'HWC' else (1, 3, 1, 1)
+        self.layout = layout
+        with self.name_scope():
+            self.mean = self.params.get_constant('mean', mx.nd.array(mean).reshape(shape))
+            self.std = self.params.get_constant('std', mx.nd.array(std).reshape(shape))
+
+    def hybrid_forward(self, F, x, mean, std):
+        x = F.broadcast_div(F.broadcast_minus(x, mean), std)
+        return F.transpose(x, axes=(0, 3, 1, 2)) if self.layout == 'HWC' else x
+
+
+def _config_of(net):
+    name = getattr(net, 'model_name', None)
+    try:
+        return get_model_config(name) if name else ModelConfig()
+    except ValueError:   # a name outside the zoo
+        return ModelConfig()
+
+
+def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', fmt='mxnet',
+                 config=None):
+    """Export ``net`` to ``PREFIX-symbol.json``/``-0000.params`` or ONNX, with ``PREFIX-info.json``.
+
+    Parameters
+    ----------
+    net : HybridBlock
+        Initialised; its ``model_name`` and ``classes`` (class names)
+        attributes, if any, are recorded.
+    prefix : str
+        Output path prefix (folders are created).
+    input_size : int, optional
+        Side of the square input (default: ``config``'s).
+    preprocess : bool
+        Fold the mean/std normalisation into the graph (GluonCV ``export_block``):
+        the graph then takes 0-255 RGB images.
+    layout : {'CHW', 'HWC'}
+        Input layout with ``preprocess`` (``HWC``: ``(N, H, W, 3)``, as decoded
+        images are); without it always ``CHW``.
+    fmt : {'mxnet', 'onnx'}
+        ``onnx`` writes ``PREFIX.onnx`` (dynamic batch) and ``PREFIX-batch1.onnx``
+        instead of the MXNet files, each checked in ONNX Runtime.
+    config : ModelConfig, optional
+        Input size, crop ratio and mean/std to export with and record; default:
+        the record of ``net.model_name`` (ImageNet's 224x224 for other networks).
+
+    Returns
+    -------
+    list of str
+        The files written.
+    """
+    from gluoncv.utils import export_block
+    if layout not in ('CHW', 'HWC'):
+        raise UsageError('--layout must be CHW or HWC, not %s' % layout)
+    if layout == 'HWC' and not preprocess:
+        raise UsageError('--layout HWC needs --preprocess (a graph without the folded '
+                         'normalisation takes normalised NCHW input)')
+    if fmt not in ('mxnet', 'onnx'):
+        raise UsageError('unknown export format %r: mxnet or onnx' % fmt)
+    config = config or _config_of(net)
+    config = config._replace(input_size=input_size or config.input_size)
+    folder = os.path.dirname(os.path.abspath(prefix))
+    os.makedirs(folder, exist_ok=True)
+    size = config.input_size
+    classes = net(mx.nd.zeros((1, 3, size, size))).shape[1]
+    info = make_info(getattr(net, 'model_name', None), classes, getattr(net, 'classes', None),
+                     config, preprocess, layout)
+    shape = tuple(info['input_shape'][1:])
+    work = prefix if fmt == 'mxnet' else os.path.join(tempfile.mkdtemp(dir=folder), 'net')
+    try:
+        normalize = _Normalize(info['mean'], info['std'], layout) if preprocess else None
+        with inference_graph():
+            export_block(work, net, data_shape=shape, preprocess=normalize, layout=layout)
+        symbol_file = work + '-symbol.json'
+        deploy_symbol(mx.sym.load(symbol_file)).save(symbol_file)
+        if fmt == 'mxnet':
+            return [symbol_file, work + '-0000.params', write_info(info, prefix)]
+        return export_onnx(work, prefix, info) + [write_info(info, prefix)]
+    finally:
+        if fmt != 'mxnet':
+            shutil.rmtree(os.path.dirname(work), ignore_errors=True)

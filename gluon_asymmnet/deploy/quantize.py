@@ -1,0 +1,178 @@
+"""Post-training INT8 quantization: MXNet oneDNN and ONNX Runtime.
+
+MXNet (oneDNN)
+--------------
+On MXNet 1.9.1 a plain ``quantize_net(net, calib_mode='naive', calib_data=...)``
+fails on AsymmNet in several ways; the working configuration (:data:`MXNET_CONFIG`):
+
+* calibration needs an ``mx.io.DataIter`` whose arrays live on ``cpu(0)``
+  (``ImageRecordIter`` gives ``cpu_pinned`` arrays, which the CachedOp rejects)
+  and that has no label: :func:`calibration_iter` copies N images into an
+  ``NDArrayIter``;
+* the Gluon result of ``quantize_net``/``quantize_net_v2`` exports an empty
+  parameter file, so the symbolic ``quantize_model_mkldnn`` is used, then
+  ``optimize_for('MKLDNN_QUANTIZE')``: its graph and parameters save and load
+  with ``SymbolBlock.imports``;
+* ``quantized_dtype='auto'`` (and ``'uint8'``) stops at run time with
+  ``data type do not match ... unsigned char v.s. given char``: the reused input
+  copies of the concat are signed, the expansion's relu output unsigned. Use
+  ``'int8'``;
+* the channel ``Concat`` stays in float32 (``excluded_op_names=['Concat']``), and
+  the squeeze-excitation layers too (excluded by name): they act on
+  1x1 maps (no speed to gain) and quantizing them costs the most accuracy.
+
+Naive calibration (min/max) is the one that works (the only one offered): entropy calibration makes a
+convolution receive ``uint8`` data with a negative calibrated minimum
+(``Expect int8 when data_min < 0.0``) and fails at the first forward. Per-tensor
+scales (``'tensor-wise'``) keep more accuracy than ``'channel-wise'`` here.
+The graph is first made plain (:func:`gluon_asymmnet.deploy.graph.deploy_symbol`).
+
+ONNX Runtime
+------------
+``onnxruntime.quantization.quantize_static`` of our ONNX file (QDQ format,
+signed int8 weights and unsigned int8 activations, one scale per tensor, min/max
+calibration on the same images), after ``quant_pre_process`` (needs the
+``ml_dtypes`` package). Measured on AsymmNet-S x0.5 trained on the digits
+(val top-1 93.06% in float32): per-tensor 93.89%, per-channel 91.67%,
+per-channel with int8 activations 93.61%, percentile calibration 92.22%; the
+MXNet path with :data:`MXNET_CONFIG` 92.78%.
+
+The command is ``python -m gluon_asymmnet.quantize``.
+"""
+import json
+import os
+import shutil
+import tempfile
+
+import mxnet as mx
+import numpy as np
+
+from ..data import batches
+from ..errors import DataError
+from .graph import net_symbol, symbol_block
+from .info import ExportInfo
+from .onnx import load_onnx, require_onnxruntime
+
+__all__ = ['MXNET_CONFIG', 'calibration_iter', 'quantize_symbol', 'quantize_mxnet',
+           'quantize_onnx']
+
+#: The ``quantize_model_mkldnn`` arguments that work for AsymmNet on MXNet 1.9.1
+#: (plus the squeeze-excitation layers, excluded by name).
+MXNET_CONFIG = dict(quantized_dtype='int8', quantize_mode='full',
+                    quantize_granularity='tensor-wise', excluded_op_names=['Concat'])
+_EXCLUDED_MATCH = 'squeezeexcitation'
+
+
+def calibration_iter(source, num_images, batch_size=32):
+    """An ``NDArrayIter`` on ``cpu(0)`` over the first ``num_images`` images of ``source``.
+
+    Parameters
+    ----------
+    source : mx.io.DataIter or gluon.data.DataLoader, or a numpy array
+        Normalised ``(N, 3, H, W)`` images (read with :func:`gluon_asymmnet.data.batches`).
+    num_images : int
+    batch_size : int
+    """
+    if isinstance(source, np.ndarray):
+        images = source[:num_images]
+    else:
+        parts, count = [], 0
+        for data, _ in batches(source):
+            parts.append(data.asnumpy())
+            count += len(parts[-1])
+            if count >= num_images:
+                break
+        if not parts:
+            raise DataError('no calibration images')
+        images = np.concatenate(parts)[:num_images]
+    return mx.io.NDArrayIter(images.astype(np.float32), None,
+                             batch_size=min(batch_size, len(images)), last_batch_handle='discard')
+
+
+def quantize_symbol(net, calib, num_calib_images=None):
+    """INT8 oneDNN graph of ``net`` (a HybridBlock or SymbolBlock), with :data:`MXNET_CONFIG`.
+
+    Parameters
+    ----------
+    net : HybridBlock
+        Float32, initialised, taking normalised NCHW input named ``data``.
+    calib : mx.io.DataIter
+        From :func:`calibration_iter`.
+    num_calib_images : int, optional
+        Default: every image of ``calib``.
+
+    Returns
+    -------
+    (mx.sym.Symbol, dict, dict)
+        The quantized graph (fused by ``MKLDNN_QUANTIZE``) and its arg/aux
+        parameters: save them with ``mx.model.save_checkpoint(prefix, 0, ...)``
+        for ``SymbolBlock.imports``.
+    """
+    from mxnet.contrib.quantization import quantize_model_mkldnn
+    symbol, args, aux = net_symbol(net)
+    excluded = [node['name'] for node in json.loads(symbol.tojson())['nodes']
+                if node['op'] != 'null' and _EXCLUDED_MATCH in node['name']]
+    calib.reset()
+    qsym, qargs, qaux = quantize_model_mkldnn(
+        symbol, args, aux, ctx=mx.cpu(), label_names=(), excluded_sym_names=excluded,
+        calib_mode='naive', calib_data=calib, num_calib_examples=num_calib_images,
+        **MXNET_CONFIG)
+    return qsym.optimize_for('MKLDNN_QUANTIZE'), qargs, qaux
+
+
+def quantize_mxnet(net, calib, num_calib_images=None):
+    """:func:`quantize_symbol` as a ``SymbolBlock``, hybridized with static alloc/shape."""
+    block = symbol_block(*quantize_symbol(net, calib, num_calib_images))
+    block.hybridize(static_alloc=True, static_shape=True)
+    return block
+
+
+class _Reader:
+    """ONNX Runtime calibration reader over an ``NDArrayIter``."""
+
+    def __init__(self, calib, input_name, info):
+        calib.reset()
+        self._batches = iter([info.to_graph_input(batch.data[0].asnumpy()) for batch in calib])
+        self._name = input_name
+
+    def get_next(self):
+        batch = next(self._batches, None)
+        return None if batch is None else {self._name: batch}
+
+
+def quantize_onnx(src, dst, calib, info=None):
+    """ONNX Runtime static INT8 quantization of ``src`` into ``dst``.
+
+    Parameters
+    ----------
+    src : str
+        Float32 ONNX file (a dynamic-batch one when the calibration batch is > 1).
+    dst : str
+    calib : mx.io.DataIter
+        Normalised NCHW images (:func:`calibration_iter`).
+    info : ExportInfo, optional
+        How the graph takes its input (default: the record in ``src``).
+    """
+    require_onnxruntime()
+    import onnx
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    session, recorded = load_onnx(src)
+    info = info or recorded or ExportInfo(preprocess=False, layout='CHW')
+    folder = tempfile.mkdtemp()
+    try:
+        prepared = os.path.join(folder, 'prepared.onnx')
+        quant_pre_process(src, prepared, skip_symbolic_shape=True)
+        quantize_static(prepared, dst, _Reader(calib, session.get_inputs()[0].name, info),
+                        quant_format=QuantFormat.QDQ, per_channel=False,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    model = onnx.load(src)
+    quantized = onnx.load(dst)
+    del quantized.metadata_props[:]
+    quantized.metadata_props.extend(model.metadata_props)
+    onnx.save(quantized, dst)
+    return dst

@@ -1,0 +1,163 @@
+"""Running a model on numpy batches, whatever holds it: Gluon, an export, ONNX Runtime.
+
+A :class:`Predictor` maps normalised ``(N, 3, H, W)`` float32 batches to
+logits and carries the :class:`~gluon_asymmnet.deploy.info.ExportInfo` of what
+the model takes; evaluation, quantization and the speed measurements all run
+models through it.
+"""
+import json
+import os
+import warnings
+
+import mxnet as mx
+import numpy as np
+
+from ..errors import UsageError
+from ..model_zoo import ModelConfig, get_model_config
+from ..params import load_param_file
+from .info import make_info, read_info
+from .onnx import load_onnx
+from .sources import zoo_model
+
+__all__ = ['load_exported', 'mxnet_runner', 'onnx_runner', 'Predictor', 'zoo_predictor',
+           'exported_predictor', 'onnx_predictor']
+
+
+def load_exported(prefix, ctx=mx.cpu()):
+    """``SymbolBlock.imports`` of ``PREFIX-symbol.json`` + ``PREFIX-0000.params``, and its info.
+
+    Returns
+    -------
+    (mx.gluon.SymbolBlock, ExportInfo or None)
+
+    Raises
+    ------
+    UsageError
+        A missing or corrupted file, or parameters that do not fit the symbol.
+    """
+    symbol_file, params_file = prefix + '-symbol.json', prefix + '-0000.params'
+    for path, what in ((symbol_file, 'symbol'), (params_file, 'parameters')):
+        if not os.path.isfile(path):
+            raise UsageError('%s: no such file (the %s of --model-prefix %s)'
+                             % (path, what, prefix))
+    try:
+        with open(symbol_file) as f:
+            symbol = mx.sym.load_json(json.dumps(json.load(f)))
+    except (ValueError, mx.base.MXNetError):   # UnicodeDecodeError is a ValueError
+        raise UsageError('%s: not an MXNet symbol file' % symbol_file) from None
+    saved = load_param_file(params_file)
+    needed = [n for n in symbol.list_arguments() if n != 'data'] + symbol.list_auxiliary_states()
+    missing = [name for name in needed if name not in saved]
+    if missing:
+        raise UsageError('%s does not fit %s: parameter %s is missing'
+                         % (params_file, symbol_file, missing[0]))
+    info = read_info(prefix)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='Cannot decide type')
+            block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+        block.collect_params().load_dict(saved, ctx=ctx, ignore_extra=True)
+        shape = info['input_shape'] if info else None
+        if shape:
+            block(mx.nd.zeros(shape, ctx=ctx))
+    except mx.base.MXNetError as error:
+        message = str(error).strip().splitlines()
+        raise UsageError('%s does not fit %s: %s' % (params_file, symbol_file,
+                                                      message[0][:200])) from None
+    return block, info
+
+
+def mxnet_runner(block):
+    """``run(numpy batch) -> numpy logits`` of a Gluon block (waits for the result)."""
+    return lambda x: block(mx.nd.array(x)).asnumpy()
+
+
+def onnx_runner(session):
+    """``run(numpy batch) -> numpy logits`` of an ONNX Runtime session."""
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: np.asarray(x, np.float32)})[0]
+
+
+class Predictor:
+    """Logits of normalised ``(N, 3, H, W)`` float32 numpy batches, whatever runs the model.
+
+    Parameters
+    ----------
+    run : callable
+        ``run(batch as the graph takes it) -> logits``.
+    info : ExportInfo
+        Input shape and layout, mean/std, crop ratio, classes and class names.
+    name : str
+        What the model is (for reports).
+    """
+
+    def __init__(self, run, info, name):
+        self._run = run
+        self.info = info
+        self.name = name
+
+    def __call__(self, batch):
+        return self._run(self.info.to_graph_input(batch))
+
+
+def zoo_predictor(model, params_file, classes=None, width_scale=None, asymmrate=None,
+                  input_size=None, crop_ratio=None):
+    """A hybridized (static alloc/shape) zoo model with the weights of ``params_file``.
+
+    ``input_size``/``crop_ratio`` default to the model's record.
+    """
+    net = zoo_model(model, params_file, classes, width_scale, asymmrate, input_size)
+    config = get_model_config(net.model_name)
+    config = config._replace(input_size=input_size or config.input_size,
+                             crop_ratio=crop_ratio or config.crop_ratio)
+    net.hybridize(static_alloc=True, static_shape=True)
+    size = config.input_size
+    classes = net(mx.nd.zeros((1, 3, size, size))).shape[1]
+    return Predictor(mxnet_runner(net), make_info(net.model_name, classes, net.classes, config),
+                     net.model_name)
+
+
+def _recorded_info(info, source, input_size, crop_ratio, outputs):
+    """The recorded info (checked against the flags), or, for a file without one,
+    normalised CHW of ``input_size`` with ImageNet's statistics."""
+    if info is None:
+        default = ModelConfig()
+        config = default._replace(input_size=input_size or default.input_size,
+                                  crop_ratio=crop_ratio or default.crop_ratio)
+        return make_info(None, outputs, config=config)
+    if input_size and input_size != info.input_size:
+        raise UsageError('%s takes %dx%d images, not --input-size %d'
+                         % (source, info.input_size, info.input_size, input_size))
+    if crop_ratio and crop_ratio != info['crop_ratio']:
+        info = type(info)(info, crop_ratio=crop_ratio)
+    return info
+
+
+def exported_predictor(prefix, input_size=None, crop_ratio=None):
+    """``SymbolBlock.imports`` of an export; ``PREFIX-info.json`` says what it takes."""
+    block, info = load_exported(prefix)
+    block.hybridize(static_alloc=True, static_shape=True)
+    run = mxnet_runner(block)
+    if info is None:
+        size = input_size or 224
+        outputs = run(np.zeros((1, 3, size, size), np.float32)).shape[1]
+    else:
+        outputs = info['classes']
+    return Predictor(run, _recorded_info(info, prefix, input_size, crop_ratio, outputs), prefix)
+
+
+def onnx_predictor(path, input_size=None, crop_ratio=None):
+    """An ONNX Runtime session; its shape and classes come from the file."""
+    session, info = load_onnx(path)
+    graph_input = session.get_inputs()[0]
+    outputs = session.get_outputs()[0].shape[-1]
+    if info is None:
+        shape = graph_input.shape
+        if not (len(shape) == 4 and shape[1] == 3 and isinstance(shape[2], int)):
+            raise UsageError('%s: input %s is not (N, 3, H, W)' % (path, shape))
+        if input_size and shape[2] != input_size:
+            raise UsageError('%s takes %dx%d images, not --input-size %d'
+                             % (path, shape[2], shape[3], input_size))
+        input_size = shape[2]
+    info = _recorded_info(info, path, input_size, crop_ratio, outputs)
+    return Predictor(onnx_runner(session), info, path)

@@ -1,0 +1,154 @@
+"""Accuracy of a model on validation data, and the top-5 classes of images.
+
+Data come from RecordIO, an ImageNet-style folder or the embedded digits, with
+the standard validation preprocessing (resize to ``ceil(input_size /
+crop_ratio)``, centre crop, the model's mean/std), all taken from what the
+model takes (its :class:`~gluon_asymmnet.deploy.info.ExportInfo`).
+Top-1, top-5 and the loss are MXNet's own metrics; the confusion matrix (rows:
+true class, columns: prediction) is kept up to :data:`CONFUSION_MAX_CLASSES`.
+"""
+import math
+import os
+import time
+
+import mxnet as mx
+import numpy as np
+
+from .data import (check_image_folder, check_record_file, image_folder_loaders,
+                   imagenet_rec_iters, prepare_digits, record_labels, batches)
+from .data.records import count_classes
+from .errors import UsageError
+
+__all__ = ['validation_data', 'evaluate', 'predict_images', 'class_names',
+           'CONFUSION_MAX_CLASSES']
+
+#: The confusion matrix is reported up to this many classes.
+CONFUSION_MAX_CLASSES = 20
+
+
+def _check_outputs(predictor, num_classes):
+    outputs = predictor.info['classes']
+    if outputs != num_classes:
+        raise UsageError('%s has %d outputs but the data have %d classes: a model of other data?'
+                         % (predictor.name, outputs, num_classes))
+
+
+def validation_data(args, predictor):
+    """``(source for batches(), number of classes, class names or None)`` of the data flags.
+
+    The preprocessing (input size, crop ratio, mean/std) is what ``predictor``
+    takes (``predictor.info``); a model whose outputs do not match the data's
+    classes is refused before the data are opened.
+    """
+    info = predictor.info
+    size, crop = info.input_size, info['crop_ratio']
+    norm = {'mean': tuple(info['mean']), 'std': tuple(info['std'])}
+    if args.dataset == 'digits':
+        digits = prepare_digits(args.digits_root, size=32)
+        rec, idx, classes = digits.val_rec, digits.val_idx, digits.classes
+    elif args.rec_val:
+        rec, idx = args.rec_val, args.rec_val_idx
+        check_record_file(rec, idx)
+        labels = record_labels(rec, idx)
+        classes = None
+        num_classes = count_classes(labels, rec)
+    elif args.data_dir:
+        classes = check_image_folder(args.data_dir)[0]
+        _check_outputs(predictor, len(classes))
+        loader = image_folder_loaders(args.data_dir, args.batch_size, size, crop,
+                                      num_workers=args.num_workers, **norm)[1]
+        return loader, len(classes), classes
+    else:
+        raise UsageError('no data: give --rec-val/--rec-val-idx, --data-dir or --dataset digits '
+                         '(or --image, or --benchmark)')
+    if classes is not None:
+        num_classes = len(classes)
+    _check_outputs(predictor, num_classes)
+    source = imagenet_rec_iters(None, None, rec, idx, args.batch_size, size, crop,
+                                num_workers=max(1, args.num_workers), **norm)[1]
+    return source, num_classes, classes
+
+
+def evaluate(predictor, source, num_classes):
+    """Top-1, top-5, loss, images/s and (<= 20 classes) the confusion matrix.
+
+    Parameters
+    ----------
+    predictor : gluon_asymmnet.deploy.runtime.Predictor
+    source : mx.io.DataIter or gluon.data.DataLoader
+        Read through :func:`gluon_asymmnet.data.batches`.
+    num_classes : int
+        Classes of the data.
+
+    Returns
+    -------
+    dict
+        ``top1``, ``top5``, ``loss``, ``images_per_sec``, ``num_images``, and
+        ``confusion_matrix`` (list of rows) when ``num_classes <= 20``.
+    """
+    _check_outputs(predictor, num_classes)
+    k = min(5, predictor.info['classes'])
+    metrics = mx.metric.CompositeEvalMetric([
+        mx.metric.Accuracy(name='top1'),
+        mx.metric.TopKAccuracy(top_k=k, name='top5') if k > 1 else mx.metric.Accuracy(name='top5'),
+        mx.metric.CrossEntropy(name='loss')])
+    count, seconds = 0, 0.
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    for data, label in batches(source):
+        start = time.perf_counter()
+        logits = predictor(data.asnumpy())
+        seconds += time.perf_counter() - start
+        logits = mx.nd.array(logits, dtype='float64')
+        label = mx.nd.array(label.asnumpy(), dtype='float64')
+        metrics.update([label] * 3, [logits, logits, mx.nd.softmax(logits)])
+        np.add.at(confusion, (label.asnumpy().astype(np.int64),
+                              logits.argmax(axis=1).asnumpy().astype(np.int64)), 1)
+        count += len(label)
+    if not count:
+        raise UsageError('the validation data hold no images')
+    values = dict(zip(*metrics.get()))
+    result = {'model': predictor.name, 'num_images': count, 'top1': values['top1'],
+              'top5': values['top5'], 'top5_k': k, 'loss': values['loss'],
+              'images_per_sec': count / seconds}
+    if num_classes <= CONFUSION_MAX_CLASSES:
+        result['confusion_matrix'] = confusion.tolist()
+    return result
+
+
+def class_names(predictor):
+    """Class names of what ``predictor`` predicts (ImageNet's for 1000 outputs), or None."""
+    synset = predictor.info.get('synset')
+    if synset is None and predictor.info['classes'] == 1000:
+        from gluoncv.data import ImageNet1kAttr
+        synset = ImageNet1kAttr().classes
+    return synset
+
+
+def predict_images(predictor, paths):
+    """Top-5 ``[(class name, probability), ...]`` per image, with the standard preprocessing.
+
+    Raises
+    ------
+    UsageError
+        A file that is missing or does not decode as an image.
+    """
+    from gluoncv.data.transforms.presets.imagenet import transform_eval
+    size, crop = predictor.info.input_size, predictor.info['crop_ratio']
+    names = class_names(predictor)
+    results = []
+    for path in paths:
+        if not os.path.isfile(path):
+            raise UsageError('%s: no such image' % path)
+        try:
+            image = mx.image.imread(path)
+        except mx.base.MXNetError:
+            raise UsageError('%s: not an image (does not decode)' % path) from None
+        batch = transform_eval(image, resize_short=int(math.ceil(size / crop)), crop_size=size,
+                               mean=[m / 255. for m in predictor.info['mean']],
+                               std=[s / 255. for s in predictor.info['std']])
+        logits = predictor(batch.asnumpy())[0].astype(np.float64)
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        top = np.argsort(-probs)[:5]
+        results.append([(names[i] if names else 'class %d' % i, float(probs[i])) for i in top])
+    return results

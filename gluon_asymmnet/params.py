@@ -1,0 +1,84 @@
+"""Parameter files: their shapes, and whether one fits a network.
+
+The one reader of ``.params`` files for the package (training, export,
+evaluation, conversion): every failure is a one-line :class:`UsageError` that
+names the file and, for a misfit, the first parameter that differs.
+"""
+import mxnet as mx
+
+from .errors import UsageError
+
+__all__ = ['load_param_file', 'param_shapes', 'saved_param_shapes', 'check_params_fit']
+
+
+def load_param_file(path):
+    """``{name: NDArray}`` of a parameter file, ``arg:``/``aux:`` prefixes dropped.
+
+    Raises
+    ------
+    UsageError
+        The file is missing or is not a readable MXNet file of named parameters.
+    """
+    try:
+        saved = mx.nd.load(path)
+    except (OSError, UnicodeDecodeError, mx.base.MXNetError):
+        raise UsageError('%s: not a readable MXNet parameter file' % path) from None
+    if not isinstance(saved, dict):
+        raise UsageError('%s: holds no named parameters' % path)
+    return {name.split(':', 1)[-1]: array for name, array in saved.items()}
+
+
+def param_shapes(net, input_size):
+    """``{structured name: shape}`` of ``net``'s parameters, by shape inference only.
+
+    Nothing is allocated or computed; the names are those of ``save_parameters``.
+
+    Raises
+    ------
+    UsageError
+        ``input_size`` is too small (or not positive) for the network.
+    """
+    out = net(mx.sym.var('data'))
+    try:
+        args, _, aux = out.infer_shape(data=(1, 3, input_size, input_size))
+    except mx.base.MXNetError:
+        raise UsageError('an input of %sx%s pixels does not fit this network'
+                         % (input_size, input_size)) from None
+    inferred = dict(zip(out.list_arguments(), args))
+    inferred.update(zip(out.list_auxiliary_states(), aux))
+    return {name: tuple(inferred[param.name])
+            for name, param in net._collect_params_with_prefix().items()}
+
+
+def saved_param_shapes(path):
+    """``{name: shape}`` of a parameter file (see :func:`load_param_file`)."""
+    return {name: tuple(array.shape) for name, array in load_param_file(path).items()}
+
+
+def check_params_fit(path, shapes, what):
+    """Check that the parameter file ``path`` fits a network with these ``shapes``.
+
+    Parameters
+    ----------
+    path : str
+    shapes : dict
+        From :func:`param_shapes`.
+    what : str
+        The network, for the message (e.g. ``'--model asymmnet_small_0.5'``).
+
+    Raises
+    ------
+    UsageError
+        Naming the file and the first parameter that is missing, extra, or of another shape.
+    """
+    saved = saved_param_shapes(path)
+    for name, shape in shapes.items():
+        if name not in saved:
+            raise UsageError('%s does not fit %s: parameter %s is missing' % (path, what, name))
+        if saved[name] != shape:
+            raise UsageError('%s does not fit %s: parameter %s has shape %s, the model needs %s'
+                             % (path, what, name, saved[name], shape))
+    extra = sorted(set(saved) - set(shapes))
+    if extra:
+        raise UsageError('%s does not fit %s: it has parameter %s that the model lacks'
+                         % (path, what, extra[0]))

@@ -1,1 +1,0 @@
-"""Utilities: parameter and MAC counting."""
