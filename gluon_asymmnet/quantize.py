@@ -1,4 +1,4 @@
-"""``python -m gluon_asymmnet.quantize``: INT8 post-training quantization, accuracy before and after.
+"""``python -m gluon_asymmnet.quantize``: INT8 post-training quantization, top-1 before/after.
 
 Console script ``asymmnet-quantize``. Quantizes an export (``--model-prefix``,
 MXNet oneDNN) or an ONNX file (``--onnx``, ONNX Runtime), calibrating on the
@@ -61,7 +61,8 @@ def _quantize(args):
     else:
         before = exported_predictor(args.model_prefix, args.input_size, args.crop_ratio)
     source, num_classes, _ = validation_data(args, before)
-    for path in ([args.out] if args.onnx else [args.out + '-symbol.json', args.out + '-0000.params']):
+    outputs = [args.out] if args.onnx else [args.out + '-symbol.json', args.out + '-0000.params']
+    for path in outputs:
         writable_target(path)
     calib = _calibration(args, source, before.info)
     if args.onnx:
@@ -71,8 +72,9 @@ def _quantize(args):
         block, info = load_exported(args.model_prefix)
         symbol, qargs, qaux = quantize_symbol(block, calib)
         atomic_save(args.out + '-symbol.json', symbol.save)
-        atomic_save(args.out + '-0000.params', lambda tmp: mx.nd.save(tmp, dict(
-            [('arg:' + k, v) for k, v in qargs.items()] + [('aux:' + k, v) for k, v in qaux.items()])))
+        saved = dict([('arg:' + k, v) for k, v in qargs.items()]
+                     + [('aux:' + k, v) for k, v in qaux.items()])   # as save_checkpoint
+        atomic_save(args.out + '-0000.params', lambda tmp: mx.nd.save(tmp, saved))
         if info is not None:
             write_info(info, args.out)
         after = exported_predictor(args.out, args.input_size, args.crop_ratio)

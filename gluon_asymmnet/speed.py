@@ -9,7 +9,8 @@ Backends (:data:`BACKENDS`), each built by :func:`build_backend` into a function
 ``symbolblock``   exported ``-symbol.json``/``-0000.params`` through ``SymbolBlock.imports``
 ``onnxruntime``   the exported ONNX file in ONNX Runtime (all graph optimisations)
 ``int8``          MXNet oneDNN INT8 (:func:`gluon_asymmnet.deploy.quantize.quantize_mxnet`)
-``int8-onnxruntime``  ONNX Runtime static INT8 (:func:`gluon_asymmnet.deploy.quantize.quantize_onnx`)
+``int8-onnxruntime``  ONNX Runtime static INT8
+                  (:func:`gluon_asymmnet.deploy.quantize.quantize_onnx`)
 
 ONNX Runtime sessions run without spinning threads: the backends are timed in
 turns in one process, and spinning threads left behind by an ONNX Runtime run

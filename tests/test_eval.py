@@ -8,7 +8,7 @@ from PIL import Image
 
 from gluon_asymmnet.data import prepare_digits
 from gluon_asymmnet.deploy.export import export_model
-from test_export import assert_one_line_error, randomized, run_cli
+from helpers import assert_one_line_error, randomized, run_cli
 
 
 @pytest.fixture(scope='module')

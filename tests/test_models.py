@@ -99,5 +99,9 @@ def _blocks(block):
         yield from _blocks(child)
 
 
-def test_package_exports_zoo_functions():
-    assert gluon_asymmnet.get_model is get_model and callable(gluon_asymmnet.list_models)
+def test_package_level_zoo_builds_what_it_lists():
+    name = gluon_asymmnet.list_models('asymmnet_small_*')[0]
+    net = gluon_asymmnet.get_model(name, classes=CLASSES)
+    net.initialize()
+    assert net(mx.nd.zeros((1, 3, 32, 32))).shape == (1, CLASSES)
+    assert gluon_asymmnet.get_model_config(name).input_size == 224

@@ -11,7 +11,7 @@ import pytest
 
 from gluon_asymmnet.deploy.export import export_model
 from gluon_asymmnet.deploy.onnx import ONNX_TOLERANCE, load_onnx
-from test_export import ROOT, assert_one_line_error, randomized, run_cli
+from helpers import ROOT, assert_one_line_error, randomized, run_cli
 
 
 @pytest.mark.parametrize('name', ['asymmnet_large_1.0', 'asymmnet_small_0.35'])

@@ -11,7 +11,7 @@ from gluon_asymmnet.evaluation import evaluate
 from gluon_asymmnet.deploy.export import export_model
 from gluon_asymmnet.deploy.sources import run_dir_model
 from gluon_asymmnet.deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
-from test_export import run_cli
+from helpers import run_cli
 
 
 @pytest.fixture(scope='module')

@@ -7,7 +7,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_asymmnet import get_model, list_models
+from gluon_asymmnet import AsymmBottleneck, get_model, list_models
 from gluon_asymmnet.model_zoo import file_sha1, model_file, model_store_root
 
 
@@ -34,9 +34,18 @@ def test_every_name_is_registered_in_gluoncv():
     assert gluoncv.model_zoo.get_model('mobilenetv3_large_0.5').asymmrate == 0
 
 
+def _depthwise_widths(net):
+    return [(block.expand.conv._channels if block.do_expand else block.num_in,
+             block.dw_conv.conv._channels) for block in net.features
+            if isinstance(block, AsymmBottleneck)]
+
+
 def test_asymmrate_zero_is_mobilenetv3():
-    assert get_model('mobilenetv3_small_1.0').asymmrate == 0
-    assert get_model('asymmnet_small_1.0', asymmrate=0).asymmrate == 0
+    """No input reuse: every depthwise convolution sees exactly what the expansion gives."""
+    for net in (get_model('mobilenetv3_small_1.0'), get_model('asymmnet_small_1.0', asymmrate=0)):
+        assert all(expanded == depthwise for expanded, depthwise in _depthwise_widths(net))
+    reusing = _depthwise_widths(get_model('asymmnet_small_1.0'))
+    assert any(expanded < depthwise for expanded, depthwise in reusing)
 
 
 def _store_weights(root, name, classes=1000):

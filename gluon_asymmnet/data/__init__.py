@@ -12,5 +12,6 @@ from .loaders import (DataInfo, batches, check_data_args, check_image_folder, im
 from .records import check_record_file, record_labels
 
 __all__ = ['DataError', 'DigitsData', 'default_digits_root', 'prepare_digits', 'DataInfo',
-           'batches', 'check_data_args', 'check_image_folder', 'image_folder_loaders', 'imagenet_rec_iters', 'check_record_file',
+           'batches', 'check_data_args', 'check_image_folder', 'image_folder_loaders',
+           'imagenet_rec_iters', 'check_record_file',
            'record_labels']

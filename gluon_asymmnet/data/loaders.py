@@ -167,7 +167,8 @@ class _PartSampler(gluon.data.sampler.Sampler):
 
 
 def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=0.875,
-                         num_workers=4, num_parts=1, part_index=0, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB,
+                         num_workers=4, num_parts=1, part_index=0, mean=IMAGENET_MEAN_RGB,
+                         std=IMAGENET_STD_RGB,
                          min_random_area=0.08, mirror=True):
     """Gluon ``DataLoader`` s over ``data_dir/train`` and ``data_dir/val`` class folders.
 

@@ -21,7 +21,8 @@ fails on AsymmNet in several ways; the working configuration (:data:`MXNET_CONFI
   the squeeze-excitation layers too (excluded by name): they act on
   1x1 maps (no speed to gain) and quantizing them costs the most accuracy.
 
-Naive calibration (min/max) is the one that works (the only one offered): entropy calibration makes a
+Naive calibration (min/max) is the one that works (the only one offered):
+entropy calibration makes a
 convolution receive ``uint8`` data with a negative calibrated minimum
 (``Expect int8 when data_min < 0.0``) and fails at the first forward. Per-tensor
 scales (``'tensor-wise'``) keep more accuracy than ``'channel-wise'`` here.

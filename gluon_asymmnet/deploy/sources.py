@@ -118,8 +118,9 @@ def run_dir_model(run_dir, ctx=mx.cpu()):
     if args.get('last_gamma'):
         kwargs['last_gamma'] = True
     net = _build(name, 'the model of ' + run_dir, classes=classes, **kwargs)
-    config = get_model_config(name)._replace(input_size=args['input_size'],
-                                             crop_ratio=args['crop_ratio'])
+    config = get_model_config(name)
+    config = config._replace(input_size=args.get('input_size') or config.input_size,
+                             crop_ratio=args.get('crop_ratio') or config.crop_ratio)
     check_params_fit(found[0], param_shapes(net, config.input_size), 'the model of ' + run_dir)
     # float32, whatever the run trained in (--dtype float16 saves float16 weights)
     net.load_parameters(found[0], ctx=ctx, cast_dtype=True, dtype_source='current')

@@ -1,0 +1,43 @@
+"""Helpers shared by the test modules: random networks and running the commands."""
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+
+from gluon_asymmnet.deploy.sources import zoo_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def randomized(name, classes=1000, seed=0, input_size=32):
+    """A zoo net with random weights and random BatchNorm statistics (logits of order 1)."""
+    mx.random.seed(seed)
+    net = zoo_model(name, classes=classes, input_size=input_size)
+    rng = np.random.RandomState(seed)
+    for param_name, param in net.collect_params().items():
+        if param_name.endswith('running_var'):
+            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, param.shape)))
+        elif param_name.endswith(('running_mean', 'beta')):
+            param.set_data(mx.nd.array(rng.normal(0, 0.2, param.shape)))
+    return net
+
+
+def run_cli(module_or_script, *args):
+    """Run a command of the package; return ``(exit status, stdout, stderr)``."""
+    command = [sys.executable] + (['-m', module_or_script] if not module_or_script.endswith('.py')
+                                  else [os.path.join(ROOT, module_or_script)])
+    done = subprocess.run(command + [str(a) for a in args], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    return done.returncode, done.stdout, done.stderr
+
+
+def assert_one_line_error(status, stderr, *fragments):
+    """Exit status 2, one ``error:`` line (MXNet's own log lines aside), no traceback."""
+    assert status == 2, stderr
+    assert 'Traceback' not in stderr
+    lines = [line for line in stderr.strip().splitlines() if 'error:' in line]
+    assert len(lines) == 1, stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
