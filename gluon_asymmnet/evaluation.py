@@ -88,10 +88,9 @@ def evaluate(predictor, source, num_classes):
     """
     _check_outputs(predictor, num_classes)
     k = min(5, predictor.info['classes'])
-    metrics = mx.metric.CompositeEvalMetric([
-        mx.metric.Accuracy(name='top1'),
-        mx.metric.TopKAccuracy(top_k=k, name='top5') if k > 1 else mx.metric.Accuracy(name='top5'),
-        mx.metric.CrossEntropy(name='loss')])
+    top1_metric = mx.metric.Accuracy()
+    topk_metric = mx.metric.TopKAccuracy(top_k=k) if k > 1 else mx.metric.Accuracy()
+    loss_metric = mx.metric.CrossEntropy()
     count, seconds = 0, 0.
     confusion = np.zeros((num_classes, num_classes), np.int64)
     for data, label in batches(source):
@@ -100,15 +99,17 @@ def evaluate(predictor, source, num_classes):
         seconds += time.perf_counter() - start
         logits = mx.nd.array(logits, dtype='float64')
         label = mx.nd.array(label.asnumpy(), dtype='float64')
-        metrics.update([label] * 3, [logits, logits, mx.nd.softmax(logits)])
+        top1_metric.update(label, logits)
+        topk_metric.update(label, logits)
+        loss_metric.update(label, mx.nd.softmax(logits))
         np.add.at(confusion, (label.asnumpy().astype(np.int64),
                               logits.argmax(axis=1).asnumpy().astype(np.int64)), 1)
         count += len(label)
     if not count:
         raise UsageError('the validation data hold no images')
-    values = dict(zip(*metrics.get()))
-    result = {'model': predictor.name, 'num_images': count, 'top1': values['top1'],
-              'top5': values['top5'], 'top5_k': k, 'loss': values['loss'],
+    top1, top5, loss = (metric.get()[1] for metric in (top1_metric, topk_metric, loss_metric))
+    result = {'model': predictor.name, 'num_images': count, 'top1': top1,
+              'top5': top5, 'top5_k': k, 'loss': loss,
               'images_per_sec': count / seconds}
     if num_classes <= CONFUSION_MAX_CLASSES:
         result['confusion_matrix'] = confusion.tolist()
