@@ -10,6 +10,7 @@ could not be written) into ``PROG: error: MESSAGE`` and exit status 2.
 """
 import argparse
 import math
+import signal
 
 from .errors import DataError, UsageError
 
@@ -52,18 +53,35 @@ def check_ranges(parser, args, ranges):
 def run(parser, body, *args):
     """``body(*args)``; a bad input ends the command with one line and status 2.
 
+    SIGINT and SIGTERM end it with one line and status 130 (the package writes
+    every result atomically, so nothing partial is left).
+
     Returns
     -------
     The result of ``body`` (0 when it returns None).
     """
+    previous = signal.signal(signal.SIGTERM, _interrupt)   # SIGTERM ends it as SIGINT does
     try:
         result = body(*args)
     except (UsageError, DataError) as error:
         parser.exit(2, '%s: error: %s\n' % (parser.prog, error))
     except OSError as error:   # what could not be written: full disk, read-only folder...
-        parser.exit(2, '%s: error: %s\n' % (parser.prog, error.strerror and '%s: %s' % (
-            error.filename, error.strerror) if error.filename else error))
+        parser.exit(2, '%s: error: %s\n' % (parser.prog, _os_message(error)))
+    except KeyboardInterrupt:   # SIGINT or SIGTERM: results are written atomically
+        parser.exit(130, '%s: interrupted; no partial output was left\n' % parser.prog)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0 if result is None else result
+
+
+def _os_message(error):
+    if error.filename and error.strerror:
+        return '%s: %s' % (error.filename, error.strerror)
+    return str(error)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def add_zoo_model_flags(group):

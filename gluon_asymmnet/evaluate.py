@@ -22,6 +22,7 @@ from .deploy.runtime import exported_predictor, onnx_predictor, zoo_predictor
 from .errors import UsageError
 from .evaluation import evaluate, predict_images, validation_data
 from .fileio import atomic_write_json, writable_target
+from .model_zoo import model_file, zoo_name
 from .speed import run_benchmark
 
 __all__ = ['build_parser', 'main']
@@ -48,7 +49,7 @@ def build_parser(prog='eval.py'):
         prog=prog, description='Evaluate a zoo, exported or ONNX model on validation data, '
                                'classify images, or benchmark backends.')
     model = parser.add_argument_group('model')
-    model.add_argument('--model', help='zoo name (with --params-file)')
+    model.add_argument('--model', help='zoo name (weights: --params-file, else the model store)')
     add_zoo_model_flags(model)
     model.add_argument('--model-prefix', help='exported PREFIX-symbol.json + PREFIX-0000.params')
     model.add_argument('--onnx', help='an ONNX file')
@@ -73,10 +74,19 @@ def _predictor(args):
         return exported_predictor(args.model_prefix, args.input_size, args.crop_ratio)
     if args.onnx:
         return onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
-    if not args.params_file:
-        raise UsageError('--model needs --params-file (or use --benchmark)')
-    return zoo_predictor(args.model, args.params_file, args.classes, args.width_scale,
+    params_file = args.params_file or _stored_weights(args.model, args.width_scale)
+    return zoo_predictor(args.model, params_file, args.classes, args.width_scale,
                          args.asymmrate, args.input_size, args.crop_ratio)
+
+
+def _stored_weights(model, width_scale):
+    """The model store's weights of ``model``, as ``get_model(pretrained=True)`` finds them."""
+    try:
+        return model_file(zoo_name(model, width_scale))
+    except FileNotFoundError as error:
+        raise UsageError('--model %s needs --params-file, or %s' % (model, error)) from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _run(args):

@@ -25,6 +25,12 @@ def _fsync_dir(folder):
         os.close(fd)
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(path, write):
     """Create ``path`` through ``write(temporary_path)``, then fsync and rename it into place.
 
@@ -40,6 +46,7 @@ def atomic_save(path, write):
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
+        os.fchmod(fd, 0o666 & ~_umask())   # mkstemp's 0600 is for temporaries, not results
         os.close(fd)
         write(tmp)
         with open(tmp, 'rb+') as written:

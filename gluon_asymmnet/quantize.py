@@ -35,6 +35,8 @@ def build_parser():
     add_data_flags(parser, default_digits_root())
     parser.add_argument('--out', required=True, help='output prefix (MXNet) or .onnx file')
     parser.add_argument('--num-calib', type=int, default=320, help='calibration images')
+    parser.add_argument('--calib-mode', default='naive', choices=['naive'],
+                        help="min/max calibration ('entropy' fails on MXNet 1.9.1 for AsymmNet)")
     return parser
 
 

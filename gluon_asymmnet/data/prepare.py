@@ -15,7 +15,6 @@ then renamed into place::
 An image that fails to decode stops the command with its name (im2rec itself
 would skip or crash on it).
 """
-import argparse
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 
+from ..cli import OneLineParser, run
 from ..errors import DataError
 from .records import check_record_file
 
@@ -65,12 +65,16 @@ def _im2rec(arguments, echo):
     return bad
 
 
+#: What im2rec packs.
+_IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
+
+
 def _check_image_tree(image_dir):
     if not os.path.isdir(image_dir):
         raise DataError('%s: image folder does not exist' % image_dir)
     top = [name for name in sorted(os.listdir(image_dir))
            if os.path.isfile(os.path.join(image_dir, name))
-           and os.path.splitext(name)[1].lower() in ('.jpg', '.jpeg', '.png')]
+           and os.path.splitext(name)[1].lower() in _IMAGE_EXTENSIONS]
     if top:
         raise DataError('%s: has images at its top level (%s); put every image in a class '
                         'folder' % (image_dir, top[0]))
@@ -78,6 +82,12 @@ def _check_image_tree(image_dir):
                if os.path.isdir(os.path.join(image_dir, name))]
     if not classes:
         raise DataError('%s: has no class folders' % image_dir)
+    for name in classes:   # im2rec numbers only the folders it finds images in
+        if not any(os.path.splitext(f)[1].lower() in _IMAGE_EXTENSIONS
+                   for _, _, files in os.walk(os.path.join(image_dir, name)) for f in files):
+            raise DataError('%s: class folder %s has no images (im2rec would give the classes '
+                            'after it the wrong labels); add images or remove it'
+                            % (image_dir, name))
     return classes
 
 
@@ -161,7 +171,7 @@ def prepare_records(image_dir, out_prefix, resize=0, quality=95, num_thread=1, t
 
 def main(argv=None):
     """Command line: ``python -m gluon_asymmnet.data.prepare IMAGE_DIR OUT_PREFIX [options]``."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog='python -m gluon_asymmnet.data.prepare',
         description="Pack a class-folder image tree into .lst/.rec/.idx with MXNet's im2rec.py.")
     parser.add_argument('image_dir', help='folder with one sub-folder of images per class')
@@ -175,13 +185,8 @@ def main(argv=None):
     parser.add_argument('-q', '--quiet', action='store_true', help="hide im2rec's output")
     args = parser.parse_args(argv)
     echo = (lambda line: None) if args.quiet else print
-    try:
-        written = prepare_records(args.image_dir, args.out_prefix, args.resize, args.quality,
-                                  args.num_thread, args.train_ratio, echo)
-    except DataError as error:
-        parser.exit(2, '%s: error: %s\n' % (parser.prog, error))
-    except OSError as error:   # the output cannot be written (read-only, full disk)
-        parser.exit(1, '%s: error: %s\n' % (parser.prog, error))
+    written = run(parser, prepare_records, args.image_dir, args.out_prefix, args.resize,
+                  args.quality, args.num_thread, args.train_ratio, echo)
     for rec, idx, count in written:
         print('%s %s: %d images' % (rec, idx, count))
     return 0

@@ -9,7 +9,14 @@
 The preprocessing (mean/std normalisation and, for ``layout='HWC'``, the
 transpose of ``(N, H, W, 3)`` RGB images of 0-255 values) can be folded into the
 graph with GluonCV's ``export_block``.
+
+An export is one unit: its files are written to a staging folder beside the
+target, checked, then moved into place with ``PREFIX-info.json`` last, which
+records the sha1 of every other file. Readers (:func:`load_exported
+<gluon_asymmnet.deploy.runtime.load_exported>`) refuse files that do not match
+it, so a cut-short or concurrent export is an error, never a silent mix.
 """
+import fcntl
 import os
 import shutil
 import tempfile
@@ -17,7 +24,8 @@ import tempfile
 import mxnet as mx
 
 from ..errors import UsageError
-from ..model_zoo import ModelConfig, get_model_config
+from ..fileio import writable_target
+from ..model_zoo import ModelConfig, file_sha1, get_model_config
 from ..models.layers import inference_graph
 from .graph import deploy_symbol
 from .info import make_info, write_info
@@ -91,23 +99,53 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
         raise UsageError('unknown export format %r: mxnet or onnx' % fmt)
     config = config or _config_of(net)
     config = config._replace(input_size=input_size or config.input_size)
-    folder = os.path.dirname(os.path.abspath(prefix))
-    os.makedirs(folder, exist_ok=True)
     size = config.input_size
     classes = net(mx.nd.zeros((1, 3, size, size))).shape[1]
     info = make_info(getattr(net, 'model_name', None), classes, getattr(net, 'classes', None),
                      config, preprocess, layout)
-    shape = tuple(info['input_shape'][1:])
-    work = prefix if fmt == 'mxnet' else os.path.join(tempfile.mkdtemp(dir=folder), 'net')
+    folder = os.path.dirname(os.path.abspath(prefix))
     try:
+        os.makedirs(folder, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix='.export-', dir=folder)
+    except OSError as error:
+        raise OSError('cannot write %s: %s' % (prefix, error.strerror)) from None
+    try:
+        work = os.path.join(staging, 'net')
         normalize = _Normalize(info['mean'], info['std'], layout) if preprocess else None
         with inference_graph():
-            export_block(work, net, data_shape=shape, preprocess=normalize, layout=layout)
-        symbol_file = work + '-symbol.json'
-        deploy_symbol(mx.sym.load(symbol_file)).save(symbol_file)
+            export_block(work, net, data_shape=tuple(info['input_shape'][1:]),
+                         preprocess=normalize, layout=layout)
+        deploy_symbol(mx.sym.load(work + '-symbol.json')).save(work + '-symbol.json')
         if fmt == 'mxnet':
-            return [symbol_file, work + '-0000.params', write_info(info, prefix)]
-        return export_onnx(work, prefix, info) + [write_info(info, prefix)]
+            suffixes = ['-symbol.json', '-0000.params']
+        else:
+            export_onnx(work, work, info)
+            suffixes = ['.onnx', '-batch1.onnx']
+        info['files'] = {suffix: file_sha1(work + suffix) for suffix in suffixes}
+        write_info(info, work)
+        return _publish(work, prefix, suffixes + ['-info.json'])
+    except mx.base.MXNetError as error:   # what export_block could not write
+        raise OSError('cannot write %s: %s' % (prefix, str(error).strip().splitlines()[0][:200]))
     finally:
-        if fmt != 'mxnet':
-            shutil.rmtree(os.path.dirname(work), ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(work, prefix, suffixes):
+    """Move ``work + suffix`` to ``prefix + suffix`` for each suffix, in order (the info last).
+
+    Exporters of one folder publish one at a time (``flock`` on the folder), so
+    two exports to one prefix never interleave their files; a reader checks the
+    files against the info (:func:`gluon_asymmnet.deploy.info.check_files`).
+    """
+    folder = os.path.dirname(os.path.abspath(prefix))
+    for suffix in suffixes:
+        writable_target(prefix + suffix)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        for suffix in suffixes:
+            os.replace(work + suffix, prefix + suffix)
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+    return [prefix + suffix for suffix in suffixes]

@@ -13,9 +13,10 @@ import numpy as np
 
 from ..errors import UsageError
 from ..fileio import atomic_write_json
-from ..model_zoo import ModelConfig
+from ..model_zoo import ModelConfig, file_sha1
 
-__all__ = ['ExportInfo', 'make_info', 'read_info', 'write_info', 'net_synset', 'META_KEY']
+__all__ = ['ExportInfo', 'make_info', 'read_info', 'write_info', 'check_files', 'net_synset',
+           'META_KEY']
 
 #: Metadata key of the record in ONNX files.
 META_KEY = 'gluon_asymmnet'
@@ -27,7 +28,8 @@ class ExportInfo(dict):
     ``layout``), ``layout`` (``'CHW'``: normalised NCHW; ``'HWC'``: NHWC),
     ``preprocess`` (mean/std folded into the graph: the input is 0-255 RGB),
     ``mean``/``std`` (0-255 RGB), ``crop_ratio``, ``classes`` (number of
-    outputs) and ``synset`` (class names, or ``null``).
+    outputs), ``synset`` (class names, or ``null``) and ``files`` (the sha1 of
+    each file of the export, by suffix: what makes the files one unit).
     """
 
     @property
@@ -68,6 +70,23 @@ def make_info(model, classes, synset=None, config=ModelConfig(), preprocess=Fals
                       preprocess=bool(preprocess), mean=list(mean), std=list(std),
                       crop_ratio=config.crop_ratio, classes=int(classes),
                       synset=list(synset) if synset is not None else None)
+
+
+def check_files(info, prefix):
+    """Raise unless the files of ``prefix`` are those its info was written with.
+
+    An export is published file by file with the info last: a reader that finds
+    files of another (or an unfinished) export beside this info refuses them.
+
+    Raises
+    ------
+    UsageError
+    """
+    for suffix, sha1 in (info.get('files') or {}).items():
+        path = prefix + suffix
+        if os.path.isfile(path) and file_sha1(path) != sha1:
+            raise UsageError('%s does not belong to %s-info.json: the export was cut short or '
+                             'overwritten by another one; export it again' % (path, prefix))
 
 
 def net_synset(net, classes):

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import UsageError
 from ..model_zoo import ModelConfig, get_model_config
 from ..params import load_param_file
-from .info import make_info, read_info
+from .info import check_files, make_info, read_info
 from .onnx import load_onnx
 from .sources import zoo_model
 
@@ -33,7 +33,8 @@ def load_exported(prefix, ctx=mx.cpu()):
     Raises
     ------
     UsageError
-        A missing or corrupted file, or parameters that do not fit the symbol.
+        A missing or corrupted file, parameters that do not fit the symbol, or
+        files that are not those ``PREFIX-info.json`` was written with.
     """
     symbol_file, params_file = prefix + '-symbol.json', prefix + '-0000.params'
     for path, what in ((symbol_file, 'symbol'), (params_file, 'parameters')):
@@ -52,6 +53,8 @@ def load_exported(prefix, ctx=mx.cpu()):
         raise UsageError('%s does not fit %s: parameter %s is missing'
                          % (params_file, symbol_file, missing[0]))
     info = read_info(prefix)
+    if info is not None:
+        check_files(info, prefix)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='Cannot decide type')
@@ -73,9 +76,23 @@ def mxnet_runner(block):
 
 
 def onnx_runner(session):
-    """``run(numpy batch) -> numpy logits`` of an ONNX Runtime session."""
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: np.asarray(x, np.float32)})[0]
+    """``run(numpy batch) -> numpy logits`` of an ONNX Runtime session.
+
+    A graph of a fixed batch size (``PREFIX-batch1.onnx``) runs a larger batch
+    in pieces of that size.
+    """
+    graph_input = session.get_inputs()[0]
+    name, fixed = graph_input.name, graph_input.shape[0]
+
+    def run(x):
+        x = np.asarray(x, np.float32)
+        if not isinstance(fixed, int) or len(x) == fixed:
+            return session.run(None, {name: x})[0]
+        if len(x) % fixed:
+            raise UsageError('%s takes batches of %d, not %d images' % (name, fixed, len(x)))
+        return np.concatenate([session.run(None, {name: x[i:i + fixed]})[0]
+                               for i in range(0, len(x), fixed)])
+    return run
 
 
 class Predictor:

@@ -183,6 +183,12 @@ def parse_args(argv=None):
     if args.mirror is None:
         args.mirror = not digits
     check_ranges(parser, args, _RANGES)
+    if not args.tag_name or os.sep in args.tag_name or args.tag_name in ('.', '..'):
+        parser.error('--tag-name must name a folder inside --save-dir, not %r' % args.tag_name)
+    if args.data_dir and (args.rec_train or args.rec_val):
+        parser.error('give --data-dir or --rec-train/--rec-val, not both')
+    if args.dataset == 'digits' and (args.data_dir or args.rec_train or args.rec_val):
+        parser.error('--dataset digits brings its own data: drop --data-dir/--rec-train/--rec-val')
     if not args.logging_file or os.sep in args.logging_file or args.logging_file in ('.', '..'):
         parser.error('--logging-file must be a file name (it goes in the run folder), not %r'
                      % args.logging_file)
