@@ -1,35 +1,51 @@
-"""Run an MXNet parameter-server job on this machine: scheduler, servers and workers.
+"""Run an MXNet parameter-server job: a scheduler, servers and workers.
 
-Every process gets the standard ``DMLC_*`` variables that Kubeflow's MXJob and
-SageMaker set on real clusters (``DMLC_ROLE``, ``DMLC_PS_ROOT_URI``,
-``DMLC_PS_ROOT_PORT``, ``DMLC_NUM_SERVER``, ``DMLC_NUM_WORKER``,
-``DMLC_NODE_HOST``), all on 127.0.0.1. The scheduler and the servers are
-``python -c "import mxnet"`` (importing MXNet with ``DMLC_ROLE=scheduler`` or
-``server`` runs that role until the job ends); the workers run the given
-command and learn their rank from ``kv.rank`` once they create a ``dist_*``
-kvstore. MXNet's own ``tools/launch.py`` needs dmlc-core's tracker, which the
-pip package does not ship.
+``--launcher local`` (the default) runs them all on this machine, on 127.0.0.1, with the
+standard ``DMLC_*`` variables that Kubeflow's MXJob and SageMaker set on real clusters
+(``DMLC_ROLE``, ``DMLC_PS_ROOT_URI``, ``DMLC_PS_ROOT_PORT``, ``DMLC_NUM_SERVER``,
+``DMLC_NUM_WORKER``, ``DMLC_NODE_HOST``). The scheduler and the servers are
+``python -c "import mxnet"`` (importing MXNet with ``DMLC_ROLE=scheduler`` or ``server``
+runs that role until the job ends); the workers run the given command and learn their
+rank from ``kv.rank`` once they create a ``dist_*`` kvstore.
+
+``--launcher ssh``, ``mpi`` or ``slurm`` runs the job on several machines through MXNet's
+own tracker, ``dmlc_tracker`` (:mod:`gluon_asymmnet.launch_tracker`): the scheduler here,
+the servers and workers on the hosts of ``-H HOSTFILE`` (ssh), of ``mpirun`` or of the
+SLURM allocation. There every process runs the given command: MXNet turns the scheduler
+and server processes into their roles when the command imports it.
 
 CLI::
 
     python -m gluon_asymmnet.launch -n 2 -s 1 -- python train_imagenet.py --kvstore dist_sync ...
+    python -m gluon_asymmnet.launch --launcher ssh -H hosts -n 2 -s 2 -- python train_imagenet.py
 
-The launcher waits for the workers and exits with the first failing worker's
-status (0 if all succeed). When a worker, the scheduler or a server fails, the
-other processes are stopped (SIGTERM, then SIGKILL after a few seconds). On
-SIGINT/SIGTERM it passes the signal on to the workers (a training script can
-then checkpoint), waits up to ``--grace`` seconds, and stops everything.
-A leading ``python``/``python3`` in the command is replaced by this interpreter.
+Either way the launcher waits for the workers and exits with the first failing process's
+status (0 if all succeed). When a worker, the scheduler or a server fails, the other
+processes are stopped (SIGTERM, then SIGKILL after 5 seconds). On SIGINT/SIGTERM it
+passes the signal on to the workers (a training script can then checkpoint), waits up to
+``--grace`` seconds, and stops everything. A leading ``python``/``python3`` in the
+command is replaced by this interpreter's path (other machines need the same path, as on
+a shared file system). Bad arguments are one line and exit status 2, before anything
+starts.
 """
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
-__all__ = ['free_port', 'dmlc_env', 'launch', 'main']
+from . import launch_tracker
+from .cli import OneLineParser, check_ranges, run
+from .errors import UsageError
+
+__all__ = ['LAUNCHERS', 'free_port', 'dmlc_env', 'Job', 'launch', 'launch_cluster', 'main']
+
+LAUNCHERS = ('local',) + tuple(launch_tracker.LAUNCHERS)
 
 _POLL_S = 0.05
 _KILL_AFTER_S = 5.0
@@ -60,30 +76,74 @@ def _status(code):
     return 128 - code if code < 0 else code
 
 
-class _Job:
-    """The processes of one job and how to stop them."""
+class Job:
+    """The processes of one job, started from any thread, and how to stop them.
 
-    def __init__(self, command, num_workers, num_servers, port, host):
-        self.workers, self.others = [], []
-        # scheduler first: the others connect to it
-        for role, count, argv in (('scheduler', 1, [sys.executable, '-c', 'import mxnet']),
-                                  ('server', num_servers, [sys.executable, '-c', 'import mxnet']),
-                                  ('worker', num_workers, command)):
-            for index in range(count):
-                env = dict(os.environ, **dmlc_env(role, num_workers, num_servers, port, host))
-                # own session: a terminal's Ctrl-C reaches the launcher only, and a
-                # process group can be stopped with whatever it started
-                process = subprocess.Popen(argv, env=env, start_new_session=True)
-                process.name = '%s %d' % (role, index) if count > 1 else role
-                (self.workers if role == 'worker' else self.others).append(process)
+    Parameters
+    ----------
+    expected : dict
+        ``{role: number of processes}`` once all have started.
+    forward : int, optional
+        The signal the workers get when the launcher receives SIGINT/SIGTERM (default:
+        the one received).
+    """
+
+    def __init__(self, expected, forward=None):
+        self.expected = expected
+        self.forward = forward
+        #: One line saying why the job could not be started (set by a submitting thread).
+        self.error = None
+        self._processes = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self, argv, role, where='', **popen):
+        """Start a process of ``role`` (in a session of its own); None once the job is closed.
+
+        ``where`` is appended to its name in messages (e.g. ``worker 1 on 10.0.0.2``).
+        """
+        with self._lock:
+            if self._closed:
+                return None
+            index = sum(process.role == role for process in self._processes)
+            # own session: a terminal's Ctrl-C reaches the launcher only, and a process
+            # group can be stopped with whatever it started
+            process = subprocess.Popen(argv, start_new_session=True, **popen)
+            process.role = role
+            process.name = ('%s %d' % (role, index) if self.expected[role] > 1 else role) + where
+            self._processes.append(process)
+            return process
+
+    def processes(self, *roles):
+        """The processes started so far (of ``roles``, or all)."""
+        with self._lock:
+            return [process for process in self._processes if not roles or process.role in roles]
+
+    def all_started(self, role):
+        return len(self.processes(role)) == self.expected[role]
+
+    def close(self):
+        """Start nothing more."""
+        with self._lock:
+            self._closed = True
 
     def signal(self, processes, signum):
+        """Send ``signum`` to the process groups of ``processes``.
+
+        A process whose standard input is a pipe (a command started through ssh, see
+        :func:`gluon_asymmnet.launch_tracker.remote_watchdog`) gets end-of-file there
+        instead: its watchdog sends SIGTERM to the command, on whichever machine it runs.
+        """
         for process in processes:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signum)
-                except ProcessLookupError:
-                    pass
+            if process.poll() is not None:
+                continue
+            if process.stdin is not None:
+                process.stdin.close()
+                continue
+            try:
+                os.killpg(process.pid, signum)
+            except ProcessLookupError:
+                pass
 
     def wait(self, processes, timeout):
         """Wait until ``processes`` have exited or ``timeout`` seconds passed; True if all did."""
@@ -95,11 +155,68 @@ class _Job:
         return True
 
     def stop(self, processes):
-        """SIGTERM, then SIGKILL what is left after a few seconds."""
+        """SIGTERM (and end-of-file), then SIGKILL what is left after 5 seconds."""
         self.signal(processes, signal.SIGTERM)
         if not self.wait(processes, _KILL_AFTER_S):
-            self.signal(processes, signal.SIGKILL)
+            for process in processes:
+                if process.poll() is None:
+                    try:
+                        os.killpg(process.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
             self.wait(processes, _KILL_AFTER_S)
+
+
+def _default_log(message):
+    print('launch: ' + message, file=sys.stderr, flush=True)
+
+
+def _supervise(job, begin, grace, log):
+    """``begin()`` the job, watch it to its end, stop what is left; returns the exit status."""
+    received = []
+    handlers = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handlers[signum] = signal.signal(signum, lambda number, frame: received.append(number))
+    try:
+        begin()
+        while True:
+            workers = job.processes('worker')
+            if received:
+                log('got %s: passing it to the workers, waiting up to %gs'
+                    % (signal.Signals(received[0]).name, grace))
+                job.signal(workers, job.forward or received[0])
+                job.wait(workers, grace)
+                if job.all_started('worker') and all(p.poll() == 0 for p in workers):
+                    return 0
+                return 128 + received[0]
+            if job.error:
+                log(job.error)
+                return 1
+            failed = [process for process in job.processes()
+                      if process.poll() not in (None, 0)]
+            if failed:
+                culprit = failed[0]
+                log('%s exited with status %d: stopping the job'
+                    % (culprit.name, _status(culprit.returncode)))
+                return _status(culprit.returncode)
+            others = job.processes('scheduler', 'server')
+            if job.all_started('worker') and all(p.poll() == 0 for p in workers):
+                if not job.wait(others, grace):
+                    log('scheduler/servers still running %gs after the workers: stopping them'
+                        % grace)
+                return 0
+            if any(process.poll() is not None for process in others):
+                # the scheduler or a server ended while workers still run: they
+                # can only hang now unless they are finishing
+                if not job.wait(workers, grace):
+                    log('scheduler/servers ended but workers still run: stopping the job')
+                    return 1
+            time.sleep(_POLL_S)
+    finally:
+        job.close()
+        job.stop(job.processes())
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def launch(command, num_workers, num_servers=1, port=None, host='127.0.0.1', grace=30.0,
@@ -129,80 +246,111 @@ def launch(command, num_workers, num_servers=1, port=None, host='127.0.0.1', gra
         that failed (128 + N for a signal N), or 128 + N after SIGINT/SIGTERM
         N if the workers did not exit 0 by themselves.
     """
-    log = log or (lambda message: print('launch: ' + message, file=sys.stderr, flush=True))
-    received = []
-    handlers = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handlers[signum] = signal.signal(signum, lambda number, frame: received.append(number))
-    job = None
-    try:
-        job = _Job(command, num_workers, num_servers, port or free_port(host), host)
-        everyone = job.workers + job.others
-        while True:
-            if received:
-                log('got %s: passing it to the workers, waiting up to %gs'
-                    % (signal.Signals(received[0]).name, grace))
-                job.signal(job.workers, received[0])
-                job.wait(job.workers, grace)
-                codes = [process.poll() for process in job.workers]
-                if all(code == 0 for code in codes):
-                    return 0
-                return 128 + received[0]
-            failed = [process for process in everyone
-                      if process.poll() not in (None, 0)]
-            if failed:
-                culprit = failed[0]
-                log('%s exited with status %d: stopping the job'
-                    % (culprit.name, _status(culprit.returncode)))
-                return _status(culprit.returncode)
-            if all(process.poll() == 0 for process in job.workers):
-                if not job.wait(job.others, grace):
-                    log('scheduler/servers still running %gs after the workers: stopping them'
-                        % grace)
-                return 0
-            if any(process.poll() is not None for process in job.others):
-                # the scheduler or a server ended while workers still run: they
-                # can only hang now unless they are finishing
-                if not job.wait(job.workers, grace):
-                    log('scheduler/servers ended but workers still run: stopping the job')
-                    return 1
-            time.sleep(_POLL_S)
-    finally:
-        if job is not None:
-            job.stop(job.workers + job.others)
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    port = port or free_port(host)
+    job = Job({'scheduler': 1, 'server': num_servers, 'worker': num_workers})
+
+    def begin():
+        # scheduler first: the others connect to it
+        for role, argv in (('scheduler', [sys.executable, '-c', 'import mxnet']),
+                           ('server', [sys.executable, '-c', 'import mxnet']),
+                           ('worker', command)):
+            for _ in range(job.expected[role]):
+                env = dict(os.environ, **dmlc_env(role, num_workers, num_servers, port, host))
+                job.start(argv, role, env=env)
+    return _supervise(job, begin, grace, log or _default_log)
 
 
-def main(argv=None):
-    """Command line: ``python -m gluon_asymmnet.launch -n N -s S [--port P] -- COMMAND...``."""
-    parser = argparse.ArgumentParser(
+def launch_cluster(submission, num_workers, num_servers=1, port=None, grace=30.0, log=None):
+    """Run a job on several machines through dmlc_tracker; like :func:`launch` otherwise.
+
+    Parameters
+    ----------
+    submission : gluon_asymmnet.launch_tracker.Submission
+        The launcher, command and hosts (:func:`gluon_asymmnet.launch_tracker.prepare`).
+    num_workers, num_servers : int
+    port : int, optional
+        The scheduler's port on this machine (default: a free one).
+    grace : float
+        As in :func:`launch`; also the seconds a remote command has between SIGTERM
+        and SIGKILL.
+    log : callable, optional
+
+    Returns
+    -------
+    int
+        As :func:`launch`; 1 if dmlc_tracker could not start the job.
+    """
+    port = port or free_port('')
+    job = Job(launch_tracker.expected_processes(submission.launcher, num_workers, num_servers),
+              # srun takes a first SIGINT as a request for its status; both pass SIGTERM on
+              forward=signal.SIGTERM)
+    with tempfile.TemporaryDirectory(prefix='launch-') as scratch:
+        return _supervise(job, lambda: launch_tracker.start(
+            job, submission, num_workers, num_servers, port, grace, scratch),
+            grace, log or _default_log)
+
+
+def build_parser():
+    """The command line of ``python -m gluon_asymmnet.launch``."""
+    parser = OneLineParser(
         prog='python -m gluon_asymmnet.launch',
-        description='Run COMMAND as the workers of a local MXNet parameter-server job '
-                    '(scheduler, servers and workers on 127.0.0.1).')
+        description='Run COMMAND as the workers of an MXNet parameter-server job: on this '
+                    'machine (scheduler, servers and workers on 127.0.0.1), or on several '
+                    "through MXNet's dmlc_tracker (ssh, mpi, slurm).")
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='local',
+                        help='where the processes run (default: local)')
     parser.add_argument('-n', '--num-workers', type=int, required=True, help='worker processes')
     parser.add_argument('-s', '--num-servers', type=int, default=1, help='server processes')
+    parser.add_argument('-H', '--hostfile',
+                        help='ssh: the hosts, one a line (HOST or HOST:SSH_PORT); '
+                             "mpi: mpirun's --hostfile")
+    parser.add_argument('--host-ip',
+                        help="ssh, mpi, slurm: this machine's address as the hosts reach it "
+                             "(the scheduler's; default: dmlc_tracker's guess)")
     parser.add_argument('--port', type=int, default=0,
-                        help="scheduler's port (default: a free one)")
+                        help="the scheduler's port (default: a free one)")
     parser.add_argument('--grace', type=float, default=30.0,
                         help='seconds to wait for workers after SIGINT/SIGTERM (default 30)')
     parser.add_argument('command', nargs=argparse.REMAINDER,
                         help='-- then the worker command, e.g. python train_imagenet.py ...')
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ['--'] else args.command
+    return parser
+
+
+def _main(args):
+    if not args.command:
+        raise UsageError('no worker command: add -- python train_imagenet.py ...')
+    if args.command[0] != '--':
+        raise UsageError('put -- before the worker command: -- %s' % ' '.join(args.command))
+    command = args.command[1:]
     if not command:
-        parser.error('no worker command: add -- python train_imagenet.py ...')
-    if args.num_workers < 1 or args.num_servers < 1:
-        parser.error('-n and -s must be at least 1')
-    if not 0 <= args.port < 65536:
-        parser.error('--port %d: not a TCP port' % args.port)
-    try:
-        port = free_port(port=args.port)
-    except OSError as error:
-        parser.error('--port %d: %s' % (args.port, error.strerror))
+        raise UsageError('no worker command after --')
     if command[0] in ('python', 'python3'):
         command = [sys.executable] + command[1:]
-    return launch(command, args.num_workers, args.num_servers, port, grace=args.grace)
+    if shutil.which(command[0]) is None:
+        raise UsageError('%s: no such program' % command[0])
+    try:
+        port = free_port('127.0.0.1' if args.launcher == 'local' else '', args.port)
+    except OSError as error:
+        raise UsageError('--port %d: %s' % (args.port, error.strerror)) from None
+    if args.launcher == 'local':
+        for flag, value, launchers in (('-H', args.hostfile, 'ssh or mpi'),
+                                       ('--host-ip', args.host_ip, 'ssh, mpi or slurm')):
+            if value is not None:
+                raise UsageError('%s: only with --launcher %s' % (flag, launchers))
+        return launch(command, args.num_workers, args.num_servers, port, grace=args.grace)
+    submission = launch_tracker.prepare(args.launcher, command, args.hostfile, args.host_ip)
+    return launch_cluster(submission, args.num_workers, args.num_servers, port, args.grace)
+
+
+def main(argv=None):
+    """Command line: ``python -m gluon_asymmnet.launch [--launcher L] -n N -s S -- COMMAND...``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_ranges(parser, args, (('num_workers', 1, None, True, True),
+                                ('num_servers', 1, None, True, True),
+                                ('port', 0, 65535, True, True),
+                                ('grace', 0, None, True, True)))
+    return run(parser, _main, args)
 
 
 if __name__ == '__main__':
