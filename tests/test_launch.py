@@ -12,9 +12,13 @@ import subprocess
 import sys
 import time
 
+import mxnet as mx
+import numpy as np
 import pytest
 
+from gluon_asymmnet.data import prepare_digits
 from gluon_asymmnet.launch import free_port, main
+from helpers import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -134,14 +138,12 @@ def test_bad_arguments(capsys, tmp_path, arguments):
 
 def test_a_missing_program_starts_nothing(tmp_path):
     port = free_port()
-    launcher = subprocess.run(
-        [sys.executable, '-m', 'gluon_asymmnet.launch', '-n', '2', '--port', str(port), '--',
-         str(tmp_path / 'nonexistent')], capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, PYTHONPATH=ROOT))
-    assert launcher.returncode == 2
-    assert launcher.stderr.strip().splitlines() == [
+    status, _, err = run_cli('gluon_asymmnet.launch', '-n', '2', '--port', port, '--',
+                             tmp_path / 'nonexistent')
+    assert status == 2
+    assert err.strip().splitlines() == [
         'python -m gluon_asymmnet.launch: error: %s: no such program' % (tmp_path / 'nonexistent')]
-    assert job_processes(port) == []
+    assert job_processes(port) == []                    # no scheduler or server left behind
 
 
 FAKE_SSH = '''#!%s
@@ -245,9 +247,6 @@ def start_on_hosts(tmp_path, launcher, command, *options):
 
 
 def test_ssh_two_hosts_train_the_digits_to_identical_parameters(tmp_path):
-    from gluon_asymmnet.data import prepare_digits
-    import mxnet as mx
-    import numpy as np
     model = 'asymmnet_small_0.35'
     prepare_digits(str(tmp_path), size=32)      # once, not by each worker
     launcher, port, folder = start_on_hosts(tmp_path, 'ssh', [
