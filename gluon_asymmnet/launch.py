@@ -22,8 +22,8 @@ CLI::
 Either way the launcher waits for the workers and exits with the first failing process's
 status (0 if all succeed). When a worker, the scheduler or a server fails, the other
 processes are stopped (SIGTERM, then SIGKILL after 5 seconds). On SIGINT/SIGTERM it
-passes the signal on to the workers (a training script can then checkpoint), waits up to
-``--grace`` seconds, and stops everything. A leading ``python``/``python3`` in the
+passes the signal on to the workers (always SIGTERM through dmlc_tracker; a training
+script then checkpoints), waits up to ``--grace`` seconds, and stops everything. A leading ``python``/``python3`` in the
 command is replaced by this interpreter's path (other machines need the same path, as on
 a shared file system). Bad arguments are one line and exit status 2, before anything
 starts.
@@ -182,9 +182,10 @@ def _supervise(job, begin, grace, log):
         while True:
             workers = job.processes('worker')
             if received:
-                log('got %s: passing it to the workers, waiting up to %gs'
-                    % (signal.Signals(received[0]).name, grace))
-                job.signal(workers, job.forward or received[0])
+                forward = job.forward or received[0]
+                log('got %s: sending %s to the workers, waiting up to %gs'
+                    % (signal.Signals(received[0]).name, signal.Signals(forward).name, grace))
+                job.signal(workers, forward)
                 job.wait(workers, grace)
                 if job.all_started('worker') and all(p.poll() == 0 for p in workers):
                     return 0

@@ -58,7 +58,7 @@ __all__ = ['LAUNCHERS', 'Submission', 'prepare', 'read_hostfile', 'remote_watchd
            'expected_processes', 'start']
 
 #: ``--launcher`` values that go through dmlc_tracker, and the program each one needs.
-LAUNCHERS = collections.OrderedDict([('ssh', 'ssh'), ('mpi', 'mpirun'), ('slurm', 'srun')])
+LAUNCHERS = {'ssh': 'ssh', 'mpi': 'mpirun', 'slurm': 'srun'}
 
 #: What :func:`start` needs, checked by :func:`prepare`: ``hosts`` are ``(IPv4, ssh port)``
 #: pairs (ssh), ``hostfile`` is passed to ``mpirun --hostfile`` as it is (mpi).
