@@ -90,6 +90,8 @@ def _stored_weights(model, width_scale):
 
 
 def _run(args):
+    if args.json:
+        writable_target(args.json)   # before hours of evaluation, not after
     if args.benchmark:
         models = [args.model or 'asymmnet_large_1.0'] + list(args.compare or [])
         run_benchmark(models, args.backends, args.input_size or 224, args.batch_size, args.runs)
@@ -109,7 +111,6 @@ def _run(args):
     result = evaluate(predictor, source, num_classes)
     _print_metrics(result, classes or predictor.info.get('synset'))
     if args.json:
-        writable_target(args.json)
         atomic_write_json(result, args.json)
 
 

@@ -58,14 +58,14 @@ def _quantize(args):
     out_path = args.out if args.onnx else args.out + '-symbol.json'
     if os.path.exists(out_path) and os.path.samefile(out_path, source_path):
         raise UsageError('--out %s would overwrite the model it quantizes' % args.out)
+    outputs = [args.out] if args.onnx else [args.out + '-symbol.json', args.out + '-0000.params']
+    for path in outputs:
+        writable_target(path)
     if args.onnx:
         before = onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
     else:
         before = exported_predictor(args.model_prefix, args.input_size, args.crop_ratio)
     source, num_classes, _ = validation_data(args, before)
-    outputs = [args.out] if args.onnx else [args.out + '-symbol.json', args.out + '-0000.params']
-    for path in outputs:
-        writable_target(path)
     calib = _calibration(args, source, before.info)
     if args.onnx:
         atomic_save(args.out, lambda tmp: quantize_onnx(args.onnx, tmp, calib, before.info))

@@ -19,6 +19,7 @@ it, so a cut-short or concurrent export is an error, never a silent mix.
 import fcntl
 import os
 import shutil
+import signal
 import tempfile
 
 import mxnet as mx
@@ -141,6 +142,8 @@ def _publish(work, prefix, suffixes):
     for suffix in suffixes:
         writable_target(prefix + suffix)
     handle = os.open(folder, os.O_RDONLY)
+    signals = {signal.SIGINT, signal.SIGTERM}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signals)   # Ctrl-C waits for the renames
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)
         for suffix in suffixes:
@@ -148,4 +151,5 @@ def _publish(work, prefix, suffixes):
         os.fsync(handle)
     finally:
         os.close(handle)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return [prefix + suffix for suffix in suffixes]
