@@ -354,7 +354,7 @@ def test_prepare_split_and_threads(tmp_path):
     assert counts == [12, 3]
 
 
-@pytest.mark.parametrize('case', ['missing', 'bad_image', 'flat', 'ratio'])
+@pytest.mark.parametrize('case', ['missing', 'bad_image', 'flat', 'ratio', 'empty_class'])
 def test_prepare_bad_input(tmp_path, capsys, case):
     images = str(tmp_path / 'images')
     options = []
@@ -371,9 +371,26 @@ def test_prepare_bad_input(tmp_path, capsys, case):
         expected = 'top level'
     elif case == 'ratio':
         options, expected = ['--train-ratio', '1.5'], 'train-ratio'
+    elif case == 'empty_class':   # im2rec would label the classes after it one lower
+        os.makedirs(os.path.join(images, 'dodo'))
+        expected = 'class folder dodo has no images'
     with pytest.raises(SystemExit) as exit_:
         prepare_main([images, str(tmp_path / 'out' / 'x'), '-q'] + options)
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1
     assert not os.path.exists(tmp_path / 'out') or os.listdir(tmp_path / 'out') == []
+
+
+def test_one_pixel_images_are_upscaled_not_fatal(tmp_path):
+    """A 1x1 image in a class folder trains (upscaled) instead of killing a loader worker."""
+    for split in ('train', 'val'):
+        for label in ('a', 'b'):
+            folder = tmp_path / split / label
+            folder.mkdir(parents=True)
+            for index, side in enumerate((1, 1, 20, 20)):
+                cv2.imwrite(str(folder / ('%d.jpg' % index)),
+                            np.full((side, side, 3), 60 * index, np.uint8))
+    train, val = image_folder_loaders(str(tmp_path), batch_size=4, input_size=32, num_workers=1)
+    shapes = [data.shape for loader in (train, val) for data, _ in batches(loader)]
+    assert shapes == [(4, 3, 32, 32)] * 4

@@ -133,14 +133,23 @@ def imagenet_rec_iters(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_siz
     return train_iter, val_iter
 
 
+#: Images with a shorter side below this are upscaled to it before the transforms
+#: (``RandomResizedCrop`` fails on a side of one pixel).
+_MIN_SIDE = 8
+
+
 class _CheckedImageFolder(ImageFolderDataset):
-    """An ``ImageFolderDataset`` whose undecodable images raise a DataError naming the file."""
+    """An ``ImageFolderDataset`` whose undecodable images raise a DataError naming the file,
+    and whose tiny images are upscaled (shorter side :data:`_MIN_SIDE`)."""
 
     def __getitem__(self, idx):
         try:
-            return super().__getitem__(idx)
+            image, label = super().__getitem__(idx)
         except mx.base.MXNetError:
             raise DataError('%s: image does not decode' % self.items[idx][0]) from None
+        if min(image.shape[:2]) < _MIN_SIDE:
+            image = mx.image.resize_short(image, _MIN_SIDE)
+        return image, label
 
 
 class _PartSampler(gluon.data.sampler.Sampler):
