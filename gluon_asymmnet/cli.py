@@ -94,7 +94,7 @@ def add_zoo_model_flags(group):
 
 
 #: Ranges of the flags of :func:`add_data_flags` and :func:`add_zoo_model_flags`.
-DATA_RANGES = (('input_size', 1, None, True, True), ('crop_ratio', 0, 1, False, True),
+DATA_RANGES = (('input_size', 16, None, True, True), ('crop_ratio', 0, 1, False, True),
                ('batch_size', 1, None, True, True), ('num_workers', 0, None, True, True),
                ('classes', 1, None, True, True), ('width_scale', 0, None, False, True),
                ('asymmrate', 0, None, True, True))
