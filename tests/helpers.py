@@ -6,7 +6,9 @@ import sys
 import mxnet as mx
 import numpy as np
 
+from gluon_asymmnet import get_model
 from gluon_asymmnet.deploy.sources import zoo_model
+from gluon_asymmnet.model_zoo import file_sha1, model_store_root
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,3 +43,16 @@ def assert_one_line_error(status, stderr, *fragments):
     assert len(lines) == 1, stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def store_weights(name, classes):
+    """Put weights of ``name`` for ``classes`` into the local model store; returns the net."""
+    net = get_model(name, classes=classes)
+    net.initialize(mx.init.MSRAPrelu())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    root = model_store_root()
+    os.makedirs(root, exist_ok=True)
+    tmp = os.path.join(root, 'tmp.params')
+    net.save_parameters(tmp)
+    os.rename(tmp, os.path.join(root, '%s-%s.params' % (name, file_sha1(tmp)[:8])))
+    return net

@@ -12,10 +12,10 @@ import pytest
 
 from gluon_asymmnet import get_model
 from gluon_asymmnet.data import prepare_digits
-from gluon_asymmnet.model_zoo import file_sha1, model_store_root
 from gluon_asymmnet.train import main
 from gluon_asymmnet.train.checkpoint import RunLock, latest_checkpoint
 from gluon_asymmnet.train.errors import EXIT_DIVERGED
+from helpers import store_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = 'asymmnet_small_0.35'
@@ -43,19 +43,6 @@ def run_dir(save_dir, model=MODEL, tag='baseline'):
 def metrics(folder):
     with open(os.path.join(folder, 'metrics.jsonl')) as lines:
         return [json.loads(line) for line in lines]
-
-
-def store_weights(name, classes):
-    """Put weights of ``name`` for ``classes`` into the local model store; returns the net."""
-    net = get_model(name, classes=classes)
-    net.initialize(mx.init.MSRAPrelu())
-    net(mx.nd.zeros((1, 3, 32, 32)))
-    root = model_store_root()
-    os.makedirs(root, exist_ok=True)
-    tmp = os.path.join(root, 'tmp.params')
-    net.save_parameters(tmp)
-    os.rename(tmp, os.path.join(root, '%s-%s.params' % (name, file_sha1(tmp)[:8])))
-    return net
 
 
 def python(*args, **kwargs):

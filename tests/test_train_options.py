@@ -4,20 +4,16 @@ Each test builds the job ``train_imagenet.py`` would run (``build_job``), takes
 one batch of the digits and runs the real step (``loop._train_batch``), then
 checks its outputs and loss against the option's definition.
 """
-import os
-
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd
 
-from gluon_asymmnet import get_model
 from gluon_asymmnet.data import batches, prepare_digits
-from gluon_asymmnet.fileio import atomic_save
-from gluon_asymmnet.model_zoo import file_sha1, model_store_root
 from gluon_asymmnet.train.args import parse_args
 from gluon_asymmnet.train.loop import SMOOTHING_ETA, _train_batch
 from gluon_asymmnet.train.main import build_job
+from helpers import store_weights
 
 MODEL = 'asymmnet_small_0.35'
 CLASSES = 10
@@ -126,20 +122,9 @@ def test_no_wd_takes_batchnorm_and_biases_out_of_weight_decay(make_job):
         assert all(changed[n] for n in changed if n.endswith('conv.weight'))
 
 
-def _store_teacher(name):
-    net = get_model(name, classes=CLASSES)
-    net.initialize(mx.init.MSRAPrelu())
-    net(mx.nd.zeros((1, 3, 32, 32)))
-    root = model_store_root()
-    os.makedirs(root, exist_ok=True)
-    staging = os.path.join(root, 'teacher.params')
-    atomic_save(staging, net.save_parameters)
-    os.replace(staging, os.path.join(root, '%s-%s.params' % (name, file_sha1(staging)[:8])))
-
-
 def test_teacher_distils_its_softened_predictions(make_job):
     from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
-    _store_teacher('asymmnet_small_0.5')
+    store_weights('asymmnet_small_0.5', CLASSES)
     job, data, label = make_job('--teacher', 'asymmnet_small_0.5', '--temperature', '4',
                                 '--hard-weight', '0.25')
     soft = mx.nd.softmax(job.teacher(data) / 4)
