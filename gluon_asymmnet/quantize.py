@@ -84,6 +84,9 @@ def _quantize(args):
         result = evaluate(predictor, source, num_classes)
         print('%s: top1=%.4f top5=%.4f images/s=%.1f'
               % (name, result['top1'], result['top5'], result['images_per_sec']))
+    for path in outputs + ([] if args.onnx or not os.path.exists(args.out + '-info.json')
+                           else [args.out + '-info.json']):
+        print(path)
 
 
 def main(argv=None):

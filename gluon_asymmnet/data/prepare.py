@@ -54,7 +54,8 @@ def _im2rec(arguments, echo):
                                text=True, bufsize=1)
     bad, last = [], ''
     for line in process.stdout:
-        echo(line.rstrip('\n'))
+        if not _IM2REC_COUNT.match(line):   # its "count: 0" counts something else: misleading
+            echo(line.rstrip('\n'))
         match = _BAD_IMAGE.search(line)
         if match:
             bad.append(match.group(1))
@@ -65,6 +66,7 @@ def _im2rec(arguments, echo):
     return bad
 
 
+_IM2REC_COUNT = re.compile(r'^count: \d+\s*$')
 #: What im2rec packs.
 _IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 

@@ -8,6 +8,7 @@ exported by a training run) into a plain ``Concat``: neither ONNX nor the INT8
 quantizer accepts those, and the values are identical.
 """
 import json
+import warnings
 
 import mxnet as mx
 
@@ -83,7 +84,9 @@ def _is_identity_reshape(node):
 
 def symbol_block(symbol, args, aux, ctx=mx.cpu()):
     """A ``SymbolBlock`` of ``symbol`` with these parameter values."""
-    block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+    with warnings.catch_warnings():   # the parameters' types are known once loaded
+        warnings.filterwarnings('ignore', message='Cannot decide type')
+        block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
     block.collect_params().load_dict(dict(args, **aux), ctx=ctx, ignore_extra=True)
     return block
 

@@ -7,7 +7,6 @@ models through it.
 """
 import json
 import os
-import warnings
 
 import mxnet as mx
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from ..errors import UsageError
 from ..model_zoo import ModelConfig, get_model_config
 from ..params import load_param_file
+from .graph import symbol_block
 from .info import check_files, make_info, read_info
 from .onnx import load_onnx
 from .sources import zoo_model
@@ -56,10 +56,7 @@ def load_exported(prefix, ctx=mx.cpu()):
     if info is not None:
         check_files(info, prefix)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='Cannot decide type')
-            block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
-        block.collect_params().load_dict(saved, ctx=ctx, ignore_extra=True)
+        block = symbol_block(symbol, saved, {}, ctx)
         shape = info['input_shape'] if info else None
         if shape:
             block(mx.nd.zeros(shape, ctx=ctx))

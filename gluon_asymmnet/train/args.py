@@ -135,6 +135,9 @@ def build_parser(prog='train_imagenet.py'):
     output.add_argument('--tag-name', default='baseline', help='name of this run')
     output.add_argument('--save-frequency', type=int, default=10,
                         help='keep a checkpoint every this many epochs (0: only best and last)')
+    output.add_argument('--verbose', action='store_true',
+                        help='print the arguments and the network on the console too '
+                             '(the log file always has them)')
     output.add_argument('--log-interval', type=int, default=50,
                         help='batches between training log lines')
     output.add_argument('--logging-file', default='log.txt', help='log file in the run folder')

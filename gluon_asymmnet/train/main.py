@@ -33,7 +33,7 @@ from .args import global_lr, model_kwargs, parse_args
 from .checkpoint import RunLock, latest_checkpoint, read_checkpoint
 from .errors import EXIT_DIVERGED, NonFiniteLoss
 from .loop import Job, StopFlag, train
-from .run_dir import RunDir
+from .run_dir import DETAIL_LINE, RunDir
 
 __all__ = ['main', 'build_job', 'lr_schedule', 'server_lr_schedule']
 
@@ -190,7 +190,8 @@ def build_job(args):
 
     writes = rank == 0
     run_dir = RunDir(os.path.join(args.save_dir, '%s-%s' % (name, args.tag_name)), writes,
-                     args.logging_file, progress_bar=writes and sys.stderr.isatty())
+                     args.logging_file, progress_bar=writes and sys.stderr.isatty(),
+                     verbose=args.verbose)
     lock = RunLock(run_dir.path).acquire() if writes else None
     try:
         if writes and run_dir.has_run() and not (args.resume or args.resume_params):
@@ -294,7 +295,7 @@ def _log_start(args, run_dir, meta):
     if meta is None:
         if args.resume == 'auto':
             log.info('no checkpoint in %s: starting at epoch 0', run_dir.path)
-        log.info('%s', args)
+        log.info('%s', args, extra=DETAIL_LINE)
     else:
         log.info('resuming %s at epoch %d batch %d (best top1=%f)', run_dir.path,
                  meta['next_epoch'], meta['next_batch'], meta.get('best_top1', 0.0))
@@ -328,7 +329,7 @@ def run(args):
                 job.run_dir.write_args(args)
                 if args.tensorboard:
                     job.run_dir.open_tensorboard()
-            job.run_dir.logger.info('%s', job.net)
+            job.run_dir.logger.info('%s', job.net, extra=DETAIL_LINE)
             job.run_dir.logger.info(
                 '%s: %d classes, %d batches of %d per epoch and worker, step size %d, %s',
                 job.model, job.classes, job.num_batches, job.batch_size, job.step_size,

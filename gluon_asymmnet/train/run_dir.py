@@ -22,10 +22,13 @@ from ..errors import UsageError
 from ..fileio import atomic_save, atomic_write_json
 from ..run_metrics import METRICS_FILE, read_metrics
 
-__all__ = ['RunDir', 'METRICS_FILE', 'BATCH_LINE']
+__all__ = ['RunDir', 'METRICS_FILE', 'BATCH_LINE', 'DETAIL_LINE']
 
 #: ``extra`` of per-batch log records; the console drops them under a progress bar.
 BATCH_LINE = {'batch_line': True}
+#: ``extra`` of the arguments and the printed network: the log file always has
+#: them (as the original's logs do), the console only with ``--verbose``.
+DETAIL_LINE = {'detail_line': True}
 
 
 class _LogFile(logging.FileHandler):
@@ -39,9 +42,15 @@ class _LogFile(logging.FileHandler):
         pass
 
 
-class _NoBatchLines(logging.Filter):
+class _Without(logging.Filter):
+    """Drops records whose ``extra`` marks them with ``key``."""
+
+    def __init__(self, key):
+        super().__init__()
+        self.key = key
+
     def filter(self, record):
-        return not getattr(record, 'batch_line', False)
+        return not getattr(record, self.key, False)
 
 
 class RunDir:
@@ -57,9 +66,12 @@ class RunDir:
         Log file name inside the folder.
     progress_bar : bool
         A tqdm bar shows the batches on the console, so batch lines go to the file only.
+    verbose : bool
+        The console shows the arguments and the network too (:data:`DETAIL_LINE`).
     """
 
-    def __init__(self, path, writable=True, logging_file='log.txt', progress_bar=False):
+    def __init__(self, path, writable=True, logging_file='log.txt', progress_bar=False,
+                 verbose=False):
         self.path = path
         self.writable = writable
         self.logger = logging.getLogger('gluon_asymmnet.train')
@@ -70,7 +82,9 @@ class RunDir:
             handler.close()
         console = logging.StreamHandler(sys.stderr)
         if progress_bar:
-            console.addFilter(_NoBatchLines())
+            console.addFilter(_Without('batch_line'))
+        if not verbose:
+            console.addFilter(_Without('detail_line'))
         self.logger.addHandler(console)
         if writable:
             try:
