@@ -28,6 +28,7 @@ from .records import check_record_file
 
 __all__ = ['im2rec_script', 'prepare_records', 'main']
 
+_IM2REC_COUNT = re.compile(r'^count: \d+\s*$')
 _BAD_IMAGE = re.compile(r'(?:imread read blank \(None\) image for file|'
                         r'imread error trying to load file|pack_img error on file):\s*(.+?)\s*$')
 
@@ -66,7 +67,6 @@ def _im2rec(arguments, echo):
     return bad
 
 
-_IM2REC_COUNT = re.compile(r'^count: \d+\s*$')
 #: What im2rec packs.
 _IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 
