@@ -29,13 +29,12 @@ demo: venv
 	    --save-dir runs --tag-name demo --resume auto -j 2 --batch-size 64 --num-epochs 30 \
 	    --lr 0.2 --lr-mode cosine --warmup-epochs 2 --wd 5e-5 --no-wd --crop-ratio 1 \
 	    --log-interval 100
-	$(VPY) eval.py --dataset digits --digits-root runs --model-prefix $(DEMO_RUN)/asymmnet_small_0.5 \
+	$(VPY) eval.py --dataset digits --model-prefix $(DEMO_RUN)/asymmnet_small_0.5 \
 	    --json $(DEMO_RUN)/eval.json
 	$(VPY) -m gluon_asymmnet.export --run-dir $(DEMO_RUN) --prefix $(DEMO_RUN)/deploy/asymmnet_small_0.5 \
 	    --format onnx
 	$(VPY) -m gluon_asymmnet.quantize --onnx $(DEMO_RUN)/deploy/asymmnet_small_0.5.onnx \
-	    --dataset digits --digits-root runs \
-	    --out $(DEMO_RUN)/deploy/asymmnet_small_0.5-int8.onnx
+	    --dataset digits --out $(DEMO_RUN)/deploy/asymmnet_small_0.5-int8.onnx
 	$(VPY) -m gluon_asymmnet.plot $(DEMO_RUN)
 
 # Speed on this machine (bench/README.md): every number a median of interleaved runs,

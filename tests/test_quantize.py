@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     status, _, err = run_cli('train_imagenet.py', '--dataset', 'digits', '--model',
                              'asymmnet_small_0.5', '--num-epochs', 6, '--batch-size', 64,
                              '--lr', 0.2, '--lr-mode', 'cosine', '-j', 1, '--save-dir', root,
-                             '--tag-name', 'demo', '--crop-ratio', 1)
+                             '--tag-name', 'demo', '--crop-ratio', 1, '--digits-root', root)
     assert status == 0, err
     net, config = run_dir_model(str(root / 'asymmnet_small_0.5-demo'))
     prefix = str(root / 'digits')

@@ -24,6 +24,7 @@ The schedule is per iteration: ``--warmup-epochs`` of linear warm-up from
 import os
 
 from ..cli import OneLineParser, check_ranges
+from ..data import default_digits_root
 
 __all__ = ['build_parser', 'parse_args', 'model_kwargs', 'global_lr']
 
@@ -39,7 +40,10 @@ def build_parser(prog='train_imagenet.py'):
     data = parser.add_argument_group('data')
     data.add_argument('--dataset', default='imagenet', choices=['imagenet', 'digits'],
                       help="'digits': the embedded scikit-learn digits set (built once under "
-                           "--save-dir, no download); 'imagenet': the files given below")
+                           "--digits-root, no download); 'imagenet': the files given below")
+    data.add_argument('--digits-root', default=default_digits_root(),
+                      help='cache folder of the digits set, shared with eval.py and quantize '
+                           '(default: %(default)s)')
     data.add_argument('--rec-train', default=None, help='the training data (.rec)')
     data.add_argument('--rec-train-idx', default=None, help='the index of the training data')
     data.add_argument('--rec-val', default=None, help='the validation data (.rec)')

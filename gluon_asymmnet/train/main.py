@@ -23,7 +23,7 @@ import mxnet as mx
 from mxnet import gluon
 
 from .. import model_zoo
-from ..data import check_data_args, image_folder_loaders, imagenet_rec_iters
+from ..data import check_data_args, image_folder_loaders, imagenet_rec_iters, prepare_digits
 from ..deploy.export import export_model
 from ..deploy.sources import run_dir_model
 from ..errors import DataError, UsageError
@@ -177,8 +177,7 @@ def build_job(args):
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.dataset == 'digits':
-        from ..data import prepare_digits
-        digits = prepare_digits(args.save_dir, size=args.input_size)
+        digits = prepare_digits(args.digits_root, size=args.input_size)
         args.rec_train, args.rec_train_idx = digits.train_rec, digits.train_idx
         args.rec_val, args.rec_val_idx = digits.val_rec, digits.val_idx
     info = check_data_args(args, num_parts=num_workers)

@@ -275,7 +275,8 @@ RESUMING = re.compile(r'resuming \S+ at epoch (\d+) batch (\d+)')
 
 def train_argv(save_dir, epochs, *extra, tag=TAG):
     """A tiny ``train_imagenet.py`` run on the digits set (4 batches an epoch)."""
-    return TRAIN + ['--dataset', 'digits', '--model', MODEL, '--save-dir', save_dir,
+    return TRAIN + ['--dataset', 'digits', '--digits-root', save_dir, '--model', MODEL,
+                    '--save-dir', save_dir,
                     '--tag-name', tag, '--num-epochs', str(epochs), '--batch-size', str(BATCH),
                     '--num-training-samples', str(SAMPLES), '-j', '1', '--log-interval', '1',
                     '--lr', '0.05', '--save-frequency', '0'] + list(extra)
