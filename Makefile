@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export MXNET_HOME ?= $(CURDIR)/.mxnet_home
 
-.PHONY: venv test demo bench reliability clean
+.PHONY: venv test demo bench reliability experiments clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,14 @@ demo: venv
 	$(VPY) -m gluon_asymmnet.quantize --onnx $(DEMO_RUN)/deploy/asymmnet_small_0.5.onnx \
 	    --dataset digits --out $(DEMO_RUN)/deploy/asymmnet_small_0.5-int8.onnx
 	$(VPY) -m gluon_asymmnet.plot $(DEMO_RUN)
+
+# The paper's ablations in small on the embedded digits (preset `digits` of
+# gluon_asymmnet/experiments/presets.py): trains the grid in experiments/digits/ (2 cells side by
+# side), writes docs/experiments/ (report.md/.csv, two figures) and README's results block.
+# About 15 min on 2 quiet cores (--dry-run prints the estimate); a rerun only re-reports.
+experiments: venv
+	$(VPY) -m gluon_asymmnet.experiments --preset digits --out experiments/digits \
+	    --report-dir docs/experiments --jobs 2 --update-readme README.md
 
 # Speed on this machine (bench/README.md): every number a median of interleaved runs,
 # every comparison a ratio measured in one process. Writes bench/results/*.json and

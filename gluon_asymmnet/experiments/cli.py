@@ -1,0 +1,326 @@
+"""``python -m gluon_asymmnet.experiments``: train a grid of cells and report it.
+
+::
+
+    python -m gluon_asymmnet.experiments --preset digits --out experiments/digits --jobs 2
+    python -m gluon_asymmnet.experiments --models asymmnet_small mobilenetv3_small \\
+        --widths 0.5 1.0 --seeds 3 --out experiments/mine -- --rec-train data/train.rec ...
+
+Everything after ``--`` is passed to every ``train_imagenet.py`` (data and
+training flags); the runner sets the model flags, ``--seed``, ``--save-dir``,
+``--tag-name``, ``--resume auto`` and ``-j`` itself.  The output folder holds
+``runs/`` (one ordinary run folder per cell), ``logs/`` (their console output),
+``experiment.json`` (the recipe: a rerun with another recipe is refused),
+``timings.jsonl``, ``measurements.json`` and, unless ``--report-dir`` says
+otherwise, ``report.md``, ``report.csv`` and the figures.
+"""
+import argparse
+import fcntl
+import json
+import os
+import platform
+import signal
+import sys
+import tempfile
+
+from ..data import DataError
+from ..train.errors import UsageError
+from . import grid as grid_mod
+from .measure import RUNS, measure_variants
+from .presets import PRESETS
+from .report import Row, replace_block, write_report
+from .runner import (TIMINGS_FILE, Interrupted, cell_estimates, cell_state, read_jsonl,
+                     run_cells)
+
+__all__ = ['main', 'build_parser']
+
+PROG = 'python -m gluon_asymmnet.experiments'
+#: ``train_imagenet.py`` options the runner sets for every cell (``dest`` names).
+OWNED = ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'doshuffle', 'seed', 'save_dir',
+         'tag_name', 'resume', 'resume_epoch', 'resume_params', 'resume_states', 'num_workers')
+#: Rough wall seconds to measure one variant on both backends (``--dry-run`` estimate).
+MEASURE_SECONDS = 8.0
+_README_BLOCK = 'experiments'
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
+
+
+def build_parser():
+    """The runner's own flags (the training flags come after ``--``)."""
+    parser = _OneLineParser(
+        prog=PROG, description='Train a grid of zoo models x widths x asymmrate x shuffle_group '
+                               'x seeds with train_imagenet.py and report it. Training flags '
+                               'go after "--".',
+        epilog='presets: ' + '; '.join('%s: %s' % (p.name, p.description)
+                                       for p in PRESETS.values()))
+    what = parser.add_argument_group('the grid (a preset, or models)')
+    what.add_argument('--preset', choices=list(PRESETS), help='a named grid (see below)')
+    what.add_argument('--models', nargs='+', help='zoo names, or families with --widths')
+    what.add_argument('--widths', nargs='+', help="width multipliers of the families ('all': "
+                                                  "every width of each)")
+    what.add_argument('--asymmrate', nargs='+', type=int,
+                      help='asymmetrical reuse rates (default: each model its own)')
+    what.add_argument('--shuffle-group', nargs='+', type=int,
+                      help='channel-shuffle groups (default: none)')
+    what.add_argument('--seeds', type=int, help='seeds 0..N-1 of every variant (preset: its own, '
+                                                'else 1)')
+    how = parser.add_argument_group('running and reporting')
+    how.add_argument('--out', default=None,
+                     help='experiment folder (default experiments/<preset or "grid">)')
+    how.add_argument('--report-dir', default=None, help='where the report goes (default --out)')
+    how.add_argument('--jobs', type=int, default=1,
+                     help='cells side by side; the cores are split between them')
+    how.add_argument('--latency-runs', type=int, default=RUNS,
+                     help='timed batch-1 calls per model and backend (0: no latency)')
+    how.add_argument('--dry-run', action='store_true',
+                     help='list the cells and an estimated time; train nothing')
+    how.add_argument('--update-readme', metavar='README',
+                     help='put the report between <!-- experiments:begin/end --> in this file')
+    return parser
+
+
+def _arms(args):
+    if args.preset and args.models:
+        raise UsageError('give --preset or --models, not both')
+    if args.preset:
+        if args.widths or args.asymmrate or args.shuffle_group:
+            raise UsageError('--widths/--asymmrate/--shuffle-group make a grid of --models; '
+                             'a preset has its own')
+        preset = PRESETS[args.preset]
+        return list(preset.arms), args.seeds if args.seeds is not None else preset.seeds, preset
+    if not args.models:
+        raise UsageError('give --preset NAME or --models ... (see --help)')
+    arm = grid_mod.Arm(args.models, args.widths, args.asymmrate, args.shuffle_group)
+    return [arm], args.seeds if args.seeds is not None else 1, None
+
+
+def _owned_given(flags):
+    """The runner-owned ``train_imagenet.py`` options among ``flags``."""
+    from ..train.args import build_parser as train_parser
+    parser = train_parser()
+    unset = object()
+    parser.set_defaults(**{dest: unset for dest in OWNED})
+    parsed = parser.parse_args(['--model', unset.__class__.__name__] + list(flags))
+    return [dest for dest in OWNED if getattr(parsed, dest) is not unset and
+            not (dest == 'model' and parsed.model == unset.__class__.__name__)]
+
+
+def _recipe(flags, cell):
+    """The checked training arguments of ``flags`` (argparse exits 2 on bad ones)."""
+    from ..train.args import parse_args
+    owned = _owned_given(flags)
+    if owned:
+        raise UsageError('the runner sets %s for every cell: leave %s out of the training flags'
+                         % (', '.join(owned), ', '.join('--' + d.replace('_', '-')
+                                                        for d in owned)))
+    return parse_args(list(flags) + cell.train_flags())
+
+
+def _writable(folder, what):
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError('%s %s cannot be written: %s' % (what, folder,
+                                                          error.strerror or error)) from None
+
+
+def _pin_recipe(out, flags, write):
+    """Refuse an output folder holding cells of another recipe; record this one."""
+    path = os.path.join(out, 'experiment.json')
+    if os.path.exists(path):
+        with open(path) as saved:
+            before = json.load(saved)['recipe']
+        if before != list(flags):
+            raise UsageError('%s holds cells trained with another recipe (%s); use another '
+                             '--out' % (out, ' '.join(before) or 'no flags'))
+    elif write:
+        with open(path + '.tmp', 'w') as record:
+            json.dump({'recipe': list(flags)}, record, indent=1)
+        os.replace(path + '.tmp', path)
+
+
+def _classes(recipe, runs_dir):
+    """The number of classes of the data (checked as ``train_imagenet.py`` checks it)."""
+    from ..data import check_data_args, prepare_digits
+    if recipe.dataset == 'digits':
+        digits = prepare_digits(runs_dir, size=recipe.input_size)
+        recipe.rec_train, recipe.rec_train_idx = digits.train_rec, digits.train_idx
+        recipe.rec_val, recipe.rec_val_idx = digits.val_rec, digits.val_idx
+    return recipe.classes or check_data_args(recipe).num_classes
+
+
+def _check_block(readme):
+    try:
+        with open(readme) as text:
+            content = text.read()
+    except OSError as error:
+        raise UsageError('--update-readme %s: %s' % (readme, error.strerror)) from None
+    for marker in ('begin', 'end'):
+        if '<!-- %s:%s -->' % (_README_BLOCK, marker) not in content:
+            raise UsageError('--update-readme %s has no <!-- %s:%s --> line'
+                             % (readme, _README_BLOCK, marker))
+
+
+def _lock(out):
+    handle = open(os.path.join(out, '.runner.lock'), 'a+')
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UsageError('%s is in use by another experiment runner' % out) from None
+    return handle
+
+
+def _duration(seconds):
+    return '%d min %02d s' % divmod(int(round(seconds)), 60)
+
+
+def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, echo):
+    timings = read_jsonl(os.path.join(out, TIMINGS_FILE))
+    estimates = cell_estimates(cells, states, timings, num_epochs,
+                               preset.cell_seconds if preset else None)
+    for cell, state, seconds in zip(cells, states, estimates):
+        status = {'done': 'done', 'todo': 'to train',
+                  'partial': 'resume after %d/%d epochs' % (state.epochs, num_epochs)}
+        echo('%-48s %-28s %s' % (cell.run_name, status[state.state],
+                                 '' if seconds is None else '~%.0f s' % seconds))
+    counts = {s: sum(1 for st in states if st.state == s) for s in ('done', 'partial', 'todo')}
+    variants = len({c.variant for c in cells})
+    echo('%d cells (%d variants x seeds): %d done, %d partial, %d to train; --jobs %d with %d '
+         'thread(s) each' % (len(cells), variants, counts['done'], counts['partial'],
+                             counts['todo'], jobs, threads))
+    if any(seconds is None for seconds in estimates):
+        echo('estimated time: unknown (no cell of this grid timed yet: the estimate uses the '
+             'timed cells of this output folder)')
+    else:
+        training = sum(estimates) / jobs
+        echo('estimated time: %s of training (%s a cell, %s) + up to %s of measurements'
+             % (_duration(training), _duration(max(estimates)),
+                'measured in this output folder' if timings else
+                'measured on a quiet 2-core machine with --jobs 2',
+                _duration(MEASURE_SECONDS * variants)))
+
+
+def _machine():
+    try:
+        with open('/proc/cpuinfo') as info:
+            names = [line.split(':', 1)[1].strip() for line in info
+                     if line.startswith('model name')]
+    except OSError:
+        names = []
+    return '%s, %d core(s)' % (names[0] if names else platform.processor() or 'CPU',
+                               os.cpu_count() or 1)
+
+
+def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, preset, notes, echo):
+    runs_dir = os.path.join(out, 'runs')
+    results, unfinished = {}, 0
+    for cell in cells:
+        state = cell_state(runs_dir, cell, recipe.num_epochs)
+        results.setdefault(cell.variant, [])
+        if state.state == 'done':
+            results[cell.variant].append(state.final)
+        else:
+            unfinished += 1
+    variants = [v for v, finals in results.items() if finals]
+    measured = measure_variants([(v[0], grid_mod.Cell(*v, seed=0).model_kwargs())
+                                 for v in variants], classes, recipe.input_size, threads, out,
+                                runs, echo)
+    rows = []
+    for variant, key in zip(variants, measured):
+        values = measured[key]
+        finals = results[variant]
+        rows.append(Row(*variant, macs=values.get('macs'), params=values.get('params'),
+                        mxnet_ms=values.get('mxnet_ms'),
+                        onnxruntime_ms=values.get('onnxruntime_ms'),
+                        top1=[f['val_top1'] for f in finals],
+                        top5=[f['val_top5'] for f in finals]))
+    name = preset.name if preset else 'grid'
+    context = [
+        '%s: %s.' % ('Preset `%s`' % name if preset else 'Grid',
+                     preset.description if preset else '%d cells' % len(cells)),
+        'Recipe of every cell: `train_imagenet.py %s` (nothing tuned per model); '
+        'top-1/top-5: validation accuracy after the last epoch, mean ± standard deviation '
+        'over n seeds.' % ' '.join(flags),
+        'MACs and trainable parameters at %dx%d, %d classes (`gluon_asymmnet.utils.summary`); '
+        % (recipe.input_size, recipe.input_size, classes) +
+        ('latency: median of %d batch-1 calls on random weights, %d thread(s), %s, measured '
+         'after the trainings (MXNet hybridized, ONNX Runtime on the ONNX export).'
+         % (runs, threads, _machine()) if runs else 'latency not measured (--latency-runs 0).')]
+    if unfinished:
+        notes = list(notes) + ['%d cell(s) of the grid have not finished: their seeds are not '
+                               'in the table' % unfinished]
+    for key, values in measured.items():
+        for backend in ('mxnet', 'onnxruntime'):
+            if values.get(backend + '_error'):
+                notes = list(notes) + ['%s: no %s latency (%s)' % (key, backend,
+                                                                  values[backend + '_error'])]
+    text = write_report(rows, report_dir, context, 'AsymmNet experiments: %s' % name, notes)
+    echo('report: %s' % os.path.join(report_dir, 'report.md'))
+    return text, context, rows, notes
+
+
+def run(args, flags, echo=print):
+    """Check the grid, train what is not done, report; returns the exit status."""
+    arms, seeds, preset = _arms(args)
+    cells, notes = grid_mod.expand(arms, seeds)
+    flags = (list(preset.recipe) if preset else []) + list(flags)
+    recipe = _recipe(flags, cells[0])
+    if args.latency_runs < 0:
+        raise UsageError('--latency-runs must be >= 0, not %d' % args.latency_runs)
+    if args.jobs < 1:
+        raise UsageError('--jobs must be >= 1, not %d' % args.jobs)
+    if args.jobs > 1 and recipe.num_gpus > 0:
+        raise UsageError('--jobs %d with --num-gpus %d: the cells would share the GPUs; use '
+                         '--jobs 1' % (args.jobs, recipe.num_gpus))
+    out = args.out or os.path.join('experiments', preset.name if preset else 'grid')
+    report_dir = args.report_dir or out
+    _writable(out, 'the output folder')
+    _writable(report_dir, 'the report folder')
+    if args.update_readme:
+        _check_block(args.update_readme)
+    _pin_recipe(out, flags, write=not args.dry_run)
+    runs_dir = os.path.join(out, 'runs')
+    classes = _classes(recipe, runs_dir)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    threads = max(1, cores // args.jobs)
+    for note in notes:
+        echo('note: %s' % note)
+    states = [cell_state(runs_dir, cell, recipe.num_epochs) for cell in cells]
+    if args.dry_run:
+        _dry_run(cells, states, out, args.jobs, threads, recipe.num_epochs, preset, echo)
+        return 0
+    lock = _lock(out)
+    try:
+        failed = run_cells(cells, flags, out, args.jobs, threads, recipe.num_epochs, echo)
+        notes += ['%s failed: %s' % (cell.run_name, reason) for cell, reason in failed]
+        text = _report(cells, flags, recipe, classes, out, report_dir, cores, args.latency_runs,
+                       preset, notes, echo)[0]
+    finally:
+        lock.close()
+    if args.update_readme:
+        prefix = os.path.relpath(report_dir, os.path.dirname(os.path.abspath(args.update_readme)))
+        replace_block(args.update_readme, _README_BLOCK,
+                      text.replace('](top1_', '](%s/top1_' % prefix))
+        echo('updated %s' % args.update_readme)
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    """Entry point; returns the exit status (2: bad input, 130/143: interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, flags = (argv[:argv.index('--')], argv[argv.index('--') + 1:]) if '--' in argv \
+        else (argv, [])
+    args = build_parser().parse_args(own)
+    try:
+        return run(args, flags)
+    except (UsageError, DataError) as error:
+        print('%s: error: %s' % (PROG, error), file=sys.stderr)
+        return 2
+    except Interrupted as stop:
+        return 128 + getattr(signal, stop.signal_name)

@@ -1,0 +1,68 @@
+"""Named grids that mirror the paper's ablations, and the small one for the digits.
+
+The ImageNet presets carry no recipe: the data and training flags come from the
+command line (after ``--``), as for ``train_imagenet.py``.  ``digits`` carries
+its recipe (the embedded digits set, a few epochs on part of the training set,
+so that the families are not all at 100%); flags after ``--`` are appended to it
+(the last one given wins).  The same recipe trains every model: nothing is tuned
+per family.
+"""
+import collections
+
+from .grid import Arm
+
+__all__ = ['Preset', 'PRESETS']
+
+
+class Preset(collections.namedtuple('Preset', 'name description arms seeds recipe cell_seconds')):
+    """A named grid.
+
+    Parameters
+    ----------
+    name, description : str
+    arms : tuple of Arm
+    seeds : int
+        Default number of seeds (``--seeds`` overrides it).
+    recipe : tuple of str
+        ``train_imagenet.py`` flags of the preset (ImageNet presets: none).
+    cell_seconds : float or None
+        Measured wall seconds of one cell with ``--jobs 2`` on a quiet 2-core
+        machine, for ``--dry-run``'s estimate before any cell of the run is timed.
+    """
+
+
+_LARGE_SMALL = ('asymmnet_large', 'asymmnet_small')
+
+PRESETS = collections.OrderedDict((preset.name, preset) for preset in (
+    Preset('asymmrate',
+           'asymmrate r = 0 (MobileNetV3), 1, 2 and channel shuffle on AsymmNet-L/S x1.0',
+           (Arm(_LARGE_SMALL, ('1.0',), (0, 1, 2), (0,)),
+            Arm(_LARGE_SMALL, ('1.0',), (1, 2), (2,))),
+           seeds=3, recipe=(), cell_seconds=None),
+    Preset('mobilenetv2',
+           'MobileNetV2 with asymmetrical bottlenecks (r=1) against r=0, every width',
+           (Arm(('mobilenetv2_asymm',), ('all',), (0, 1)),),
+           seeds=3, recipe=(), cell_seconds=None),
+    Preset('matched-madds',
+           'AsymmNet-L/S against MobileNetV3-L/S (the same MAdds at equal width) and '
+           'GhostNet, every width',
+           (Arm(_LARGE_SMALL, ('all',)),
+            Arm(('mobilenetv3_large', 'mobilenetv3_small'), ('all',)),
+            Arm(('ghostnet',), ('all',), optional=True)),
+           seeds=3, recipe=(), cell_seconds=None),
+    Preset('digits',
+           'the three ablations in small on the embedded digits (32x32, 8 epochs of 640 '
+           'samples): AsymmNet-S x0.35/0.5/0.75 at r = 0 (MobileNetV3-S) and 1, r = 2 and '
+           'shuffle at x0.5, MobileNetV2 x0.5 at r = 0/1, GhostNet x0.5/1.0',
+           (Arm(('asymmnet_small',), ('0.35', '0.5', '0.75'), (0, 1)),
+            Arm(('asymmnet_small',), ('0.5',), (2,)),
+            Arm(('asymmnet_small',), ('0.5',), (1,), (2,)),
+            Arm(('mobilenetv2_asymm',), ('0.5',), (0, 1)),
+            Arm(('ghostnet',), ('0.5', '1.0'), optional=True)),
+           seeds=4,
+           recipe=('--dataset', 'digits', '--input-size', '32', '--crop-ratio', '1',
+                   '--batch-size', '64', '--num-training-samples', '640', '--num-epochs', '8',
+                   '--lr', '0.2', '--lr-mode', 'cosine', '--warmup-epochs', '1', '--wd', '5e-5',
+                   '--no-wd', '--save-frequency', '0', '--log-interval', '100'),
+           cell_seconds=None),
+))

@@ -1,0 +1,285 @@
+"""Training the cells of a grid, each an ordinary run folder of ``train_imagenet.py``.
+
+Every cell is ``python train_imagenet.py RECIPE --model M --seed S [--asymmrate R]
+[--shuffle-group G] --save-dir OUT/runs --tag-name TAG --resume auto -j T`` in a
+child process (its console output in ``OUT/logs/<run>.txt``), so a cell can be
+inspected, resumed, evaluated and exported like any run.
+
+Never losing work:
+
+- a cell is *done* when its ``metrics.jsonl`` holds the last epoch and its export
+  exists; a rerun skips it, and resumes a cut one (``--resume auto``);
+- each child runs in a process group of its own with ``PR_SET_PDEATHSIG``: if the
+  runner dies, even by SIGKILL, the kernel sends its children SIGTERM, on which
+  ``train_imagenet.py`` checkpoints after the current batch and exits;
+- SIGINT/SIGTERM to the runner are forwarded as SIGTERM to every child; a child
+  still running :data:`STOP_GRACE` seconds later is killed with its group, so the
+  runner ends within 5 s and loses at most the cells in flight;
+- a rerun waits for a run folder still locked by a child of a killed runner.
+"""
+import collections
+import ctypes
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ..plot import METRICS_FILE
+
+__all__ = ['CellState', 'cell_state', 'run_cells', 'Interrupted', 'STOP_GRACE', 'TIMINGS_FILE',
+           'read_jsonl', 'cell_estimates']
+
+#: Seconds a child has to checkpoint and exit after SIGTERM before its group is killed.
+STOP_GRACE = 4.0
+#: Seconds a run folder locked by another process (a child of a killed runner) is waited for.
+LOCK_WAIT = 60.0
+#: Wall seconds of every cell trained from scratch to the end, one JSON line each.
+TIMINGS_FILE = 'timings.jsonl'
+_POLL = 0.2
+_PR_SET_PDEATHSIG = 1
+
+#: ``state``: 'done', 'partial' or 'todo'; ``epochs``: epochs recorded; ``final``: the
+#: metrics record of the last epoch when done.
+CellState = collections.namedtuple('CellState', 'state epochs final')
+
+
+class Interrupted(Exception):
+    """The runner got SIGINT/SIGTERM; ``signal_name`` says which."""
+
+    def __init__(self, signal_name):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def read_jsonl(path):
+    """The JSON records of a file, one per line; a line cut short is left out."""
+    if not os.path.exists(path):
+        return []
+    records = []
+    with open(path) as lines:
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
+
+
+def cell_state(runs_dir, cell, num_epochs):
+    """Where the run folder of ``cell`` stands (see :class:`CellState`)."""
+    folder = os.path.join(runs_dir, cell.run_name)
+    records = {r['epoch']: r for r in read_jsonl(os.path.join(folder, METRICS_FILE))}
+    last = records.get(num_epochs - 1)
+    exported = os.path.exists(os.path.join(folder, '%s-symbol.json' % cell.model))
+    if last is not None and exported:
+        return CellState('done', num_epochs, last)
+    if records or os.path.exists(os.path.join(folder, 'args.json')):
+        return CellState('partial', len(records), None)
+    return CellState('todo', 0, None)
+
+
+def cell_estimates(cells, states, timings, num_epochs, fallback):
+    """Estimated wall seconds of each cell still to train, or None where unknown.
+
+    From the timed cells of the same model in this output folder, else of any
+    model, else ``fallback`` (a preset's measured figure); a partial cell counts
+    for its epochs still to run.
+    """
+    by_model = collections.defaultdict(list)
+    for record in timings:
+        by_model[record['model']].append(record['seconds'])
+    every = [s for seconds in by_model.values() for s in seconds]
+    estimates = []
+    for cell, state in zip(cells, states):
+        if state.state == 'done':
+            estimates.append(0.0)
+            continue
+        known = by_model.get(cell.model) or every
+        seconds = sum(known) / len(known) if known else fallback
+        estimates.append(None if seconds is None
+                         else seconds * (1 - state.epochs / float(num_epochs)))
+    return estimates
+
+
+def _train_script():
+    spec = importlib.util.find_spec('train_imagenet')
+    if spec is None or not spec.origin:
+        raise RuntimeError('train_imagenet.py is not importable (run from the repository, or '
+                           'install the package)')
+    return spec.origin
+
+
+def _die_with_parent(parent):
+    """In the child, before exec: SIGTERM when the runner dies (Linux), whatever kills it."""
+    def arm():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            return   # not Linux: the runner's own handlers still forward signals
+        if os.getppid() != parent:   # the runner died before prctl took effect
+            os._exit(1)
+    return arm
+
+
+def _run_locked(folder):
+    """Whether a process holds the run folder's training lock (``flock`` on ``.lock``).
+
+    Read from ``/proc/locks`` without touching the lock: probing it with ``flock``
+    could make a training that starts at that moment find it taken.
+    """
+    path = os.path.join(folder, '.lock')
+    try:
+        status = os.stat(path)
+        with open('/proc/locks') as locks:
+            table = locks.read()
+    except OSError:
+        return False
+    where = '%02x:%02x:%d' % (os.major(status.st_dev), os.minor(status.st_dev), status.st_ino)
+    return any(line.split()[1:2] == ['FLOCK'] and where in line.split()
+               for line in table.splitlines())
+
+
+class _StopOnSignals:
+    """SIGINT/SIGTERM set ``signal_name`` instead of ending the runner at once."""
+
+    def __init__(self):
+        self.signal_name = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        self.signal_name = signal.Signals(signum).name
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class _Child(collections.namedtuple('_Child', 'cell process log started from_scratch')):
+    pass
+
+
+def _start(cell, command, log_path, threads, from_scratch):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, 'ab') as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                   preexec_fn=_die_with_parent(os.getpid()))
+    return _Child(cell, process, log_path, time.time(), from_scratch)
+
+
+def _stop_children(children):
+    """SIGTERM to every child, then SIGKILL to the process group of those still running."""
+    for child in children:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.time() + STOP_GRACE
+    while time.time() < deadline and any(c.process.poll() is None for c in children):
+        time.sleep(0.05)
+    for child in children:
+        try:
+            os.killpg(child.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        child.process.wait()
+
+
+def _last_line(path):
+    try:
+        with open(path, 'rb') as log:
+            lines = [line for line in log.read().decode('utf-8', 'replace').splitlines()
+                     if line.strip()]
+    except OSError:
+        return ''
+    return lines[-1].strip() if lines else ''
+
+
+def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
+    """Train every cell not done yet, ``jobs`` at a time.
+
+    Parameters
+    ----------
+    cells : list of Cell
+    recipe_flags : list of str
+        The data and training flags of every cell.
+    out : str
+        The experiment folder: run folders in ``out/runs``, console logs in ``out/logs``.
+    jobs, threads : int
+        Cells side by side, and cores (``OMP_NUM_THREADS``, ``-j``) of each.
+    num_epochs : int
+        ``--num-epochs`` of the recipe (a cell is done when its last epoch is recorded).
+    echo : callable
+
+    Returns
+    -------
+    list of (Cell, str)
+        The cells that failed, with the last line of their console log.
+
+    Raises
+    ------
+    Interrupted
+        SIGINT/SIGTERM: the children were stopped (see the module's docstring).
+    """
+    runs_dir = os.path.join(out, 'runs')
+    script = _train_script()
+    pending = collections.deque(c for c in cells
+                                if cell_state(runs_dir, c, num_epochs).state != 'done')
+    total, running, failed, waiting_since = len(pending), [], [], {}
+    with _StopOnSignals() as stop:
+        while (pending or running) and not stop.signal_name:
+            for _ in range(len(pending)):
+                if len(running) >= jobs:
+                    break
+                cell = pending.popleft()
+                folder = os.path.join(runs_dir, cell.run_name)
+                if _run_locked(folder):
+                    since = waiting_since.setdefault(cell, time.time())
+                    if time.time() - since < LOCK_WAIT:
+                        pending.append(cell)
+                        continue
+                command = [sys.executable, script] + list(recipe_flags) + cell.train_flags() + [
+                    '--save-dir', runs_dir, '--tag-name', cell.tag, '--resume', 'auto',
+                    '-j', str(threads)]
+                state = cell_state(runs_dir, cell, num_epochs)
+                echo('[%d/%d] %s %s' % (total - len(pending), total, cell.run_name,
+                                        'resuming after %d epochs' % state.epochs
+                                        if state.epochs else 'starting'))
+                running.append(_start(cell, command, os.path.join(out, 'logs', cell.run_name
+                                                                  + '.txt'),
+                                      threads, state.state == 'todo'))
+            for child in [c for c in running if c.process.poll() is not None]:
+                running.remove(child)
+                seconds = time.time() - child.started
+                state = cell_state(runs_dir, child.cell, num_epochs)
+                if child.process.returncode == 0 and state.state == 'done':
+                    echo('done %s in %.0f s: val top-1 %.4f' % (child.cell.run_name, seconds,
+                                                                state.final['val_top1'] or 0))
+                    if child.from_scratch:
+                        _append_timing(out, child.cell, seconds, jobs, threads)
+                elif not stop.signal_name:
+                    reason = _last_line(child.log) or 'exit status %d' % child.process.returncode
+                    failed.append((child.cell, reason))
+                    echo('FAILED %s (log %s): %s' % (child.cell.run_name, child.log, reason))
+            time.sleep(_POLL)
+        if stop.signal_name:
+            echo('%s: stopping %d cell(s) in flight; rerun the same command to resume'
+                 % (stop.signal_name, len(running)))
+            _stop_children(running)
+            raise Interrupted(stop.signal_name)
+    return failed
+
+
+def _append_timing(out, cell, seconds, jobs, threads):
+    with open(os.path.join(out, TIMINGS_FILE), 'a') as timings:
+        timings.write(json.dumps({'run': cell.run_name, 'model': cell.model,
+                                  'seconds': round(seconds, 2), 'jobs': jobs,
+                                  'threads': threads}) + '\n')

@@ -1,0 +1,237 @@
+"""The experiment runner: grid checks, kill-and-rerun safety, the report's statistics."""
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from gluon_asymmnet.experiments import grid, main
+from gluon_asymmnet.experiments.presets import PRESETS
+from gluon_asymmnet.experiments.report import (Row, differences, markdown, mean_std,
+                                               replace_block, welch_interval)
+from gluon_asymmnet.experiments.runner import _run_locked, cell_state
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: A tiny recipe: 2 epochs of 64 digits at 32x32.
+TINY = ['--dataset', 'digits', '--input-size', '32', '--crop-ratio', '1', '--batch-size', '32',
+        '--num-training-samples', '64', '--num-epochs', '2', '--lr', '0.1',
+        '--save-frequency', '0', '--log-interval', '100']
+
+
+# ---------------------------------------------------------------- bad grids
+
+
+@pytest.mark.parametrize('own, flags, message', [
+    (['--models', 'asymmnet_tiny_0.5'], [], "unknown model 'asymmnet_tiny_0.5'"),
+    (['--models', 'asymmnet_small', '--widths', '0.6'], [], 'asymmnet_small has no width 0.6'),
+    (['--models', 'mobilenetv3_large', '--asymmrate', '0', '1'], [],
+     'mobilenetv3_large has no asymmetrical bottleneck'),
+    (['--models', 'mobilenetv2_asymm_0.5', '--shuffle-group', '2'], [],
+     'mobilenetv2_asymm_0.5 has no channel shuffle'),
+    (['--models', 'asymmnet_small_0.5', '--seeds', '0'], [], '--seeds must be >= 1'),
+    (['--models', 'asymmnet_small_0.5', '--jobs', '0'], TINY, '--jobs must be >= 1'),
+    (['--models', 'asymmnet_small_0.5'], TINY + ['--seed', '3'], 'the runner sets seed'),
+    (['--models', 'asymmnet_small_0.5'], TINY + ['--tag', 'x'], 'the runner sets tag_name'),
+    (['--preset', 'digits', '--models', 'asymmnet_small_0.5'], [], '--preset or --models'),
+])
+def test_a_bad_grid_is_one_line_and_status_2(tmp_path, capsys, own, flags, message):
+    out = tmp_path / 'out'
+    assert main(own + ['--out', str(out), '--'] + flags) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and message in err, err
+    assert not (out / 'runs').exists()
+
+
+def test_an_unwritable_output_folder_is_one_line_and_status_2(tmp_path, capsys):
+    blocker = tmp_path / 'file'
+    blocker.write_text('not a folder')
+    assert main(['--models', 'asymmnet_small_0.5', '--out', str(blocker / 'out'), '--']
+                + TINY) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'cannot be written' in err
+
+
+def test_a_bad_training_flag_stops_before_anything_trains(tmp_path):
+    with pytest.raises(SystemExit) as stop:    # train_imagenet.py's own check, status 2
+        main(['--models', 'asymmnet_small_0.5', '--out', str(tmp_path), '--'] + TINY
+             + ['--lr', '-1'])
+    assert stop.value.code == 2
+    assert not (tmp_path / 'runs').exists()
+
+
+def test_another_recipe_in_the_same_output_folder_is_refused(tmp_path, capsys):
+    (tmp_path / 'experiment.json').write_text('{"recipe": ["--num-epochs", "9"]}')
+    assert main(['--models', 'asymmnet_small_0.5', '--out', str(tmp_path), '--'] + TINY) == 2
+    assert 'another recipe' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- grids and presets
+
+
+def test_grid_cells_tags_and_model_defaults():
+    cells, notes = grid.expand([grid.Arm(('asymmnet_small', 'mobilenetv3_small'), ('0.5',),
+                                         None, None),
+                                grid.Arm(('asymmnet_small_0.5',), None, (0, 2), (0, 2)),
+                                grid.Arm(('mobilenetv3_large',))], seeds=2)
+    names = [c.run_name for c in cells]
+    assert names[:4] == ['asymmnet_small_0.5-r1-g0-seed0', 'asymmnet_small_0.5-r1-g0-seed1',
+                         'mobilenetv3_small_0.5-r0-g0-seed0', 'mobilenetv3_small_0.5-r0-g0-seed1']
+    # shuffling at r=0 is the same network as r=0: one variant
+    assert names[4:10] == ['asymmnet_small_0.5-r0-g0-seed0', 'asymmnet_small_0.5-r0-g0-seed1',
+                           'asymmnet_small_0.5-r2-g0-seed0', 'asymmnet_small_0.5-r2-g0-seed1',
+                           'asymmnet_small_0.5-r2-g2-seed0', 'asymmnet_small_0.5-r2-g2-seed1']
+    assert names[10:] == ['mobilenetv3_large-seed0', 'mobilenetv3_large-seed1']
+    assert cells[-1].train_flags() == ['--model', 'mobilenetv3_large', '--seed', '1']
+    assert cells[8].train_flags()[-4:] == ['--asymmrate', '2', '--shuffle-group', '2']
+    assert notes == []
+
+
+def test_every_preset_expands_and_optional_families_are_left_out_with_a_note():
+    for preset in PRESETS.values():
+        cells, notes = grid.expand(preset.arms, preset.seeds)
+        assert len(cells) == len(set(cells)) > 0
+        optional = any(arm.optional for arm in preset.arms)
+        if optional and 'ghostnet_1.0' not in grid.model_zoo.list_models():
+            assert notes and all('ghostnet' in note for note in notes), notes
+        elif not optional:
+            assert notes == []
+    cells = grid.expand(PRESETS['matched-madds'].arms, 1)[0]
+    assert {c.model for c in cells} >= {'asymmnet_large_0.35', 'mobilenetv3_small_1.0'}
+
+
+def test_dry_run_lists_the_cells_and_trains_nothing(tmp_path, capsys):
+    assert main(['--models', 'asymmnet_small_0.35', '--asymmrate', '0', '1', '--seeds', '2',
+                 '--out', str(tmp_path), '--dry-run', '--'] + TINY) == 0
+    out = capsys.readouterr().out
+    listed = [line.split()[:3] for line in out.splitlines() if line.startswith('asymmnet')]
+    assert listed == [['asymmnet_small_0.35-r%d-g0-seed%d' % (r, s), 'to', 'train']
+                      for r in (0, 1) for s in (0, 1)]
+    assert '4 cells (2 variants x seeds): 0 done, 0 partial, 4 to train' in out
+    assert 'estimated time' in out
+    assert not [n for n in os.listdir(tmp_path / 'runs') if n.startswith('asymmnet')]
+
+
+# ---------------------------------------------------------------- report math
+
+
+def test_mean_and_sample_std():
+    mean, std = mean_std([0.80, 0.82, 0.84])
+    assert mean == pytest.approx(0.82) and std == pytest.approx(0.02)
+    assert math.isnan(mean_std([0.5])[1])
+
+
+def test_welch_interval_on_known_numbers():
+    a, b = [0.80, 0.82, 0.84], [0.70, 0.74, 0.78]
+    # by hand: variances 0.0004 and 0.0016, se^2 = 0.0004/3 + 0.0016/3,
+    # Welch-Satterthwaite df = se^4 / ((0.0004/3)^2/2 + (0.0016/3)^2/2) = 2.941...
+    se2 = 0.0004 / 3 + 0.0016 / 3
+    df = se2 ** 2 / ((0.0004 / 3) ** 2 / 2 + (0.0016 / 3) ** 2 / 2)
+    assert df == pytest.approx(2.9412, abs=1e-4)
+    half = stats.t.ppf(0.975, df) * math.sqrt(se2)
+    diff, low, high = welch_interval(a, b)
+    assert diff == pytest.approx(0.08)
+    assert (low, high) == pytest.approx((0.08 - half, 0.08 + half))
+    assert low < 0 < high                  # 8 points apart, yet within noise with 3 seeds
+    assert welch_interval([0.5, 0.5], [0.4, 0.4]) == pytest.approx((0.1, 0.1, 0.1))
+    with pytest.raises(ValueError):
+        welch_interval([0.5], [0.4, 0.45])
+
+
+def _row(family, width, rate, top1):
+    return Row('%s_%s' % (family, width), family, width, rate, 0, 1e6, 1e5, 1.0, 0.5, top1,
+               [1.0] * len(top1))
+
+
+def test_differences_pair_each_asymmnet_row_with_its_r0_twin():
+    rows = [_row('asymmnet_small', '0.5', 1, [0.80, 0.82, 0.84]),
+            _row('asymmnet_small', '0.5', 0, [0.70, 0.74, 0.78]),
+            _row('asymmnet_large', '0.5', 1, [0.90, 0.91, 0.92]),
+            _row('mobilenetv3_large', '0.5', 0, [0.70, 0.71, 0.72]),
+            _row('asymmnet_small', '0.35', 1, [0.9])]
+    found = differences(rows)
+    assert [(d.row.model, d.twin.model) for d in found] == [
+        ('asymmnet_small_0.5', 'asymmnet_small_0.5'),
+        ('asymmnet_large_0.5', 'mobilenetv3_large_0.5')]
+    assert found[0].verdict.startswith('within noise') and found[0].diff == pytest.approx(8)
+    assert found[1].verdict == 'r=1 higher' and found[1].low > 0
+    text = markdown(rows, ['context'])
+    assert '| asymmnet_small_0.5 | 0.5 | 1 | 0 | 1.00 | 0.100 | 1.00 | 0.50 | 82.00 ± 2.00 |' \
+        in text
+    assert 'within noise (the interval contains 0)' in text and '[+11.' not in text
+
+
+def test_replace_block(tmp_path):
+    readme = tmp_path / 'README.md'
+    readme.write_text('a\n<!-- x:begin -->\nold\n<!-- x:end -->\nb\n')
+    replace_block(str(readme), 'x', 'new\n')
+    assert readme.read_text() == 'a\n<!-- x:begin -->\nnew\n<!-- x:end -->\nb\n'
+
+
+# ---------------------------------------------------------------- killing and rerunning
+
+
+def _runner(out):
+    command = [sys.executable, '-m', 'gluon_asymmnet.experiments', '--models',
+               'asymmnet_small_0.35', '--asymmrate', '0', '1', '2', '--out', str(out),
+               '--latency-runs', '0', '--'] + TINY
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _wait(condition, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_killed_runner_loses_only_the_cells_in_flight(tmp_path):
+    cells = grid.expand([grid.Arm(('asymmnet_small_0.35',), None, (0, 1, 2))], 1)[0]
+    runs = str(tmp_path / 'runs')
+    folder = [os.path.join(runs, c.run_name) for c in cells]
+
+    def done(i):
+        return cell_state(runs, cells[i], 2).state == 'done'
+
+    # SIGKILL while the second cell trains: its child stops with the runner
+    runner = _runner(tmp_path)
+    assert _wait(lambda: done(0) and _run_locked(folder[1])), runner.communicate()[0]
+    finished_first = os.path.getmtime(os.path.join(folder[0], 'metrics.jsonl'))
+    runner.kill()
+    runner.communicate()
+    assert _wait(lambda: not _run_locked(folder[1]), timeout=30)   # the child is gone
+    assert not done(1)
+
+    # SIGINT while the second cell trains again: the runner ends, so does its child
+    runner = _runner(tmp_path)
+    assert _wait(lambda: _run_locked(folder[1]))
+    runner.send_signal(signal.SIGINT)
+    out = runner.communicate(timeout=30)[0]
+    assert runner.returncode == 128 + signal.SIGINT, out
+    assert 'SIGINT: stopping 1 cell(s) in flight' in out
+    assert not _run_locked(folder[1]) and not done(1) and not done(2)
+
+    # the rerun trains the two cells left, not the finished one
+    runner = _runner(tmp_path)
+    out = runner.communicate(timeout=300)[0]
+    assert runner.returncode == 0, out
+    assert cells[0].run_name not in out.split('report:')[0]
+    assert os.path.getmtime(os.path.join(folder[0], 'metrics.jsonl')) == finished_first
+    assert all(done(i) for i in range(3))
+    report = (tmp_path / 'report.md').read_text()
+    assert report.count('| asymmnet_small_0.35 |') == 3
+    assert (tmp_path / 'top1_vs_madds.png').exists() and (tmp_path / 'report.csv').exists()
+
+    # everything finished: a rerun trains nothing
+    runner = _runner(tmp_path)
+    out = runner.communicate(timeout=120)[0]
+    assert runner.returncode == 0 and 'starting' not in out and 'resuming' not in out, out
+    assert np.isfinite([cell_state(runs, c, 2).final['val_top1'] for c in cells]).all()
