@@ -28,9 +28,9 @@ from ..train.errors import UsageError
 from . import grid as grid_mod
 from .measure import RUNS, measure_variants
 from .presets import PRESETS
-from .report import Row, replace_block, write_report
-from .runner import (TIMINGS_FILE, Interrupted, cell_estimates, cell_state, read_jsonl,
-                     run_cells)
+from .report import Row, replace_block, write_report, write_text
+from ..train.run_dir import read_records
+from .runner import TIMINGS_FILE, Interrupted, cell_estimates, cell_state, run_cells
 
 __all__ = ['main', 'build_parser']
 
@@ -75,6 +75,10 @@ def build_parser():
                      help='cells side by side; the cores are split between them')
     how.add_argument('--latency-runs', type=int, default=RUNS,
                      help='timed batch-1 calls per model and backend (0: no latency)')
+    how.add_argument('--latency-threads', type=int, default=1,
+                     help='threads of the latency measurement (default 1: on a shared or '
+                          'loaded machine, waiting OpenMP threads make multi-threaded '
+                          'batch-1 timings erratic)')
     how.add_argument('--dry-run', action='store_true',
                      help='list the cells and an estimated time; train nothing')
     how.add_argument('--update-readme', metavar='README',
@@ -139,9 +143,7 @@ def _pin_recipe(out, flags, write):
             raise UsageError('%s holds cells trained with another recipe (%s); use another '
                              '--out' % (out, ' '.join(before) or 'no flags'))
     elif write:
-        with open(path + '.tmp', 'w') as record:
-            json.dump({'recipe': list(flags)}, record, indent=1)
-        os.replace(path + '.tmp', path)
+        write_text(path, json.dumps({'recipe': list(flags)}, indent=1))
 
 
 def _classes(recipe, runs_dir):
@@ -181,7 +183,7 @@ def _duration(seconds):
 
 
 def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, echo):
-    timings = read_jsonl(os.path.join(out, TIMINGS_FILE))
+    timings = read_records(os.path.join(out, TIMINGS_FILE))
     estimates = cell_estimates(cells, states, timings, num_epochs,
                                preset.cell_seconds if preset else None)
     for cell, state, seconds in zip(cells, states, estimates):
@@ -198,12 +200,11 @@ def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, echo):
         echo('estimated time: unknown (no cell of this grid timed yet: the estimate uses the '
              'timed cells of this output folder)')
     else:
-        training = sum(estimates) / jobs
-        echo('estimated time: %s of training (%s a cell, %s) + up to %s of measurements'
-             % (_duration(training), _duration(max(estimates)),
-                'measured in this output folder' if timings else
-                'measured on a quiet 2-core machine with --jobs 2',
-                _duration(MEASURE_SECONDS * variants)))
+        echo('estimated time on a quiet machine: %s of training (%d cells left, the CPU time '
+             'of %s, %d side by side) + up to %s of measurements'
+             % (_duration(sum(estimates) / jobs), sum(1 for e in estimates if e),
+                'the cells timed in this output folder' if timings else
+                "the preset's measured cells", jobs, _duration(MEASURE_SECONDS * variants)))
 
 
 def _machine():
@@ -262,7 +263,7 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
                                                                   values[backend + '_error'])]
     text = write_report(rows, report_dir, context, 'AsymmNet experiments: %s' % name, notes)
     echo('report: %s' % os.path.join(report_dir, 'report.md'))
-    return text, context, rows, notes
+    return text
 
 
 def run(args, flags, echo=print):
@@ -271,8 +272,8 @@ def run(args, flags, echo=print):
     cells, notes = grid_mod.expand(arms, seeds)
     flags = (list(preset.recipe) if preset else []) + list(flags)
     recipe = _recipe(flags, cells[0])
-    if args.latency_runs < 0:
-        raise UsageError('--latency-runs must be >= 0, not %d' % args.latency_runs)
+    if args.latency_runs < 0 or args.latency_threads < 1:
+        raise UsageError('need --latency-runs >= 0 and --latency-threads >= 1')
     if args.jobs < 1:
         raise UsageError('--jobs must be >= 1, not %d' % args.jobs)
     if args.jobs > 1 and recipe.num_gpus > 0:
@@ -299,8 +300,8 @@ def run(args, flags, echo=print):
     try:
         failed = run_cells(cells, flags, out, args.jobs, threads, recipe.num_epochs, echo)
         notes += ['%s failed: %s' % (cell.run_name, reason) for cell, reason in failed]
-        text = _report(cells, flags, recipe, classes, out, report_dir, cores, args.latency_runs,
-                       preset, notes, echo)[0]
+        text = _report(cells, flags, recipe, classes, out, report_dir, args.latency_threads,
+                       args.latency_runs, preset, notes, echo)
     finally:
         lock.close()
     if args.update_readme:

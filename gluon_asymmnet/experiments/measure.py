@@ -23,6 +23,9 @@ import subprocess
 import sys
 import tempfile
 
+from .report import write_text
+from .runner import die_with_parent
+
 __all__ = ['MEASUREMENTS_FILE', 'measurement_key', 'measure_variants']
 
 MEASUREMENTS_FILE = 'measurements.json'
@@ -44,14 +47,6 @@ def _load(path):
         return {}
     with open(path) as cache:
         return json.load(cache)
-
-
-def _save(path, data):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.measurements.', dir=folder)
-    with os.fdopen(fd, 'w') as out:
-        json.dump(data, out, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def measure_variants(variants, classes, input_size, threads, out, runs=RUNS, echo=print):
@@ -90,7 +85,7 @@ def measure_variants(variants, classes, input_size, threads, out, runs=RUNS, ech
                             threads, runs)
         for key, result in zip(todo, results):
             cache.setdefault(key, {}).update(result)
-        _save(path, cache)
+        write_text(path, json.dumps(cache, indent=1, sort_keys=True))
     return {key: cache[key] for key in keyed}
 
 
@@ -101,7 +96,8 @@ def _in_child(backend, variants, classes, input_size, threads, runs):
         command = [sys.executable, '-m', __name__, backend, '--input-size', str(input_size),
                    '--classes', str(classes), '--runs', str(runs), '--out', result]
         command += [json.dumps([model, kwargs]) for model, kwargs in variants]
-        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              preexec_fn=die_with_parent(os.getpid()))
         if done.returncode != 0:
             reason = done.stdout.decode('utf-8', 'replace').strip().splitlines()[-1:] or ['?']
             return [{backend + '_ms': None, backend + '_error': reason[0]} for _ in variants]

@@ -13,14 +13,14 @@ import csv
 import io
 import math
 import os
-import tempfile
 
 import numpy as np
 
+from ..train.checkpoint import atomic_save
 from .grid import SAME_NETWORK_AT_R0
 
 __all__ = ['Row', 'Difference', 'mean_std', 'welch_interval', 'differences', 'markdown',
-           'write_csv', 'plot_figures', 'write_report', 'replace_block', 'FIGURES']
+           'write_csv', 'plot_figures', 'write_report', 'replace_block', 'write_text', 'FIGURES']
 
 #: Figure files of the report.
 FIGURES = ('top1_vs_madds.png', 'top1_vs_latency.png')
@@ -170,7 +170,7 @@ def write_csv(rows, path):
                          _option(row.shuffle_group), row.macs, row.params, row.mxnet_ms,
                          row.onnxruntime_ms] + ['%.4f' % (100 * v) for v in top1 + top5] +
                         [len(row.top1)])
-    _atomic_write(path, buffer.getvalue())
+    write_text(path, buffer.getvalue())
 
 
 def _line_name(row):
@@ -213,26 +213,24 @@ def plot_figures(rows, folder, title):
             axis.legend(fontsize=8)
         fig.suptitle(title)
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(prefix='.' + name, suffix='.png', dir=folder)
-        os.close(fd)
-        fig.savefig(tmp, dpi=100)
+        atomic_save(os.path.join(folder, name), lambda tmp: fig.savefig(tmp, dpi=100,
+                                                                       format='png'))
         plt.close(fig)
-        os.replace(tmp, os.path.join(folder, name))
 
 
-def _atomic_write(path, text):
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
-                               dir=os.path.dirname(os.path.abspath(path)))
-    with os.fdopen(fd, 'w') as out:
-        out.write(text)
-    os.replace(tmp, path)
+def write_text(path, text):
+    """Write ``text`` to ``path`` atomically (temporary file, fsync, rename)."""
+    def write(tmp):
+        with open(tmp, 'w') as out:
+            out.write(text)
+    atomic_save(path, write)
 
 
 def write_report(rows, folder, context, title, notes=()):
     """``report.md``, ``report.csv`` and the figures in ``folder``; returns the Markdown."""
     os.makedirs(folder, exist_ok=True)
     text = markdown(rows, context, notes=notes)
-    _atomic_write(os.path.join(folder, 'report.md'), text)
+    write_text(os.path.join(folder, 'report.md'), text)
     write_csv(rows, os.path.join(folder, 'report.csv'))
     plot_figures(rows, folder, title)
     return text
@@ -250,4 +248,4 @@ def replace_block(path, name, text):
         raise ValueError('%s has no %s ... %s block' % (path, begin, end))
     head, rest = content.split(begin, 1)
     tail = rest.split(end, 1)[1]
-    _atomic_write(path, '%s%s\n%s%s%s' % (head, begin, text, end, tail))
+    write_text(path, '%s%s\n%s%s%s' % (head, begin, text, end, tail))

@@ -28,9 +28,11 @@ import sys
 import time
 
 from ..plot import METRICS_FILE
+from ..train.loop import StopFlag
+from ..train.run_dir import read_records
 
 __all__ = ['CellState', 'cell_state', 'run_cells', 'Interrupted', 'STOP_GRACE', 'TIMINGS_FILE',
-           'read_jsonl', 'cell_estimates']
+           'cell_estimates', 'die_with_parent']
 
 #: Seconds a child has to checkpoint and exit after SIGTERM before its group is killed.
 STOP_GRACE = 4.0
@@ -54,24 +56,10 @@ class Interrupted(Exception):
         self.signal_name = signal_name
 
 
-def read_jsonl(path):
-    """The JSON records of a file, one per line; a line cut short is left out."""
-    if not os.path.exists(path):
-        return []
-    records = []
-    with open(path) as lines:
-        for line in lines:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-    return records
-
-
 def cell_state(runs_dir, cell, num_epochs):
     """Where the run folder of ``cell`` stands (see :class:`CellState`)."""
     folder = os.path.join(runs_dir, cell.run_name)
-    records = {r['epoch']: r for r in read_jsonl(os.path.join(folder, METRICS_FILE))}
+    records = {r['epoch']: r for r in read_records(os.path.join(folder, METRICS_FILE))}
     last = records.get(num_epochs - 1)
     exported = os.path.exists(os.path.join(folder, '%s-symbol.json' % cell.model))
     if last is not None and exported:
@@ -82,15 +70,16 @@ def cell_state(runs_dir, cell, num_epochs):
 
 
 def cell_estimates(cells, states, timings, num_epochs, fallback):
-    """Estimated wall seconds of each cell still to train, or None where unknown.
+    """Estimated seconds of each cell still to train on a quiet machine, or None where unknown.
 
-    From the timed cells of the same model in this output folder, else of any
-    model, else ``fallback`` (a preset's measured figure); a partial cell counts
+    The CPU seconds of the timed cells of the same model in this output folder
+    (their wall time at one thread each, whatever else loaded the machine), else of
+    any model, else ``fallback`` (a preset's measured figure); a partial cell counts
     for its epochs still to run.
     """
     by_model = collections.defaultdict(list)
     for record in timings:
-        by_model[record['model']].append(record['seconds'])
+        by_model[record['model']].append(record['cpu_seconds'])
     every = [s for seconds in by_model.values() for s in seconds]
     estimates = []
     for cell, state in zip(cells, states):
@@ -112,8 +101,8 @@ def _train_script():
     return spec.origin
 
 
-def _die_with_parent(parent):
-    """In the child, before exec: SIGTERM when the runner dies (Linux), whatever kills it."""
+def die_with_parent(parent):
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` dies (Linux), whatever kills it."""
     def arm():
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -143,26 +132,6 @@ def _run_locked(folder):
                for line in table.splitlines())
 
 
-class _StopOnSignals:
-    """SIGINT/SIGTERM set ``signal_name`` instead of ending the runner at once."""
-
-    def __init__(self):
-        self.signal_name = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        self.signal_name = signal.Signals(signum).name
-
-    def __enter__(self):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 class _Child(collections.namedtuple('_Child', 'cell process log started from_scratch')):
     pass
 
@@ -173,7 +142,7 @@ def _start(cell, command, log_path, threads, from_scratch):
     with open(log_path, 'ab') as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                   preexec_fn=_die_with_parent(os.getpid()))
+                                   preexec_fn=die_with_parent(os.getpid()))
     return _Child(cell, process, log_path, time.time(), from_scratch)
 
 
@@ -234,7 +203,7 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
     pending = collections.deque(c for c in cells
                                 if cell_state(runs_dir, c, num_epochs).state != 'done')
     total, running, failed, waiting_since = len(pending), [], [], {}
-    with _StopOnSignals() as stop:
+    with StopFlag() as stop:
         while (pending or running) and not stop.signal_name:
             for _ in range(len(pending)):
                 if len(running) >= jobs:
@@ -256,7 +225,9 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
                 running.append(_start(cell, command, os.path.join(out, 'logs', cell.run_name
                                                                   + '.txt'),
                                       threads, state.state == 'todo'))
-            for child in [c for c in running if c.process.poll() is not None]:
+            for child, cpu_seconds in [(c, _reap(c.process)) for c in running]:
+                if cpu_seconds is None:
+                    continue
                 running.remove(child)
                 seconds = time.time() - child.started
                 state = cell_state(runs_dir, child.cell, num_epochs)
@@ -264,7 +235,7 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
                     echo('done %s in %.0f s: val top-1 %.4f' % (child.cell.run_name, seconds,
                                                                 state.final['val_top1'] or 0))
                     if child.from_scratch:
-                        _append_timing(out, child.cell, seconds, jobs, threads)
+                        _append_timing(out, child.cell, seconds, cpu_seconds, jobs, threads)
                 elif not stop.signal_name:
                     reason = _last_line(child.log) or 'exit status %d' % child.process.returncode
                     failed.append((child.cell, reason))
@@ -278,8 +249,20 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
     return failed
 
 
-def _append_timing(out, cell, seconds, jobs, threads):
+def _reap(process):
+    """CPU seconds (user + system) of ``process`` once it has ended, else None."""
+    if process.returncode is not None:
+        return 0.0
+    pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+    if pid == 0:
+        return None
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _append_timing(out, cell, seconds, cpu_seconds, jobs, threads):
     with open(os.path.join(out, TIMINGS_FILE), 'a') as timings:
         timings.write(json.dumps({'run': cell.run_name, 'model': cell.model,
-                                  'seconds': round(seconds, 2), 'jobs': jobs,
+                                  'seconds': round(seconds, 2),
+                                  'cpu_seconds': round(cpu_seconds, 2), 'jobs': jobs,
                                   'threads': threads}) + '\n')
