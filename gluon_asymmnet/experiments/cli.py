@@ -11,10 +11,9 @@ training flags); the runner sets the model flags, ``--seed``, ``--save-dir``,
 ``--tag-name``, ``--resume auto`` and ``-j`` itself.  The output folder holds
 ``runs/`` (one ordinary run folder per cell), ``logs/`` (their console output),
 ``experiment.json`` (the recipe: a rerun with another recipe is refused),
-``timings.jsonl``, ``measurements.json`` and, unless ``--report-dir`` says
+``timings.json``, ``measurements.json`` and, unless ``--report-dir`` says
 otherwise, ``report.md``, ``report.csv`` and the figures.
 """
-import argparse
 import fcntl
 import json
 import os
@@ -23,14 +22,14 @@ import signal
 import sys
 import tempfile
 
-from ..data import DataError
-from ..train.errors import UsageError
+from ..cli import OneLineParser, run as run_command
+from ..errors import UsageError
+from ..fileio import atomic_write_json
 from . import grid as grid_mod
 from .measure import RUNS, measure_variants
 from .presets import PRESETS
-from .report import Row, replace_block, write_report, write_text
-from ..train.run_dir import read_records
-from .runner import TIMINGS_FILE, Interrupted, cell_estimates, cell_state, run_cells
+from .report import Row, replace_block, write_report
+from .runner import Interrupted, cell_estimates, cell_state, read_timings, run_cells
 
 __all__ = ['main', 'build_parser']
 
@@ -43,14 +42,9 @@ MEASURE_SECONDS = 8.0
 _README_BLOCK = 'experiments'
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
-
-
 def build_parser():
     """The runner's own flags (the training flags come after ``--``)."""
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog=PROG, description='Train a grid of zoo models x widths x asymmrate x shuffle_group '
                                'x seeds with train_imagenet.py and report it. Training flags '
                                'go after "--".',
@@ -143,7 +137,7 @@ def _pin_recipe(out, flags, write):
             raise UsageError('%s holds cells trained with another recipe (%s); use another '
                              '--out' % (out, ' '.join(before) or 'no flags'))
     elif write:
-        write_text(path, json.dumps({'recipe': list(flags)}, indent=1))
+        atomic_write_json({'recipe': list(flags)}, path)
 
 
 def _classes(recipe, runs_dir):
@@ -183,7 +177,7 @@ def _duration(seconds):
 
 
 def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, echo):
-    timings = read_records(os.path.join(out, TIMINGS_FILE))
+    timings = read_timings(out)
     estimates = cell_estimates(cells, states, timings, num_epochs,
                                preset.cell_seconds if preset else None)
     for cell, state, seconds in zip(cells, states, estimates):
@@ -248,7 +242,7 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
         'Recipe of every cell: `train_imagenet.py %s` (nothing tuned per model); '
         'top-1/top-5: validation accuracy after the last epoch, mean ± standard deviation '
         'over n seeds.' % ' '.join(flags),
-        'MACs and trainable parameters at %dx%d, %d classes (`gluon_asymmnet.utils.summary`); '
+        'MACs and trainable parameters at %dx%d, %d classes (`gluon_asymmnet.complexity`); '
         % (recipe.input_size, recipe.input_size, classes) +
         ('latency: median of %d batch-1 calls on random weights, %d thread(s), %s, measured '
          'after the trainings (MXNet hybridized, ONNX Runtime on the ONNX export).'
@@ -313,15 +307,14 @@ def run(args, flags, echo=print):
 
 
 def main(argv=None):
-    """Entry point; returns the exit status (2: bad input, 130/143: interrupted)."""
+    """Entry point; returns the exit status (130/143: interrupted); a bad input raises
+    ``SystemExit(2)`` after one line on stderr."""
     argv = list(sys.argv[1:] if argv is None else argv)
     own, flags = (argv[:argv.index('--')], argv[argv.index('--') + 1:]) if '--' in argv \
         else (argv, [])
-    args = build_parser().parse_args(own)
-    try:
-        return run(args, flags)
-    except (UsageError, DataError) as error:
-        print('%s: error: %s' % (PROG, error), file=sys.stderr)
-        return 2
+    parser = build_parser()
+    args = parser.parse_args(own)
+    try:   # a bad input: one line and SystemExit(2) (gluon_asymmnet.cli.run)
+        return run_command(parser, run, args, flags)
     except Interrupted as stop:
         return 128 + getattr(signal, stop.signal_name)

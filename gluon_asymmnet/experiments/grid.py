@@ -11,7 +11,7 @@ import collections
 import functools
 
 from .. import model_zoo
-from ..train.errors import UsageError
+from ..errors import UsageError
 
 __all__ = ['Arm', 'Cell', 'expand', 'model_options', 'split_width', 'SAME_NETWORK_AT_R0']
 

@@ -1,9 +1,9 @@
 """MACs, parameters and batch-1 latency of the grid's variants, cached per output folder.
 
-MACs and trainable parameters come from :func:`gluon_asymmnet.utils.summary.summary`;
-latency is the median of :func:`gluon_asymmnet.benchmark.measure` (random
+MACs and trainable parameters come from :func:`gluon_asymmnet.complexity.summary`;
+latency is the median of :func:`gluon_asymmnet.speed.measure` (random
 weights: speed does not depend on them) on two backends of
-:mod:`gluon_asymmnet.benchmark`, each in a child process of its own, one after
+:mod:`gluon_asymmnet.speed`, each in a child process of its own, one after
 the other, never while cells train:
 
 ``mxnet``        ``hybridized`` (static alloc/shape), OpenMP threads waiting actively
@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-from .report import write_text
+from ..fileio import atomic_write_json
 from .runner import die_with_parent
 
 __all__ = ['MEASUREMENTS_FILE', 'measurement_key', 'measure_variants']
@@ -85,7 +85,7 @@ def measure_variants(variants, classes, input_size, threads, out, runs=RUNS, ech
                             threads, runs)
         for key, result in zip(todo, results):
             cache.setdefault(key, {}).update(result)
-        write_text(path, json.dumps(cache, indent=1, sort_keys=True))
+        atomic_write_json(cache, path, sort_keys=True)
     return {key: cache[key] for key in keyed}
 
 
@@ -108,8 +108,8 @@ def _in_child(backend, variants, classes, input_size, threads, runs):
 def _measure_one(backend, model, kwargs, classes, input_size, runs):
     import mxnet as mx
     from .. import model_zoo
-    from ..benchmark import build_backend, measure
-    from ..utils.summary import summary
+    from ..complexity import summary
+    from ..speed import build_backend, measure
     shape = (1, 3, input_size, input_size)
     net = model_zoo.get_model(model, classes=classes, **kwargs)
     net.initialize(mx.init.MSRAPrelu())

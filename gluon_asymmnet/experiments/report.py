@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from ..train.checkpoint import atomic_save
+from ..fileio import atomic_save
 from .grid import SAME_NETWORK_AT_R0
 
 __all__ = ['Row', 'Difference', 'mean_std', 'welch_interval', 'differences', 'markdown',

@@ -27,19 +27,19 @@ import subprocess
 import sys
 import time
 
-from ..plot import METRICS_FILE
+from ..fileio import atomic_write_json
+from ..run_metrics import METRICS_FILE, read_metrics
 from ..train.loop import StopFlag
-from ..train.run_dir import read_records
 
 __all__ = ['CellState', 'cell_state', 'run_cells', 'Interrupted', 'STOP_GRACE', 'TIMINGS_FILE',
-           'cell_estimates', 'die_with_parent']
+           'cell_estimates', 'die_with_parent', 'read_timings']
 
 #: Seconds a child has to checkpoint and exit after SIGTERM before its group is killed.
 STOP_GRACE = 4.0
 #: Seconds a run folder locked by another process (a child of a killed runner) is waited for.
 LOCK_WAIT = 60.0
-#: Wall seconds of every cell trained from scratch to the end, one JSON line each.
-TIMINGS_FILE = 'timings.jsonl'
+#: Wall and CPU seconds of every cell trained from scratch to the end, by run name.
+TIMINGS_FILE = 'timings.json'
 _POLL = 0.2
 _PR_SET_PDEATHSIG = 1
 
@@ -59,7 +59,8 @@ class Interrupted(Exception):
 def cell_state(runs_dir, cell, num_epochs):
     """Where the run folder of ``cell`` stands (see :class:`CellState`)."""
     folder = os.path.join(runs_dir, cell.run_name)
-    records = {r['epoch']: r for r in read_records(os.path.join(folder, METRICS_FILE))}
+    metrics = os.path.join(folder, METRICS_FILE)
+    records = {r['epoch']: r for r in (read_metrics(metrics) if os.path.exists(metrics) else [])}
     last = records.get(num_epochs - 1)
     exported = os.path.exists(os.path.join(folder, '%s-symbol.json' % cell.model))
     if last is not None and exported:
@@ -78,7 +79,7 @@ def cell_estimates(cells, states, timings, num_epochs, fallback):
     for its epochs still to run.
     """
     by_model = collections.defaultdict(list)
-    for record in timings:
+    for record in timings.values():
         by_model[record['model']].append(record['cpu_seconds'])
     every = [s for seconds in by_model.values() for s in seconds]
     estimates = []
@@ -235,7 +236,7 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
                     echo('done %s in %.0f s: val top-1 %.4f' % (child.cell.run_name, seconds,
                                                                 state.final['val_top1'] or 0))
                     if child.from_scratch:
-                        _append_timing(out, child.cell, seconds, cpu_seconds, jobs, threads)
+                        _record_timing(out, child.cell, seconds, cpu_seconds, jobs, threads)
                 elif not stop.signal_name:
                     reason = _last_line(child.log) or 'exit status %d' % child.process.returncode
                     failed.append((child.cell, reason))
@@ -260,9 +261,18 @@ def _reap(process):
     return usage.ru_utime + usage.ru_stime
 
 
-def _append_timing(out, cell, seconds, cpu_seconds, jobs, threads):
-    with open(os.path.join(out, TIMINGS_FILE), 'a') as timings:
-        timings.write(json.dumps({'run': cell.run_name, 'model': cell.model,
-                                  'seconds': round(seconds, 2),
-                                  'cpu_seconds': round(cpu_seconds, 2), 'jobs': jobs,
-                                  'threads': threads}) + '\n')
+def read_timings(out):
+    """The timed cells of an experiment folder: ``{run name: record}``."""
+    path = os.path.join(out, TIMINGS_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as timings:
+        return json.load(timings)
+
+
+def _record_timing(out, cell, seconds, cpu_seconds, jobs, threads):
+    timings = read_timings(out)
+    timings[cell.run_name] = {'model': cell.model, 'seconds': round(seconds, 2),
+                              'cpu_seconds': round(cpu_seconds, 2), 'jobs': jobs,
+                              'threads': threads}
+    atomic_write_json(timings, os.path.join(out, TIMINGS_FILE), sort_keys=True)
