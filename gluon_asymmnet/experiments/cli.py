@@ -99,11 +99,10 @@ def _owned_given(flags):
     """The runner-owned ``train_imagenet.py`` options among ``flags``."""
     from ..train.args import build_parser as train_parser
     parser = train_parser()
-    unset = object()
+    unset, placeholder = object(), '<set by the runner>'
     parser.set_defaults(**{dest: unset for dest in OWNED})
-    parsed = parser.parse_args(['--model', unset.__class__.__name__] + list(flags))
-    return [dest for dest in OWNED if getattr(parsed, dest) is not unset and
-            not (dest == 'model' and parsed.model == unset.__class__.__name__)]
+    parsed = parser.parse_args(['--model', placeholder] + list(flags))
+    return [dest for dest in OWNED if getattr(parsed, dest) not in (unset, placeholder)]
 
 
 def _recipe(flags, cell):
@@ -318,3 +317,5 @@ def main(argv=None):
         return run_command(parser, run, args, flags)
     except Interrupted as stop:
         return 128 + getattr(signal, stop.signal_name)
+    except KeyboardInterrupt:   # Ctrl-C while measuring (the child gets it too)
+        return 128 + signal.SIGINT
