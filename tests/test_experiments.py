@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from gluon_asymmnet.experiments import grid, main
+from gluon_asymmnet.experiments.measure import interleaved_latency
 from gluon_asymmnet.experiments.presets import PRESETS
 from gluon_asymmnet.experiments.report import (Row, differences, markdown, mean_std,
                                                replace_block, welch_interval)
@@ -169,7 +170,16 @@ def test_differences_pair_each_asymmnet_row_with_its_r0_twin():
     text = markdown(rows, ['context'])
     assert '| asymmnet_small_0.5 | 0.5 | 1 | 0 | 1.00 | 0.100 | 1.00 | 0.50 | 82.00 ± 2.00 |' \
         in text
+    assert '\n|' + '---|' * 11 + '\n' in text
     assert 'within noise (the interval contains 0)' in text and '[+11.' not in text
+
+
+def test_latency_rounds_time_every_model_once_each():
+    calls = []
+    runners = [lambda x, name=name: calls.append(name) for name in 'ab']
+    (a_low, a_median), (b_low, b_median) = interleaved_latency(runners, None, runs=5, warmup=2)
+    assert calls == list('aabb') + list('ab') * 5
+    assert 0 < a_low <= a_median and 0 < b_low <= b_median
 
 
 def test_replace_block(tmp_path):

@@ -40,6 +40,9 @@ OWNED = ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'doshuffle', 'see
 #: Rough wall seconds to measure one variant on both backends (``--dry-run`` estimate).
 MEASURE_SECONDS = 8.0
 _README_BLOCK = 'experiments'
+#: The fields of a report row that come from :func:`measure_variants`.
+_MEASURED = ('macs', 'params', 'mxnet_ms', 'onnxruntime_ms', 'mxnet_median_ms',
+             'onnxruntime_median_ms')
 
 
 def build_parser():
@@ -229,11 +232,9 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
     for variant, key in zip(variants, measured):
         values = measured[key]
         finals = results[variant]
-        rows.append(Row(*variant, macs=values.get('macs'), params=values.get('params'),
-                        mxnet_ms=values.get('mxnet_ms'),
-                        onnxruntime_ms=values.get('onnxruntime_ms'),
-                        top1=[f['val_top1'] for f in finals],
-                        top5=[f['val_top5'] for f in finals]))
+        rows.append(Row(*variant, top1=[f['val_top1'] for f in finals],
+                        top5=[f['val_top5'] for f in finals],
+                        **{field: values.get(field) for field in _MEASURED}))
     name = preset.name if preset else 'grid'
     context = [
         '%s: %s.' % ('Preset `%s`' % name if preset else 'Grid',
@@ -243,9 +244,11 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
         'over n seeds.' % ' '.join(flags),
         'MACs and trainable parameters at %dx%d, %d classes (`gluon_asymmnet.complexity`); '
         % (recipe.input_size, recipe.input_size, classes) +
-        ('latency: median of %d batch-1 calls on random weights, %d thread(s), %s, measured '
-         'after the trainings (MXNet hybridized, ONNX Runtime on the ONNX export).'
-         % (runs, threads, _machine()) if runs else 'latency not measured (--latency-runs 0).')]
+        ('latency: batch 1, random weights, %d thread(s), %s, after the trainings (MXNet '
+         'hybridized; ONNX Runtime on the ONNX export), the lowest decile of %d rounds that '
+         'time every model once (on a shared machine the median includes time slices lost to '
+         'other processes; report.csv has it too).' % (threads, _machine(), runs)
+         if runs else 'latency not measured (--latency-runs 0).')]
     if unfinished:
         notes = list(notes) + ['%d cell(s) of the grid have not finished: their seeds are not '
                                'in the table' % unfinished]

@@ -1,10 +1,10 @@
 """MACs, parameters and batch-1 latency of the grid's variants, cached per output folder.
 
 MACs and trainable parameters come from :func:`gluon_asymmnet.complexity.summary`;
-latency is the median of :func:`gluon_asymmnet.speed.measure` (random
-weights: speed does not depend on them) on two backends of
-:mod:`gluon_asymmnet.speed`, each in a child process of its own, one after
-the other, never while cells train:
+latency is timed on two backends of :mod:`gluon_asymmnet.speed` (random weights:
+speed does not depend on them), each in a child process of its own, one after
+the other, never while cells train, every model once per round
+(:func:`interleaved_latency`: the lowest decile and the median of the rounds):
 
 ``mxnet``        ``hybridized`` (static alloc/shape), OpenMP threads waiting actively
                  (``OMP_WAIT_POLICY=ACTIVE``, as ``bench/inference.py`` times MXNet)
@@ -22,15 +22,18 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 from ..fileio import atomic_write_json
 from .runner import die_with_parent
 
-__all__ = ['MEASUREMENTS_FILE', 'measurement_key', 'measure_variants']
+__all__ = ['MEASUREMENTS_FILE', 'measurement_key', 'measure_variants', 'interleaved_latency']
 
 MEASUREMENTS_FILE = 'measurements.json'
-#: Timed batch-1 calls per model and backend (after the benchmark's warm-up).
-RUNS = 100
+#: Timed batch-1 calls per model and backend, interleaved (:func:`interleaved_latency`).
+RUNS = 200
+#: Untimed calls of each model first.
+WARMUP = 10
 _BACKEND = {'mxnet': 'hybridized', 'onnxruntime': 'onnxruntime'}
 _ENV = {'mxnet': {'OMP_WAIT_POLICY': 'ACTIVE'}, 'onnxruntime': {}}
 
@@ -105,23 +108,41 @@ def _in_child(backend, variants, classes, input_size, threads, runs):
             return json.load(answer)
 
 
-def _measure_one(backend, model, kwargs, classes, input_size, runs):
+def _build(backend, model, kwargs, classes, input_size, runs):
+    """``(counts, run or None)``: MACs/parameters (``mxnet``) and the batch-1 runner."""
     import mxnet as mx
     from .. import model_zoo
     from ..complexity import summary
-    from ..speed import build_backend, measure
+    from ..speed import build_backend
     shape = (1, 3, input_size, input_size)
     net = model_zoo.get_model(model, classes=classes, **kwargs)
     net.initialize(mx.init.MSRAPrelu())
     net(mx.nd.zeros(shape))   # settle deferred shapes
-    result = {}
+    counts = {}
     if backend == 'mxnet':
         stats = summary(net, shape)
-        result.update(macs=stats.macs, params=stats.trainable_params)
-    if runs:
-        run = build_backend(_BACKEND[backend], net, shape)
-        result[backend + '_ms'] = measure(run, shape, runs=runs)[0] * 1e3
-    return result
+        counts.update(macs=stats.macs, params=stats.trainable_params)
+    return counts, build_backend(_BACKEND[backend], net, shape) if runs else None
+
+
+def interleaved_latency(runners, data, runs, warmup=WARMUP):
+    """Seconds per call of each runner: ``(lowest decile, median)`` over ``runs`` rounds.
+
+    Every round times every runner once, so a change in the machine's load
+    weighs on all of them alike; the lowest decile is the time of a call that the
+    scheduler did not interrupt, which stays comparable on a shared machine.
+    """
+    import numpy as np
+    for run in runners:
+        for _ in range(warmup):
+            run(data)
+    times = [[] for _ in runners]
+    for _ in range(runs):
+        for run, spent in zip(runners, times):
+            start = time.perf_counter()
+            run(data)
+            spent.append(time.perf_counter() - start)
+    return [(float(np.percentile(t, 10)), float(np.median(t))) for t in times]
 
 
 def main(argv=None):
@@ -134,15 +155,25 @@ def main(argv=None):
     parser.add_argument('--runs', type=int, default=RUNS)
     parser.add_argument('--out', required=True)
     args = parser.parse_args(argv)
-    results = []
+    results, runners = [], []
     for model, kwargs in args.variants:
         try:
-            results.append(_measure_one(args.backend, model, kwargs, args.classes,
-                                        args.input_size, args.runs))
+            counts, run = _build(args.backend, model, kwargs, args.classes, args.input_size,
+                                 args.runs)
         except Exception as error:   # one model that cannot run there does not stop the others
-            results.append({args.backend + '_ms': None,
-                            args.backend + '_error': '%s: %s' % (type(error).__name__, error)})
-        print(model, kwargs, results[-1], flush=True)
+            counts, run = {args.backend + '_ms': None,
+                           args.backend + '_error': '%s: %s' % (type(error).__name__, error)}, None
+        results.append(counts)
+        runners.append(run)
+    timed = [i for i, run in enumerate(runners) if run is not None]
+    if timed:
+        import numpy as np
+        data = np.random.RandomState(1).normal(
+            size=(1, 3, args.input_size, args.input_size)).astype(np.float32)
+        latencies = interleaved_latency([runners[i] for i in timed], data, args.runs)
+        for i, (low, median) in zip(timed, latencies):
+            results[i].update({args.backend + '_ms': low * 1e3,
+                               args.backend + '_median_ms': median * 1e3})
     with open(args.out, 'w') as out:
         json.dump(results, out)
     return 0

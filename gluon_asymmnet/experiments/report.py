@@ -27,7 +27,10 @@ FIGURES = ('top1_vs_madds.png', 'top1_vs_latency.png')
 
 #: One report row: a variant with its measurements and per-seed accuracies (fractions).
 Row = collections.namedtuple('Row', 'model family width asymmrate shuffle_group macs params '
-                                    'mxnet_ms onnxruntime_ms top1 top5')
+                                    'mxnet_ms onnxruntime_ms top1 top5 mxnet_median_ms '
+                                    'onnxruntime_median_ms', defaults=(None, None))
+Row.__doc__ += (': latencies in ms (``*_ms`` the lowest decile, ``*_median_ms`` the median); '
+                'measurements may be None')
 
 #: A row against its r=0 twin: top-1 difference in percentage points and its interval.
 Difference = collections.namedtuple('Difference', 'row twin diff low high verdict')
@@ -134,8 +137,7 @@ def markdown(rows, context, figure_prefix='', notes=()):
     notes : list of str
         What was left out or did not finish.
     """
-    lines = list(context) + ['', '| %s |' % ' | '.join(_HEADER),
-                             '|%s' % '---|' * len(_HEADER)]
+    lines = list(context) + ['', '| %s |' % ' | '.join(_HEADER), '|' + '---|' * len(_HEADER)]
     lines += ['| %s |' % ' | '.join(_cells(row)) for row in rows]
     found = differences(rows)
     if found:
@@ -162,13 +164,14 @@ def write_csv(rows, path):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
     writer.writerow(['model', 'family', 'width', 'asymmrate', 'shuffle_group', 'macs', 'params',
-                     'mxnet_ms', 'onnxruntime_ms', 'top1_mean', 'top1_std', 'top5_mean',
-                     'top5_std', 'n'])
+                     'mxnet_ms', 'onnxruntime_ms', 'mxnet_median_ms', 'onnxruntime_median_ms',
+                     'top1_mean', 'top1_std', 'top5_mean', 'top5_std', 'n'])
     for row in rows:
         top1, top5 = mean_std(row.top1), mean_std(row.top5)
         writer.writerow([row.model, row.family, row.width, _option(row.asymmrate),
                          _option(row.shuffle_group), row.macs, row.params, row.mxnet_ms,
-                         row.onnxruntime_ms] + ['%.4f' % (100 * v) for v in top1 + top5] +
+                         row.onnxruntime_ms, row.mxnet_median_ms, row.onnxruntime_median_ms]
+                        + ['%.4f' % (100 * v) for v in top1 + top5] +
                         [len(row.top1)])
     write_text(path, buffer.getvalue())
 
