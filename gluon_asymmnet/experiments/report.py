@@ -187,14 +187,15 @@ def _line_name(row):
 
 def plot_figures(rows, folder, title):
     """``top1_vs_madds.png`` and ``top1_vs_latency.png`` (MXNet and ONNX Runtime), one line
-    per family and option set, error bars: the standard deviation over seeds."""
+    per family and option set through its widths (in order of MAdds), one colour per line in
+    every panel, error bars: the standard deviation over seeds."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     lines = collections.OrderedDict()
-    for row in rows:
-        if row.top1:
-            lines.setdefault(_line_name(row), []).append(row)
+    for row in sorted((r for r in rows if r.top1), key=lambda r: r.macs or 0):
+        lines.setdefault(_line_name(row), []).append(row)
+    colours = dict(zip(lines, plt.rcParams['axes.prop_cycle'].by_key()['color'] * len(lines)))
     panels = {FIGURES[0]: [('macs', 1e-6, 'MAdds (M)')],
               FIGURES[1]: [('mxnet_ms', 1, 'MXNet batch-1 latency (ms)'),
                            ('onnxruntime_ms', 1, 'ONNX Runtime batch-1 latency (ms)')]}
@@ -203,13 +204,13 @@ def plot_figures(rows, folder, title):
                                  squeeze=False)
         for axis, (field, scale, xlabel) in zip(axes[0], axes_spec):
             for label, members in lines.items():
-                points = sorted((getattr(r, field) * scale,) + mean_std(r.top1)
-                                for r in members if getattr(r, field) is not None)
+                points = [(getattr(r, field) * scale,) + mean_std(r.top1)
+                          for r in members if getattr(r, field) is not None]
                 if not points:
                     continue
                 x, y, err = (np.array(v, dtype=float) for v in zip(*points))
                 axis.errorbar(x, 100 * y, yerr=np.nan_to_num(100 * err), marker='o', capsize=3,
-                              label=label)
+                              label=label, color=colours[label])
             axis.set_xlabel(xlabel)
             axis.set_ylabel('top-1 (%)')
             axis.grid(alpha=0.3)
