@@ -26,7 +26,7 @@ from ..cli import OneLineParser, run as run_command
 from ..errors import UsageError
 from ..fileio import atomic_write_json
 from . import grid as grid_mod
-from .measure import RUNS, measure_variants
+from .measure import RUNS, measure_variants, unmeasured
 from .presets import PRESETS
 from .report import Row, replace_block, write_report
 from .runner import Interrupted, cell_estimates, cell_state, read_timings, run_cells
@@ -178,7 +178,7 @@ def _duration(seconds):
     return '%d min %02d s' % divmod(int(round(seconds)), 60)
 
 
-def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, echo):
+def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, echo):
     timings = read_timings(out)
     estimates = cell_estimates(cells, states, timings, num_epochs,
                                preset.cell_seconds if preset else None)
@@ -200,7 +200,12 @@ def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, echo):
              'of %s, %d side by side) + up to %s of measurements'
              % (_duration(sum(estimates) / jobs), sum(1 for e in estimates if e),
                 'the cells timed in this output folder' if timings else
-                "the preset's measured cells", jobs, _duration(MEASURE_SECONDS * variants)))
+                "the preset's measured cells", jobs, _duration(MEASURE_SECONDS * to_measure)))
+
+
+def _builds(variants):
+    """``(model, get_model options)`` of each report row (``Cell.variant``)."""
+    return [(variant[0], grid_mod.Cell(*variant, seed=0).model_kwargs()) for variant in variants]
 
 
 def _machine():
@@ -225,8 +230,7 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
         else:
             unfinished += 1
     variants = [v for v, finals in results.items() if finals]
-    measured = measure_variants([(v[0], grid_mod.Cell(*v, seed=0).model_kwargs())
-                                 for v in variants], classes, recipe.input_size, threads, out,
+    measured = measure_variants(_builds(variants), classes, recipe.input_size, threads, out,
                                 runs, echo)
     rows = []
     for variant, key in zip(variants, measured):
@@ -290,7 +294,10 @@ def run(args, flags, echo=print):
         echo('note: %s' % note)
     states = [cell_state(runs_dir, cell, recipe.num_epochs) for cell in cells]
     if args.dry_run:
-        _dry_run(cells, states, out, args.jobs, threads, recipe.num_epochs, preset, echo)
+        to_measure = unmeasured(_builds(dict.fromkeys(c.variant for c in cells)), classes,
+                                recipe.input_size, args.latency_threads, out)
+        _dry_run(cells, states, out, args.jobs, threads, recipe.num_epochs, preset, to_measure,
+                 echo)
         return 0
     lock = _lock(out)
     try:

@@ -27,7 +27,8 @@ import time
 from ..fileio import atomic_write_json
 from .runner import die_with_parent
 
-__all__ = ['MEASUREMENTS_FILE', 'measurement_key', 'measure_variants', 'interleaved_latency']
+__all__ = ['MEASUREMENTS_FILE', 'measurement_key', 'measure_variants', 'interleaved_latency',
+           'unmeasured']
 
 MEASUREMENTS_FILE = 'measurements.json'
 #: Timed batch-1 calls per model and backend, interleaved (:func:`interleaved_latency`).
@@ -50,6 +51,13 @@ def _load(path):
         return {}
     with open(path) as cache:
         return json.load(cache)
+
+
+def unmeasured(variants, classes, input_size, threads, out):
+    """How many of ``variants`` (``(model, kwargs)``) ``out`` has no measurements of."""
+    cache = _load(os.path.join(out, MEASUREMENTS_FILE))
+    return sum(1 for model, kwargs in variants
+               if measurement_key(model, kwargs, classes, input_size, threads) not in cache)
 
 
 def measure_variants(variants, classes, input_size, threads, out, runs=RUNS, echo=print):
