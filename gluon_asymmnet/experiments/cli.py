@@ -142,11 +142,11 @@ def _pin_recipe(out, flags, write):
         atomic_write_json({'recipe': list(flags)}, path)
 
 
-def _classes(recipe, runs_dir):
+def _classes(recipe):
     """The number of classes of the data (checked as ``train_imagenet.py`` checks it)."""
     from ..data import check_data_args, prepare_digits
-    if recipe.dataset == 'digits':
-        digits = prepare_digits(runs_dir, size=recipe.input_size)
+    if recipe.dataset == 'digits':   # built once, where the cells' trainings will find it
+        digits = prepare_digits(recipe.digits_root, size=recipe.input_size)
         recipe.rec_train, recipe.rec_train_idx = digits.train_rec, digits.train_idx
         recipe.rec_val, recipe.rec_val_idx = digits.val_rec, digits.val_idx
     return recipe.classes or check_data_args(recipe).num_classes
@@ -287,7 +287,7 @@ def run(args, flags, echo=print):
         _check_block(args.update_readme)
     _pin_recipe(out, flags, write=not args.dry_run)
     runs_dir = os.path.join(out, 'runs')
-    classes = _classes(recipe, runs_dir)
+    classes = _classes(recipe)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     threads = max(1, cores // args.jobs)
     for note in notes:
