@@ -10,8 +10,10 @@ Names
 ``asymmnet_{large,small}_{1.0,0.75,0.5,0.35}`` (aliases ``asymmnet_large`` and
 ``asymmnet_small`` for x1.0); ``mobilenetv3_{large,small}_<width>``: the same
 networks with ``asymmrate=0``; ``mobilenetv2_asymm_<width>``: MobileNetV2 with
-asymmetrical bottlenecks; and GluonCV's own ``mobilenetv3_large``,
+asymmetrical bottlenecks; ``ghostnet_{1.3,1.0,0.75,0.5}`` (alias ``ghostnet``),
+the paper's GhostNet baseline; and GluonCV's own ``mobilenetv3_large``,
 ``mobilenetv3_small`` and ``mobilenetv2_<width>`` for side-by-side comparisons.
+Aliases resolve in GluonCV's zoo too (:func:`list_aliases`).
 
 Pretrained weights
 ------------------
@@ -41,14 +43,18 @@ from mxnet.context import cpu
 
 from .models.asymmnet import AsymmNet, get_asymmnet_cfgs
 from .models.features import FeatureExtractor
+from .models.ghostnet import get_ghostnet
 from .models.mobilenetv2 import MobileNetV2Asymm
 
-__all__ = ['get_model', 'list_models', 'resolve_name', 'zoo_name', 'register_model',
-           'get_model_config', 'ModelConfig', 'PaperResult', 'IMAGENET_MEAN_RGB',
-           'IMAGENET_STD_RGB', 'model_store_root', 'model_file', 'file_sha1', 'WIDTHS']
+__all__ = ['get_model', 'list_models', 'list_aliases', 'resolve_name', 'zoo_name',
+           'register_model', 'register_alias', 'get_model_config', 'ModelConfig', 'PaperResult',
+           'IMAGENET_MEAN_RGB', 'IMAGENET_STD_RGB', 'model_store_root', 'model_file', 'file_sha1',
+           'WIDTHS', 'GHOSTNET_WIDTHS']
 
 #: The width multipliers of the zoo.
 WIDTHS = ('1.0', '0.75', '0.5', '0.35')
+#: GhostNet's widths: those the original release builds and tries.
+GHOSTNET_WIDTHS = ('1.3', '1.0', '0.75', '0.5')
 #: ImageNet's per-channel mean and standard deviation of 0-255 RGB pixels.
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 IMAGENET_STD_RGB = (58.393, 57.12, 57.375)
@@ -72,12 +78,18 @@ class ModelConfig(typing.NamedTuple):
 
 _MODELS = {}
 _CONFIGS = {}
-_ALIASES = {'asymmnet_large': 'asymmnet_large_1.0', 'asymmnet_small': 'asymmnet_small_1.0'}
+_ALIASES = {}
 _PAPER = {
     'asymmnet_large_1.0': PaperResult(75.4, 216.9, '5.99M'),
     'asymmnet_large_0.5': PaperResult(69.2, 67.2, '2.8M'),
     'asymmnet_small_1.0': PaperResult(68.4, 57.7, '3.1M'),
 }
+
+
+def _register_in_gluoncv(name):
+    # GluonCV's get_model looks names up in this dict; its own names keep their builders.
+    import gluoncv.model_zoo.model_zoo as gluoncv_zoo
+    gluoncv_zoo._models.setdefault(name, lambda **kwargs: get_model(name, **kwargs))
 
 
 def register_model(name, builder, config=None):
@@ -92,10 +104,17 @@ def register_model(name, builder, config=None):
 
     The name is also registered in GluonCV's zoo.
     """
-    import gluoncv.model_zoo.model_zoo as gluoncv_zoo
     _MODELS[name] = builder
     _CONFIGS[name] = config or ModelConfig(paper=_PAPER.get(name))
-    gluoncv_zoo._models.setdefault(name, lambda **kwargs: get_model(name, **kwargs))
+    _register_in_gluoncv(name)
+
+
+def register_alias(alias, name):
+    """Make ``alias`` another name of the zoo model ``name``, here and in GluonCV's zoo."""
+    if name not in _MODELS:
+        raise ValueError('cannot alias %r to %r, which is not a zoo model' % (alias, name))
+    _ALIASES[alias] = name
+    _register_in_gluoncv(alias)
 
 
 def get_model_config(name):
@@ -127,19 +146,32 @@ for _width in WIDTHS:
     register_model('mobilenetv2_asymm_' + _width,
                    functools.partial(MobileNetV2Asymm, float(_width)))
     register_model('mobilenetv2_' + _width, functools.partial(_gluoncv_mobilenetv2, float(_width)))
+for _width in GHOSTNET_WIDTHS:
+    register_model('ghostnet_' + _width, functools.partial(get_ghostnet, float(_width)))
 for _name in ('mobilenetv3_large', 'mobilenetv3_small'):
     _MODELS[_name] = functools.partial(_gluoncv, _name)
     _CONFIGS[_name] = ModelConfig()
+for _name in ('asymmnet_large', 'asymmnet_small', 'ghostnet'):
+    register_alias(_name, _name + '_1.0')
 del _width, _arch, _name
 
 
 def list_models(pattern=None):
     """Sorted names of the zoo, optionally filtered by an fnmatch ``pattern``.
 
-    Aliases (``asymmnet_large``, ``asymmnet_small``) are not listed.
+    Aliases (``asymmnet_large``, ``asymmnet_small``, ``ghostnet``) are not
+    listed: see :func:`list_aliases`.
     """
     names = sorted(_MODELS)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def list_aliases():
+    """Every alias of the zoo and the name it stands for.
+
+    ``{'asymmnet_large': 'asymmnet_large_1.0', ..., 'ghostnet': 'ghostnet_1.0'}``.
+    """
+    return dict(_ALIASES)
 
 
 def resolve_name(name):

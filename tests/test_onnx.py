@@ -41,6 +41,19 @@ def test_onnxruntime_matches_mxnet(tmp_path, name):
     assert sum(node.op_type == 'HardSigmoid' for node in model.graph.node) > 10
 
 
+def test_ghostnet_onnx_matches_mxnet_at_any_size(tmp_path):
+    net = randomized('ghostnet_0.5', classes=10, input_size=96)
+    prefix = str(tmp_path / 'ghostnet')
+    export_model(net, prefix, 96, fmt='onnx')
+    x = np.random.RandomState(3).normal(size=(2, 3, 96, 96)).astype(np.float32)
+    expected = net(mx.nd.array(x)).asnumpy()
+    assert np.abs(expected).max() > 0.1
+    got = load_onnx(prefix + '.onnx')[0].run(None, {'data': x})[0]
+    assert np.abs(got - expected).max() <= ONNX_TOLERANCE
+    nodes = {node.op_type for node in onnx.load(prefix + '.onnx').graph.node}
+    assert {'Concat', 'HardSigmoid', 'GlobalAveragePool'} <= nodes   # ghost modules, SE, pooling
+
+
 def test_deploy_symbol_drops_identity_reshapes_for_onnx_only():
     from gluon_asymmnet.deploy.graph import net_symbol, deploy_symbol
     symbol = net_symbol(randomized('asymmnet_small_0.35', input_size=32))[0]

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from gluon_asymmnet import get_asymm_net, get_asymmnet_cfgs, get_model
+from gluon_asymmnet.model_zoo import GHOSTNET_WIDTHS
+from gluon_asymmnet.models.ghostnet import GhostNet, ghostnet_config
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 
@@ -37,3 +39,27 @@ def test_zoo_names_build_the_original_structure(case):
     net.initialize()
     net(mx.nd.zeros((1, 3, 32, 32)))
     assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in saved.items()}
+
+
+@pytest.mark.parametrize('case', MANIFEST['ghostnet_cases'], ids=lambda c: c['params_file'])
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_original_ghostnet_params_give_original_logits(case, hybridize):
+    x = mx.nd.array(np.load(os.path.join(PARITY, case['input_file'])).astype(np.float32))
+    expected = np.load(os.path.join(PARITY, case['logits_file']))
+    config = ghostnet_config(case['width_scale'])._replace(
+        final=case['final_block_channels'], classifier_mid=case['classifier_mid_channels'])
+    net = GhostNet(config, classes=case['classes'], dropout=case['dropout'])
+    net.load_parameters(os.path.join(PARITY, case['params_file']))  # strict: every name matches
+    if hybridize:
+        net.hybridize(static_alloc=True, static_shape=True)
+    assert np.abs(net(x).asnumpy() - expected).max() <= 1e-5
+
+
+@pytest.mark.parametrize('width', GHOSTNET_WIDTHS)
+def test_ghostnet_zoo_names_build_the_original_structure(width):
+    with open(os.path.join(PARITY, MANIFEST['ghostnet_param_shapes_file'])) as f:
+        original = {name: tuple(shape) for name, shape in json.load(f)[width].items()}
+    net = get_model('ghostnet_' + width)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    assert {k: v.shape for k, v in net._collect_params_with_prefix().items()} == original

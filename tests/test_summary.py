@@ -31,6 +31,19 @@ def test_counts_match_the_original(name, rate):
         assert stats.trainable_params == trainable
     assert stats.params > stats.trainable_params  # BatchNorm running statistics
 
+# GhostNet: trainable parameters counted by the original models/ghostnet.py at 224x224,
+# 1000 classes (5,179,560 at x1.0); MACs ours (the GhostNet paper: 141M FLOPs at x1.0).
+GHOSTNET_EXPECTED = {'ghostnet_1.3': (225.90, 7332401), 'ghostnet_1.0': (140.76, 5179560),
+                     'ghostnet_0.75': (88.54, 4061312), 'ghostnet_0.5': (44.63, 3239624)}
+
+
+@pytest.mark.parametrize('name', sorted(GHOSTNET_EXPECTED))
+def test_ghostnet_counts_match_the_original(name):
+    net = get_model(name)
+    net.initialize()
+    stats = summary(net)
+    assert (round(stats.macs / 1e6, 2), stats.trainable_params) == GHOSTNET_EXPECTED[name]
+
 
 def _reference_macs():
     """Non-zero MACs of every layer of the original tool's table (column 73-81)."""

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from gluon_asymmnet import AsymmBottleneck, get_model, list_models
-from gluon_asymmnet.model_zoo import file_sha1, model_file, model_store_root
+from gluon_asymmnet.model_zoo import file_sha1, list_aliases, model_file, model_store_root
+from gluon_asymmnet.models.ghostnet import GHOSTNET
 
 
 def test_list_models_filters_with_wildcards():
@@ -20,6 +21,9 @@ def test_list_models_filters_with_wildcards():
 def test_aliases_build_width_one():
     assert get_model('asymmnet_large').multiplier == 1.0
     assert get_model('asymmnet_small').multiplier == 1.0
+    assert get_model('ghostnet').config == GHOSTNET
+    assert list_aliases() == {'asymmnet_large': 'asymmnet_large_1.0',
+                              'asymmnet_small': 'asymmnet_small_1.0', 'ghostnet': 'ghostnet_1.0'}
 
 
 def test_unknown_name_names_the_closest_ones():
@@ -27,11 +31,17 @@ def test_unknown_name_names_the_closest_ones():
         get_model('asymmnet_smal_0.5')
 
 
-def test_every_name_is_registered_in_gluoncv():
+def test_every_name_and_alias_resolves_in_gluoncv():
+    names = list_models() + sorted(list_aliases())
+    assert {'asymmnet_large', 'ghostnet', 'ghostnet_0.5', 'mobilenetv2_asymm_1.0'} <= set(names)
+    for name in names:
+        net = gluoncv.model_zoo.get_model(name, classes=3)
+        assert repr(net) == repr(get_model(name, classes=3)), name   # the same network
     for name in list_models('asymmnet_*') + list_models('mobilenetv2_asymm_*'):
         net = gluoncv.model_zoo.get_model(name, classes=3)
         assert net.num_classes == 3 and net.asymmrate == 1
     assert gluoncv.model_zoo.get_model('mobilenetv3_large_0.5').asymmrate == 0
+    assert gluoncv.model_zoo.get_model('ghostnet', classes=3).num_classes == 3
 
 
 def _depthwise_widths(net):
@@ -101,7 +111,8 @@ def test_renamed_weights_of_another_width_are_refused(tmp_path):
         get_model('asymmnet_small_0.5', pretrained=True, root=str(tmp_path))
 
 
-@pytest.mark.parametrize('name', list_models('asymmnet_*') + list_models('mobilenetv2_asymm_*'))
+@pytest.mark.parametrize('name', list_models('asymmnet_*') + list_models('mobilenetv2_asymm_*')
+                         + list_models('ghostnet_*'))
 def test_features_only_gives_strides_4_to_32(name):
     net = get_model(name, features_only=True)
     net.initialize()
@@ -118,3 +129,13 @@ def test_feature_channels_of_asymmnet_large():
         [(2, 16), (8, 40), (32, 960)]
     with pytest.raises(ValueError, match='out_indices'):
         get_model('asymmnet_large_1.0', features_only=True, out_indices=(5,))
+
+
+def test_feature_channels_of_ghostnet():
+    net = get_model('ghostnet_1.0', features_only=True, out_indices=(0, 1, 2, 3, 4))
+    assert [(f['reduction'], f['channels']) for f in net.feature_info] == \
+        [(2, 16), (4, 24), (8, 40), (16, 112), (32, 960)]
+    net.initialize()
+    outs = net(mx.nd.ones((1, 3, 96, 128)))   # any size: global pooling, no 7x7 window
+    assert [o.shape[1:] for o in outs] == [(16, 48, 64), (24, 24, 32), (40, 12, 16),
+                                          (112, 6, 8), (960, 3, 4)]

@@ -144,12 +144,15 @@ class SqueezeExcitation(HybridBlock):
     channels : int
         Channels of the input (and output).
     ratio : int
-        Reduction ratio; the hidden width is ``make_divisible(channels // ratio)``.
+        Reduction ratio; the hidden width is
+        ``make_divisible(channels // ratio, divisible_by)``.
+    divisible_by : int, default 8
+        Rounding of the hidden width (1: ``channels // ratio``, as GhostNet).
     """
 
-    def __init__(self, channels, ratio=4, **kwargs):
+    def __init__(self, channels, ratio=4, divisible_by=8, **kwargs):
         super(SqueezeExcitation, self).__init__(**kwargs)
-        hidden = make_divisible(channels // ratio)
+        hidden = make_divisible(channels // ratio, divisible_by)
         with self.name_scope():
             self.conv1 = nn.Conv2D(hidden, 1, in_channels=channels)
             self.conv2 = nn.Conv2D(channels, 1, in_channels=hidden)
