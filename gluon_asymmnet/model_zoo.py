@@ -124,6 +124,10 @@ def get_model_config(name):
 
 def _asymmnet(arch, multiplier, default_asymmrate, dropout=0.2, **kwargs):
     kwargs.setdefault('asymmrate', default_asymmrate)
+    # Gluon's own prefix ('asymmnet0_'), not the original's '': a block with an empty
+    # prefix names its children from the enclosing (or global) counters, so their
+    # symbol names would change from one instance to the next (see backbones.py).
+    kwargs.setdefault('name_prefix', None)
     return AsymmNet(*get_asymmnet_cfgs(arch), multiplier=multiplier, final_drop=dropout, **kwargs)
 
 
