@@ -35,7 +35,7 @@ from .cli import OneLineParser, run
 from .errors import UsageError
 from .fileio import atomic_save
 from .model_zoo import file_sha1, get_model, get_model_config, model_store_root
-from .params import load_param_file, param_shapes
+from .params import classifier_outputs, load_param_file, param_shapes
 
 __all__ = ['RELEASED_RENAMES', 'released_to_ours', 'convert_params', 'main']
 
@@ -67,7 +67,7 @@ def convert_params(src, model='asymmnet_large_1.0', root=None):
     src : str
         A ``save_parameters`` file in the released naming or in ours.
     model : str
-        Zoo name; the number of classes is read from ``output.0.bias``.
+        Zoo name; the number of classes is read from the head's last weight.
     root : str, optional
         Model store (see :func:`gluon_asymmnet.model_zoo.model_store_root`).
 
@@ -93,8 +93,7 @@ def convert_params(src, model='asymmnet_large_1.0', root=None):
         if ours in converted:
             raise UsageError('%s: both %s and another tensor map to %s' % (src, name, ours))
         converted[ours] = value
-    bias = converted.get('output.0.bias')
-    classes = int(bias.shape[0]) if bias is not None else 1000
+    classes = classifier_outputs({name: value.shape for name, value in converted.items()}) or 1000
     try:
         net = get_model(model, classes=classes)
     except ValueError as error:

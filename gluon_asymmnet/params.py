@@ -8,7 +8,8 @@ import mxnet as mx
 
 from .errors import UsageError
 
-__all__ = ['load_param_file', 'param_shapes', 'saved_param_shapes', 'check_params_fit']
+__all__ = ['load_param_file', 'param_shapes', 'saved_param_shapes', 'check_params_fit',
+           'classifier_outputs']
 
 
 def load_param_file(path):
@@ -53,6 +54,28 @@ def param_shapes(net, input_size):
 def saved_param_shapes(path):
     """``{name: shape}`` of a parameter file (see :func:`load_param_file`)."""
     return {name: tuple(array.shape) for name, array in load_param_file(path).items()}
+
+
+def classifier_outputs(shapes):
+    """Number of classes of a network's saved parameters, or None.
+
+    The first dimension of the last weight of the head (``output.``), "last"
+    in structural order (``output.1`` after ``output.0``, ``conv2`` after
+    ``conv1``): AsymmNet's and MobileNetV2's ``output.0.weight``, GhostNet's
+    ``output.0.conv2.weight``.
+
+    Parameters
+    ----------
+    shapes : dict
+        ``{structured name: shape}`` (e.g. from :func:`saved_param_shapes`).
+    """
+    def structural(name):
+        return [(0, int(part), '') if part.isdigit() else (1, 0, part)
+                for part in name.split('.')]
+
+    heads = sorted((name for name in shapes
+                    if name.startswith('output.') and name.endswith('weight')), key=structural)
+    return int(shapes[heads[-1]][0]) if heads else None
 
 
 def check_params_fit(path, shapes, what):

@@ -13,7 +13,7 @@ from gluon_asymmnet.model_zoo import IMAGENET_MEAN_RGB as MEAN_RGB, IMAGENET_STD
 from helpers import assert_one_line_error, randomized, run_cli
 
 
-@pytest.mark.parametrize('name', ['asymmnet_large_1.0', 'asymmnet_small_0.35'])
+@pytest.mark.parametrize('name', ['asymmnet_large_1.0', 'asymmnet_small_0.35', 'ghostnet_0.5'])
 def test_symbolblock_imports_gives_identical_logits(tmp_path, name):
     net = randomized(name, input_size=64)
     x = mx.nd.random.normal(shape=(2, 3, 64, 64))
@@ -63,8 +63,12 @@ def fake_run_dir(folder, name='asymmnet_small_0.35', classes=10, input_size=32):
     return net
 
 
-def test_cli_exports_a_training_run(tmp_path):
-    net = fake_run_dir(str(tmp_path / 'run'))
+# the classes come from the head's last weight: output.0.weight (no bias in MobileNetV2),
+# output.0.conv2.weight in GhostNet
+@pytest.mark.parametrize('name', ['asymmnet_small_0.35', 'mobilenetv2_asymm_0.35',
+                                  'ghostnet_0.5'])
+def test_cli_exports_a_training_run(tmp_path, name):
+    net = fake_run_dir(str(tmp_path / 'run'), name)
     prefix = str(tmp_path / 'out' / 'digits')
     status, out, err = run_cli('gluon_asymmnet.export', '--run-dir', tmp_path / 'run',
                                '--prefix', prefix)

@@ -12,16 +12,11 @@ import mxnet as mx
 
 from ..errors import UsageError
 from ..model_zoo import get_model, get_model_config, zoo_name
-from ..params import check_params_fit, param_shapes, saved_param_shapes
+from ..params import (check_params_fit, classifier_outputs, param_shapes,
+                      saved_param_shapes)
 from .info import net_synset
 
 __all__ = ['zoo_model', 'run_dir_model']
-
-
-def _saved_classes(params_file):
-    """Number of outputs of a saved classifier (``output.0.bias``), or None."""
-    bias = saved_param_shapes(params_file).get('output.0.bias')
-    return int(bias[0]) if bias is not None else None
 
 
 def _build(name, what, **kwargs):
@@ -44,7 +39,7 @@ def zoo_model(model, params_file=None, classes=None, width_scale=None, asymmrate
         ``save_parameters`` file. Without it the network gets random weights
         (for speed measurements only).
     classes : int, optional
-        Outputs; default: read from ``params_file`` (``output.0.bias``), else 1000.
+        Outputs; default: read from ``params_file`` (the head's last weight), else 1000.
     asymmrate : int, optional
     input_size : int, optional
         Used to infer the shapes that ``params_file`` is checked against
@@ -68,7 +63,7 @@ def zoo_model(model, params_file=None, classes=None, width_scale=None, asymmrate
         raise UsageError(str(error)) from None
     if params_file and not os.path.isfile(params_file):
         raise UsageError('%s: no such parameter file' % params_file)
-    saved_classes = _saved_classes(params_file) if params_file else None
+    saved_classes = classifier_outputs(saved_param_shapes(params_file)) if params_file else None
     classes = classes or saved_classes or 1000
     kwargs = {} if asymmrate is None else {'asymmrate': asymmrate}
     net = _build(name, '--model %s' % model, classes=classes, **kwargs)
@@ -112,7 +107,7 @@ def run_dir_model(run_dir, ctx=mx.cpu()):
              if os.path.isfile(path)]
     if not found:
         raise UsageError('%s: no %s-best.params or epoch checkpoint' % (run_dir, name))
-    classes = _saved_classes(found[0])
+    classes = classifier_outputs(saved_param_shapes(found[0]))
     kwargs = {key: args[key] for key in ('dropout', 'asymmrate', 'shuffle_group')
               if args.get(key) is not None}
     if args.get('last_gamma'):
