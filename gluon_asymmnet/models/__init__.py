@@ -1,2 +1,2 @@
 """Network definitions: AsymmNet (and MobileNetV3 at asymmrate 0), MobileNetV2
-with asymmetrical bottlenecks, shared layers and feature extraction."""
+with asymmetrical bottlenecks, GhostNet, shared layers and feature extraction."""
