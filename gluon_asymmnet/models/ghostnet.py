@@ -26,9 +26,9 @@ from .features import record_stage
 from .layers import (Activation, ConvBNAct, ModeCachedGraphs, SqueezeExcitation,
                      channel_concat)
 
-__all__ = ['GhostConvBlock', 'GhostExpBlock', 'GhostUnit', 'GhostClassifier', 'GhostNet',
-           'GhostUnitConfig', 'GhostNetConfig', 'GHOSTNET', 'ghostnet_config', 'get_ghostnet',
-           'round_channels']
+__all__ = ['GhostConvBlock', 'GhostExpBlock', 'DepthwiseSeparableConv', 'GhostUnit',
+           'GhostClassifier', 'GhostNet', 'GhostUnitConfig', 'GhostNetConfig', 'GHOSTNET',
+           'ghostnet_config', 'get_ghostnet', 'round_channels']
 
 
 def round_channels(channels, divisor=8):
@@ -269,6 +269,8 @@ class GhostNet(ModeCachedGraphs, HybridBlock):
 
     Attributes
     ----------
+    config : GhostNetConfig
+    num_classes : int
     feature_info : list of dict
         As :attr:`~gluon_asymmnet.models.asymmnet.AsymmNet.feature_info`.
     """
