@@ -1,5 +1,6 @@
 """eval.py: accuracy on RecordIO/folders/digits, top-5 of images, benchmark, bad input."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from PIL import Image
 
 from gluon_asymmnet.data import prepare_digits
 from gluon_asymmnet.deploy.export import export_model
+from gluon_asymmnet.run_metrics import read_metrics
 from helpers import assert_one_line_error, randomized, run_cli
 
 
@@ -138,3 +140,24 @@ def test_bad_inputs_are_one_line_errors(tmp_path, digits, digits_params, photo):
     status, _, err = run_cli('eval.py', '--model', 'asymmnet_small_0.35', '--params-file',
                              digits_params, '--image', photo, tmp_path / 'text.jpg')
     assert_one_line_error(status, err, 'text.jpg: not an image')
+
+
+def test_eval_of_a_runs_own_export_reports_the_runs_accuracy(tmp_path):
+    """No preprocessing flags: the run's export records its crop ratio (1, not the default
+    0.875), input size and class names, and eval.py reads them."""
+    status, _, err = run_cli('train_imagenet.py', '--dataset', 'digits', '--digits-root', tmp_path,
+                             '--model', 'asymmnet_small_0.35', '--num-epochs', 2, '--batch-size',
+                             64, '--lr', 0.2, '-j', 1, '--crop-ratio', 1, '--save-dir', tmp_path,
+                             '--tag-name', 'run')
+    assert status == 0, err
+    run = os.path.join(str(tmp_path), 'asymmnet_small_0.35-run')
+    with open(os.path.join(run, 'asymmnet_small_0.35-info.json')) as f:
+        info = json.load(f)
+    assert info['crop_ratio'] == 1 and info['input_shape'] == [1, 3, 32, 32]
+    assert info['synset'] == [str(digit) for digit in range(10)]
+    best = max(record['val_top1'] for record in read_metrics(os.path.join(run, 'metrics.jsonl')))
+    prefix = os.path.join(run, 'asymmnet_small_0.35')
+    status, out, err = run_cli('eval.py', '--model-prefix', prefix, '--dataset', 'digits',
+                               '--digits-root', tmp_path, '-j', 1)
+    assert status == 0, err
+    assert 'top1=%.4f' % best in out

@@ -279,7 +279,7 @@ def train_argv(save_dir, epochs, *extra, tag=TAG):
                     '--save-dir', save_dir,
                     '--tag-name', tag, '--num-epochs', str(epochs), '--batch-size', str(BATCH),
                     '--num-training-samples', str(SAMPLES), '-j', '1', '--log-interval', '1',
-                    '--lr', '0.05', '--save-frequency', '0'] + list(extra)
+                    '--lr', '0.05', '--save-frequency', '0', '--verbose'] + list(extra)
 
 
 def run_dir_of(save_dir, tag=TAG):
