@@ -4,6 +4,10 @@ Parameters are initializers, never graph inputs (the only input is ``data``),
 so ONNX Runtime can fold constants. Each file is checked in ONNX Runtime
 against MXNet (logits within :data:`ONNX_TOLERANCE` of the largest logit, same
 top-1) before it counts as written.
+
+The files also run in OpenCV DNN (``cv2.dnn.readNetFromONNX``, 4.8 to 5.0):
+:func:`fold_gate_hard_sigmoids` keeps OpenCV from taking the squeeze-excitation
+gates for hard swishes.
 """
 import json
 import os
@@ -15,7 +19,8 @@ from ..errors import UsageError
 from .graph import deploy_symbol, symbol_block
 from .info import META_KEY, ExportInfo
 
-__all__ = ['export_onnx', 'load_onnx', 'require_onnxruntime', 'ONNX_TOLERANCE']
+__all__ = ['export_onnx', 'fold_gate_hard_sigmoids', 'load_onnx', 'require_onnxruntime',
+           'ONNX_TOLERANCE']
 
 #: Largest logit difference accepted between MXNet and ONNX Runtime, relative to
 #: the largest logit (at least 1).
@@ -58,6 +63,7 @@ def export_onnx(mxnet_prefix, prefix, info):
         inputs = [i for i in model.graph.input if i.name not in initializers]
         del model.graph.input[:]
         model.graph.input.extend(inputs)
+        fold_gate_hard_sigmoids(model)
         entry = model.metadata_props.add()
         entry.key, entry.value = META_KEY, json.dumps(info)
         onnx.checker.check_model(model)
@@ -65,6 +71,76 @@ def export_onnx(mxnet_prefix, prefix, info):
         _check_onnx(path, reference, shape, batch=2 if dynamic else 1)
         written.append(path)
     return written
+
+
+def fold_gate_hard_sigmoids(model):
+    """Fold the scale and offset of gating ``HardSigmoid`` s into the ``Conv`` before them.
+
+    OpenCV's ONNX importer (4.8 to 5.0 at least) fuses any ``Mul(a, HardSigmoid(b))``
+    with ``alpha=1/6, beta=0.5`` into ``HardSwish(b)`` without checking that ``a``
+    is ``b``: the squeeze-excitation gate ``x * HardSigmoid(conv(pool(x)))``
+    becomes ``HardSwish(conv(pool(x)))``, an ``(N, C, 1, 1)`` tensor, and the
+    logits come out wrong.  Each ``HardSigmoid`` that gates another tensor (a
+    ``Mul`` whose other input is not the ``HardSigmoid`` 's own input) and is
+    fed by a ``Conv`` used by nothing else becomes ``HardSigmoid(alpha=1,
+    beta=0)`` of that ``Conv`` with weight ``alpha * W`` and bias
+    ``alpha * b + beta``: the same values and the same number of operators, which
+    no importer can take for a hard swish.  Hard swishes (``Mul(x,
+    HardSigmoid(x))``) are left as they are.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        Changed in place.
+
+    Returns
+    -------
+    int
+        The number of gates folded.
+    """
+    from onnx import helper, numpy_helper
+    graph = model.graph
+    producers = {name: node for node in graph.node for name in node.output}
+    uses = {}
+    for node in graph.node:
+        for name in node.input:
+            uses.setdefault(name, []).append(node)
+    for output in graph.output:
+        uses.setdefault(output.name, []).append(None)
+    initializers = {init.name: init for init in graph.initializer}
+    folded = 0
+    for node in graph.node:
+        if node.op_type != 'HardSigmoid' or not any(
+                user is not None and user.op_type == 'Mul' and node.input[0] not in user.input
+                for user in uses.get(node.output[0], [])):
+            continue
+        conv = producers.get(node.input[0])
+        if conv is None or conv.op_type != 'Conv' or len(uses[node.input[0]]) != 1:
+            continue
+        params = [name for name in conv.input[1:] if name]
+        if not all(name in initializers and len(uses[name]) == 1 for name in params):
+            continue
+        attrs = {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
+        alpha, beta = attrs.get('alpha', 0.2), attrs.get('beta', 0.5)
+        if (alpha, beta) == (1., 0.):   # folded already
+            continue
+        weight = initializers[params[0]]
+        scaled = numpy_helper.to_array(weight) * np.float32(alpha)
+        weight.CopyFrom(numpy_helper.from_array(scaled.astype(np.float32), weight.name))
+        if len(params) == 2:
+            bias = initializers[params[1]]
+            offset = numpy_helper.to_array(bias) * np.float32(alpha) + np.float32(beta)
+        else:
+            bias = graph.initializer.add()
+            del conv.input[2:]
+            conv.input.append(conv.output[0] + '_gate_bias')
+            offset = np.full(scaled.shape[0], beta, np.float32)
+        bias.CopyFrom(numpy_helper.from_array(offset.astype(np.float32), conv.input[2]))
+        del node.attribute[:]
+        node.attribute.extend([helper.make_attribute('alpha', 1.0),
+                               helper.make_attribute('beta', 0.0)])
+        folded += 1
+    return folded
 
 
 def _check_onnx(path, block, shape, batch):
