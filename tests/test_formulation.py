@@ -4,7 +4,8 @@
 4-D ``Concat`` otherwise; ``AsymmNet`` keeps one cached graph per mode.  These
 tests check the values and gradients against numpy and against the original
 plain 4-D concat run with oneDNN off (in a subprocess), and that a hybridized
-network can infer, train and infer again.
+network can infer, train and infer again (which graph a symbolic trace gives:
+``test_traced_graphs.py``).
 """
 import os
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 from mxnet import autograd
 
 from gluon_asymmnet import get_model
-from gluon_asymmnet.models.layers import channel_concat, inference_graph
+from gluon_asymmnet.models.layers import channel_concat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL, SHAPE = 'asymmnet_small_0.35', (2, 3, 64, 64)
@@ -52,16 +53,6 @@ def test_channel_concat_values_and_gradients_match_numpy(record):
         loss.backward()
         assert np.allclose(x.grad.asnumpy(), w[:, :8] + w[:, 32:], atol=1e-6)
         assert np.allclose(e.grad.asnumpy(), w[:, 8:32], atol=1e-6)
-
-
-def test_inference_graph_uses_4d_concat_and_training_graph_5d_views():
-    data = mx.sym.var('data')
-    net = _net(hybridize=False)
-    with inference_graph():
-        plain = net(data).tojson()
-    trainable = net(data).tojson()
-    assert 'expand_dims' not in plain and '"Concat"' in plain
-    assert 'expand_dims' in trainable
 
 
 def test_hybridized_net_infers_trains_and_infers_again(tmp_path):

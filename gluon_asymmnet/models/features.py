@@ -8,6 +8,8 @@ requested stage and returns the requested maps.
 """
 from mxnet.gluon.block import HybridBlock
 
+from .layers import ModeCachedGraphs
+
 __all__ = ['FeatureExtractor', 'record_stage']
 
 
@@ -20,8 +22,11 @@ def record_stage(feature_info, index, reduction, channels):
         feature_info.append(entry)
 
 
-class FeatureExtractor(HybridBlock):
+class FeatureExtractor(ModeCachedGraphs, HybridBlock):
     """Return a network's feature maps at chosen strides.
+
+    Hybridized, it keeps a trainable and an inference graph as the networks do
+    (:class:`~gluon_asymmnet.models.layers.ModeCachedGraphs`).
 
     Parameters
     ----------

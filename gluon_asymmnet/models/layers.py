@@ -19,8 +19,8 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 __all__ = ['make_divisible', 'Activation', 'ConvBNAct', 'SqueezeExcitation',
-           'ChannelShuffle', 'channel_concat', 'inference_graph', 'ModeCachedGraphs',
-           'ACTIVATIONS']
+           'ChannelShuffle', 'channel_concat', 'inference_graph', 'trainable_graph',
+           'ModeCachedGraphs', 'ACTIVATIONS']
 
 
 def make_divisible(x, divisible_by=8):
@@ -181,76 +181,110 @@ _GRAPH_STATE = threading.local()
 
 
 @contextlib.contextmanager
-def inference_graph(active=True):
-    """Declare that the graph traced inside will never be differentiated.
-
-    Blocks traced symbolically inside the context (``net(mx.sym.var('data'))``,
-    or a hybridized network building its cached graph) then use operators that
-    are fast but have no working backward under oneDNN (see
-    :func:`channel_concat`).  :class:`ModeCachedGraphs` enters it by itself
-    whenever it builds a graph outside ``autograd.record()``; enter it by hand
-    only for a symbol that is exported or served, never trained.
-
-    Parameters
-    ----------
-    active : bool, default True
-        False makes the context a no-op (convenient for conditional use).
-    """
-    previous = getattr(_GRAPH_STATE, 'inference', False)
-    _GRAPH_STATE.inference = previous or active
+def _traced_graphs(trainable):
+    previous = getattr(_GRAPH_STATE, 'trainable', False)
+    _GRAPH_STATE.trainable = trainable
     try:
         yield
     finally:
-        _GRAPH_STATE.inference = previous
+        _GRAPH_STATE.trainable = previous
+
+
+def trainable_graph():
+    """Ask for graphs that can be differentiated (5-D channel concats, see :func:`channel_concat`).
+
+    A graph traced symbolically outside ``autograd.record()`` is the inference
+    graph: ``net(mx.sym.var('data'))``, ``net.export``, GluonCV's
+    ``export_block``, or a hybridized block of your own building its cached
+    graph.  Its oneDNN ``Concat`` has no working backward on AVX-512, so trace
+    inside this context any symbol that will be trained.  GluonCV's
+    ``FeatureExpander`` (hence ``SSD``) turns a network into a ``SymbolBlock``
+    at construction; to train one::
+
+        with trainable_graph():
+            ssd = gluoncv.model_zoo.SSD('asymmnet_large_1.0', ...)
+
+    The same holds for a hybridized block of your own that contains a network
+    and is trained: call it under ``autograd.record()`` first, build it inside
+    this context, or give it the :class:`ModeCachedGraphs` mixin.
+    :class:`ModeCachedGraphs` enters this context by itself when it builds a
+    graph under ``autograd.record()``.  A trainable graph computes the same
+    values; :func:`gluon_asymmnet.deploy.graph.deploy_symbol` turns it into
+    the inference graph.
+    """
+    return _traced_graphs(True)
+
+
+def inference_graph():
+    """Trace the inference graph even inside :func:`trainable_graph` (what exports use)."""
+    return _traced_graphs(False)
+
+
+def _trainable_now():
+    """True when the graph traced now must be trainable."""
+    return autograd.is_recording() or getattr(_GRAPH_STATE, 'trainable', False)
 
 
 def _no_gradient(F):
     """True when the operators issued now will never be differentiated."""
-    if autograd.is_recording():
-        return False
-    return F is mx.nd or getattr(_GRAPH_STATE, 'inference', False)
+    return not autograd.is_recording() if F is mx.nd else not _trainable_now()
 
 
 class ModeCachedGraphs(object):
     """Mixin for a HybridBlock: one cached graph for training, one for inference.
 
     A hybridized Gluon block caches the first graph it builds and runs it for
-    every later call.  With this mixin (listed before ``HybridBlock``), a graph
-    built outside ``autograd.record()`` is built inside :func:`inference_graph`
-    and is used only outside ``autograd.record()``; a call under
-    ``autograd.record()`` builds (once) and uses a second, trainable graph.
-    Inference, then training, then inference again each run their own graph.
-    ``export`` saves the graph of the latest call.
+    every later call.  With this mixin (listed before ``HybridBlock``), a call
+    under ``autograd.record()`` (or inside :func:`trainable_graph`) builds (once,
+    inside :func:`trainable_graph`) and runs the trainable graph; any other call
+    builds (once) and runs the inference graph.  Inference, then training, then
+    inference again each run their own graph.  ``export`` always saves the
+    inference graph.
     """
 
     def _get_graph(self, *args):
         if self._cached_graph:
             return super()._get_graph(*args)
-        recording = autograd.is_recording()
-        with inference_graph(not recording):
+        trainable = _trainable_now()
+        with _traced_graphs(trainable):
             graph = super()._get_graph(*args)
-        self._graph_recording = recording
+        self._graph_trainable = trainable
         return graph
 
     def _clear_cached_op(self):
         super()._clear_cached_op()
-        self._graph_recording = None
+        self._graph_trainable = None
         self._other_graph = {}
 
     def forward(self, x, *args):
         if self._active and isinstance(x, mx.nd.NDArray):
-            self._use_graph_for(autograd.is_recording())
+            self._use_graph_for(_trainable_now())
         return super().forward(x, *args)
 
-    def _use_graph_for(self, recording):
-        built = getattr(self, '_graph_recording', None)
-        if built is None or built == recording:
+    def export(self, path, epoch=0, remove_amp_cast=True):
+        """``HybridBlock.export`` of the inference graph, whichever graph the latest call ran.
+
+        After training calls only, the inference graph is built here.  For the
+        trainable graph, trace ``net(mx.sym.var('data'))`` inside
+        :func:`trainable_graph`.
+        """
+        if self._cached_graph and self._graph_trainable:
+            inputs = self._cached_graph[0]
+            self._use_graph_for(False)
+            if not self._cached_graph:
+                with autograd.pause(), inference_graph():
+                    self._build_cache(*inputs)
+        super().export(path, epoch, remove_amp_cast)
+
+    def _use_graph_for(self, trainable):
+        built = getattr(self, '_graph_trainable', None)
+        if built is None or built == trainable:
             return
         stash = self.__dict__.setdefault('_other_graph', {})
         stash[built] = (self._cached_graph, self._cached_op, self._cached_op_args)
         self._cached_graph, self._cached_op, self._cached_op_args = stash.pop(
-            recording, ((), None, []))
-        self._graph_recording = recording if self._cached_graph else None
+            trainable, ((), None, []))
+        self._graph_trainable = trainable if self._cached_graph else None
 
 
 def channel_concat(F, *parts):
@@ -262,8 +296,8 @@ def channel_concat(F, *parts):
     needed, the parts are viewed as 5-D ``(N, C, 1, H, W)``: MXNet's own concat
     kernel runs forward and backward, every other operator (convolutions,
     BatchNorm) stays on oneDNN.  Where no gradient can be needed (outside
-    ``autograd.record()`` imperatively, or in a graph traced inside
-    :func:`inference_graph`) the parts go straight to oneDNN's 4-D ``Concat``,
+    ``autograd.record()``, imperatively or in a graph traced outside
+    :func:`trainable_graph`) the parts go straight to oneDNN's 4-D ``Concat``,
     which saves the layout reorders of the 5-D views.  The parts are first cast
     to their widest type (``amp_multicast``), a no-op in float32 and what keeps
     bfloat16/float16 AMP from feeding Concat mixed types.  A part repeated (the
