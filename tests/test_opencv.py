@@ -53,7 +53,8 @@ def calibrated(name, size=224, seed=0):
     net(mx.nd.array(images))
     for hook in hooks:
         hook.detach()
-    classifier = net.output[0].weight
+    classifier = [param for name, param in net.output.collect_params().items()
+                  if name.endswith('weight')][-1]   # the last layer of the head
     logits = net(mx.nd.array(images)).asnumpy()
     classifier.set_data(classifier.data() * (10 / np.abs(logits).max()))
     return net, images
