@@ -1,8 +1,9 @@
 """Deploy graphs: the symbol of a network as it is exported, served and quantized.
 
 Graphs are traced inside :func:`gluon_asymmnet.models.layers.inference_graph`
-(plain 4-D ``Concat``, even for a caller inside ``trainable_graph()``), then :func:`deploy_symbol` removes ``amp_multicast``
-(an identity in float32 that ONNX lacks) and turns any 5-D training concat
+(plain 4-D ``Concat``, even for a caller inside ``trainable_graph()``), then
+:func:`deploy_symbol` removes ``amp_multicast`` (an identity in float32 that
+ONNX lacks) and turns any 5-D training concat
 (``expand_dims``, ``Concat``, ``Reshape(0, 0, -3, -2)``, as in a graph
 exported by a training run) into a plain ``Concat``: neither ONNX nor the INT8
 quantizer accepts those, and the values are identical.
