@@ -112,8 +112,8 @@ def test_feature_expander_built_in_trainable_graph_trains():
     """GluonCV's SSD backbones: the network becomes a SymbolBlock at construction."""
     from gluoncv.nn.feature import FeatureExpander
     net = get_model(MODEL, classes=10)
-    stage = [name[:-len('_output')] for name in net(mx.sym.var('data')).get_internals()
-             .list_outputs() if name.endswith('__plus0_output')][-1]
+    stage = [name[len(net.prefix):-len('_output')] for name in net(mx.sym.var('data'))
+             .get_internals().list_outputs() if name.endswith('__plus0_output')][-1]
     with trainable_graph():
         expander = FeatureExpander(net, outputs=[stage], num_filters=[32], min_depth=16)
     assert _concat_views(expander._cached_graph[1])
