@@ -7,8 +7,8 @@ training step (batch 32, 64x64, hybridized, NAG) of
 
 * ``asymmrate=0``: MobileNetV3 at the same width, oneDNN on (the reference);
 * ``ours``: AsymmNet with the package's formulation, oneDNN on;
-* ``mkldnn_off_concat4d``: AsymmNet with the original plain 4-D concat, in a
-  child process started with ``MXNET_MKLDNN_ENABLED=0`` (the variable is read
+* ``mkldnn_off_concat4d``: AsymmNet with the original plain 4-D concat
+  (``formulation='concat'``), in a child process started with ``MXNET_MKLDNN_ENABLED=0`` (the variable is read
   once, at start-up).  The child steps when the parent asks, so its rounds are
   interleaved with the parent's.
 
@@ -30,10 +30,8 @@ from train_step import training_step  # noqa: E402
 def _child(model, batch, size):
     """Serve timed training steps of ``model`` with the 4-D concat over stdin/stdout."""
     import mxnet as mx
-    import gluon_asymmnet.models.asymmnet as asymmnet
 
-    asymmnet.channel_concat = lambda F, *parts: F.concat(*parts, dim=1)
-    step = training_step(model, batch, size)
+    step = training_step(model, batch, size, formulation='concat')
     print('ready', flush=True)
     for line in sys.stdin:
         start = time.perf_counter()

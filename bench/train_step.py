@@ -28,7 +28,7 @@ from timing import common_arguments, interleaved_medians, print_table, write_res
 DEFAULT_CASES = (('small', '0.5', 64), ('small', '1.0', 224), ('large', '1.0', 224))
 
 
-def training_step(name, batch=32, size=64, amp=False, classes=1000):
+def training_step(name, batch=32, size=64, amp=False, classes=1000, formulation='auto'):
     """A no-argument callable doing one training step of zoo model ``name``.
 
     Parameters
@@ -42,13 +42,15 @@ def training_step(name, batch=32, size=64, amp=False, classes=1000):
         before any network was built).
     classes : int
         Classifier outputs.
+    formulation : str
+        The feature reuse's formulation (``gluon_asymmnet.models.feature_reuse``).
 
     Returns
     -------
     callable
         Returns the loss NDArray of the step.
     """
-    net = get_model(name, classes=classes)
+    net = get_model(name, classes=classes, formulation=formulation)
     net.initialize(mx.init.MSRAPrelu())
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'nag',

@@ -51,8 +51,9 @@ def test_block_concat_layout_and_widths():
 
 
 def test_reused_copies_are_the_block_input():
-    """With a depthwise identity, the depthwise output holds [x]*r + [e] + [x]*r."""
-    block = AsymmBottleneck(4, 16, 4, kernel_size=3, asymmrate=2, act_type='relu')
+    """The concat formulation's depthwise input holds [x]*r + [e] + [x]*r."""
+    block = AsymmBottleneck(4, 16, 4, kernel_size=3, asymmrate=2, act_type='relu',
+                            formulation='concat')
     block.initialize()
     x = mx.nd.array(np.random.RandomState(0).uniform(0.1, 1, (1, 4, 6, 6)))
     captured = {}
@@ -75,8 +76,9 @@ def test_activation_choices(act):
 
 
 def test_invalid_arguments_fail_early():
-    with pytest.raises(ValueError, match='kernel_size'):
-        AsymmBottleneck(16, 48, 24, 4)
+    for kernel_size in (1, 4):
+        with pytest.raises(ValueError, match='kernel_size must be 3, 5 or 7'):
+            AsymmBottleneck(16, 48, 24, kernel_size)
     with pytest.raises(ValueError, match='asymmrate'):
         AsymmBottleneck(16, 48, 24, 3, asymmrate=-1)
     with pytest.raises(ValueError, match='shuffle_group'):
@@ -111,7 +113,7 @@ def test_norm_kwargs_and_norm_layer_reach_every_normalisation():
 
 def test_last_gamma_zeroes_the_last_gamma_of_residual_blocks_only():
     net = get_model('asymmnet_large_0.5', last_gamma=True)
-    net.initialize()
+    net.initialize(mx.init.Xavier())   # a global initializer does not override it
     residual = 0
     for block in _blocks(net):
         if isinstance(block, AsymmBottleneck):

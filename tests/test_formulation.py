@@ -1,12 +1,15 @@
-"""The fast forward formulation computes exactly what the plain one does.
+"""The fast formulations compute exactly what the plain concat does.
 
-``channel_concat`` uses 5-D views when a gradient may be needed and oneDNN's
-4-D ``Concat`` otherwise; ``AsymmNet`` keeps one cached graph per mode.  These
-tests check the values and gradients against numpy and against the original
-plain 4-D concat run with oneDNN off (in a subprocess), and that a hybridized
-network can infer, train and infer again (which graph a symbolic trace gives:
-``test_traced_graphs.py``).
+Inference on a CPU runs the ``split`` formulation (no concatenated feature
+map), training ``onednn_concat`` (``channel_concat``: 5-D views when a gradient
+may be needed, oneDNN's 4-D ``Concat`` otherwise), a GPU the original
+``concat``; ``AsymmNet`` keeps one cached graph per mode.  These tests check the
+values and gradients against numpy and against the original plain 4-D concat
+run with oneDNN off (in a subprocess), which formulation each device and mode
+gets, and that a hybridized network can infer, train and infer again (which
+graph a symbolic trace gives: ``test_traced_graphs.py``).
 """
+import json
 import os
 import subprocess
 import sys
@@ -16,16 +19,19 @@ import numpy as np
 import pytest
 from mxnet import autograd
 
-from gluon_asymmnet import get_model
-from gluon_asymmnet.models.layers import channel_concat
+from gluon_asymmnet import AsymmBottleneck, get_model
+from gluon_asymmnet.models.feature_reuse import SPLIT_MIN_ELEMENTS, choose_formulation
+from gluon_asymmnet.models.layers import (HYBRIDBLOCK_INTERNALS, check_hybridblock_internals,
+                                          channel_concat, device_graph, inference_graph,
+                                          trainable_graph)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL, SHAPE = 'asymmnet_small_0.35', (2, 3, 64, 64)
 
 
-def _net(seed=0, hybridize=True):
+def _net(seed=0, hybridize=True, formulation='split'):
     mx.random.seed(seed)
-    net = get_model(MODEL, classes=10, dropout=0.)
+    net = get_model(MODEL, classes=10, dropout=0., formulation=formulation)
     net.initialize(mx.init.MSRAPrelu())
     if hybridize:
         net.hybridize(static_alloc=True, static_shape=True)
@@ -55,6 +61,61 @@ def test_channel_concat_values_and_gradients_match_numpy(record):
         assert np.allclose(e.grad.asnumpy(), w[:, 8:32], atol=1e-6)
 
 
+def _graph(net, ctx, shape=None, inference=True):
+    """Operator names of ``net``'s graph traced for ``ctx``, and the operators
+    feeding each concat (built only, never run)."""
+    with (inference_graph() if inference else trainable_graph()), device_graph(ctx, shape):
+        nodes = json.loads(net(mx.sym.var('data')).tojson())['nodes']
+    ops = {node['op'] for node in nodes}
+    concat_inputs = {nodes[i[0]]['op'] for node in nodes if node['op'] == 'Concat'
+                     for i in node['inputs']}
+    return ops, concat_inputs
+
+
+def test_cpu_inference_splits_training_uses_5d_views_gpu_the_plain_concat():
+    net = _net(hybridize=False)
+    ops, concat_inputs = _graph(net, mx.cpu())
+    assert 'slice_axis' in ops and 'expand_dims' not in ops
+    assert concat_inputs == {'Pooling'}   # only the squeeze-excitation vectors
+    ops, concat_inputs = _graph(net, mx.cpu(), inference=False)
+    assert 'expand_dims' in ops and 'slice_axis' not in ops
+    for inference in (True, False):
+        ops, concat_inputs = _graph(_net(hybridize=False, formulation='auto'), mx.gpu(0),
+                                    inference=inference)
+        assert 'Concat' in ops and 'expand_dims' not in ops and 'slice_axis' not in ops
+        assert 'Pooling' not in concat_inputs
+    ops, _ = _graph(_net(hybridize=False, formulation='onednn_concat'), mx.cpu())
+    assert 'Concat' in ops and 'slice_axis' not in ops and 'expand_dims' not in ops
+
+
+def test_auto_splits_only_feature_maps_worth_it():
+    assert choose_formulation(mx.gpu(0), False) == 'concat'
+    assert choose_formulation(mx.gpu(0), True) == 'concat'
+    assert choose_formulation(mx.cpu(), True) == 'onednn_concat'
+    assert choose_formulation(mx.cpu(), False) == 'split'   # size unknown
+    assert choose_formulation(mx.cpu(), False, SPLIT_MIN_ELEMENTS) == 'split'
+    assert choose_formulation(mx.cpu(), False, SPLIT_MIN_ELEMENTS - 1) == 'onednn_concat'
+    net = _net(hybridize=False, formulation='auto')
+    small, _ = _graph(net, mx.cpu(), (1, 3, 64, 64))
+    large, _ = _graph(net, mx.cpu(), (64, 3, 64, 64))
+    assert 'slice_axis' not in small and 'slice_axis' in large
+
+
+def test_formulation_is_checked_and_internals_guarded():
+    with pytest.raises(ValueError, match='formulation'):
+        AsymmBottleneck(16, 48, 16, formulation='fast')
+    check_hybridblock_internals()
+    methods, attributes = HYBRIDBLOCK_INTERNALS
+    assert '_get_graph' in methods and '_cached_op' in attributes
+    with pytest.raises(ImportError, match='MXNet 1.9.x'):
+        check_hybridblock_internals(version='2.0.0')
+
+    class Renamed(mx.gluon.HybridBlock):
+        _get_graph = None
+    with pytest.raises(ImportError, match='_get_graph'):
+        check_hybridblock_internals(Renamed)
+
+
 def test_hybridized_net_infers_trains_and_infers_again(tmp_path):
     net = _net()
     x, y = _input(), mx.nd.array([1, 7])
@@ -82,50 +143,82 @@ def test_hybridized_net_infers_trains_and_infers_again(tmp_path):
     assert np.allclose(again.asnumpy(), predicted_by_training_graph.asnumpy(), atol=1e-5)
 
 
-_REFERENCE = r'''
+_RUN = r'''
 import sys
 import mxnet as mx, numpy as np
 from mxnet import autograd
-import gluon_asymmnet.models.asymmnet as asymmnet
 from gluon_asymmnet import get_model
-asymmnet.channel_concat = lambda F, *parts: F.concat(*parts, dim=1)   # the original's concat
-net = get_model(%(model)r, classes=10, dropout=0.)
-net.initialize()
-net.load_parameters(sys.argv[1])
-net.hybridize()
-x = mx.nd.array(np.load(sys.argv[2]))
-w = mx.nd.array(np.random.RandomState(2).randn(x.shape[0], 10))
-with autograd.record():
-    loss = (net(x) * w).sum()
-loss.backward()
-np.savez(sys.argv[3], **{k: v.grad().asnumpy() for k, v in
-                         net._collect_params_with_prefix().items() if v.grad_req != 'null'})
-'''
 
 
-def test_training_gradients_match_plain_concat_without_onednn(tmp_path):
-    net = _net()
-    x = _input()
-    with autograd.record():
-        net(x)   # settle deferred shapes, then save the very weights used below
-    params, data, out = (str(tmp_path / name) for name in ('p.params', 'x.npy', 'g.npz'))
-    net.save_parameters(params)
-    np.save(data, x.asnumpy())
-    env = dict(os.environ, MXNET_MKLDNN_ENABLED='0', MXNET_STORAGE_FALLBACK_LOG_VERBOSE='0',
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    subprocess.run([sys.executable, '-c', _REFERENCE % dict(model=MODEL), params, data, out],
-                   check=True, env=env, cwd=ROOT)
-    expected = np.load(out)
-    net.load_parameters(params)
+def run(formulation, hybridize, out):
+    net = get_model(%(model)r, classes=10, dropout=0., formulation=formulation)
+    net.initialize()
+    net.load_parameters(sys.argv[1])
+    if hybridize:
+        net.hybridize(static_alloc=True, static_shape=True)
+    x = mx.nd.array(np.load(sys.argv[2]))
+    x.attach_grad()
     w = mx.nd.array(np.random.RandomState(2).randn(x.shape[0], 10))
+    results = {'inference': net(x).asnumpy()}
     with autograd.record():
         loss = (net(x) * w).sum()
     loss.backward()
-    ours = {k: v.grad().asnumpy() for k, v in net._collect_params_with_prefix().items()
-            if v.grad_req != 'null'}
-    assert sorted(ours) == sorted(expected.files)
+    results.update({k: v.grad().asnumpy() for k, v in net._collect_params_with_prefix().items()
+                    if v.grad_req != 'null'}, data=x.grad.asnumpy())
+    np.savez(out, **results)
+
+
+for spec in sys.argv[3:]:
+    formulation, hybridize, out = spec.split(',')
+    run(formulation, hybridize == '1', out)
+'''
+
+
+def _run(tmp_path, specs, onednn):
+    """Inference outputs, and the gradients of a training step, of each
+    ``(formulation, hybridize)`` in a subprocess (oneDNN on or off), on the
+    weights and input of ``_net``/``_input``."""
+    net = _net(hybridize=False)
+    x = _input()
+    net(x)
+    rng = np.random.RandomState(3)
+    for name, param in net._collect_params_with_prefix().items():   # BatchNorm that acts
+        low, high = {'gamma': (0.5, 1.5), 'beta': (-0.2, 0.2), 'running_mean': (-0.2, 0.2),
+                     'running_var': (0.5, 2.)}.get(name.rsplit('.', 1)[-1], (None, None))
+        if low is not None:
+            param.set_data(mx.nd.array(rng.uniform(low, high, param.shape)))
+    params, data = str(tmp_path / 'p.params'), str(tmp_path / 'x.npy')
+    net.save_parameters(params)
+    np.save(data, x.asnumpy())
+    outs = [str(tmp_path / ('%s-%d.npz' % spec)) for spec in specs]
+    env = dict(os.environ, MXNET_MKLDNN_ENABLED='1' if onednn else '0',
+               MXNET_STORAGE_FALLBACK_LOG_VERBOSE='0',
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    subprocess.run([sys.executable, '-c', _RUN % dict(model=MODEL), params, data]
+                   + ['%s,%d,%s' % (spec + (out,)) for spec, out in zip(specs, outs)],
+                   check=True, env=env, cwd=ROOT)
+    return [dict(np.load(out)) for out in outs]
+
+
+def test_every_graph_matches_the_plain_concat_without_onednn(tmp_path):
+    """With the same kernels (oneDNN off), the inference graph (``split``) and the
+    training graph (5-D views) give the plain concat's outputs and gradients."""
+    reference, *ours = _run(tmp_path, [('concat', 0), ('split', 0), ('split', 1),
+                                       ('onednn_concat', 1), ('auto', 1)], onednn=False)
+    for result in ours:
+        assert sorted(result) == sorted(reference)
+        for key, expected in reference.items():
+            np.testing.assert_allclose(result[key], expected, rtol=1e-5,
+                                       atol=1e-5 * np.abs(expected).max(), err_msg=key)
+    assert np.abs(reference['inference']).std() > 1e-2   # the comparison is not of zeros
+
+
+def test_training_gradients_with_onednn_match_plain_concat_without(tmp_path):
+    reference, = _run(tmp_path, [('concat', 0)], onednn=False)
+    ours, = _run(tmp_path, [('auto', 1)], onednn=True)
+    assert sorted(ours) == sorted(reference)
     # oneDNN and MXNet's own kernels sum in different orders: float32 rounding only
     # (a misplaced or missing part would differ by the size of the gradients).
-    excess = {k: float((np.abs(ours[k] - expected[k]) - 1e-6).max() / np.abs(expected[k]).max())
-              for k in ours if np.abs(expected[k]).max() > 0}
+    excess = {k: float((np.abs(ours[k] - reference[k]) - 1e-6).max() / np.abs(reference[k]).max())
+              for k in ours if np.abs(reference[k]).max() > 0}
     assert max(excess.values()) < 2e-3, sorted(excess.items(), key=lambda i: -i[1])[:3]

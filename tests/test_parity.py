@@ -18,15 +18,22 @@ MANIFEST = json.load(open(os.path.join(PARITY, 'manifest.json')))
 
 @pytest.mark.parametrize('case', MANIFEST['cases'], ids=lambda c: c['params_file'])
 @pytest.mark.parametrize('hybridize', [False, True])
-def test_original_params_give_original_logits(case, hybridize):
+@pytest.mark.parametrize('formulation', ['auto', 'split', 'concat'])
+def test_original_params_give_original_logits(case, hybridize, formulation):
     x = mx.nd.array(np.load(os.path.join(PARITY, MANIFEST['input_file'])))
     expected = np.load(os.path.join(PARITY, case['logits_file']))
     net = get_asymm_net(get_asymmnet_cfgs(case['model']), case['multiplier'],
-                        asymmrate=case['asymmrate'], classes=case['classes'])
+                        asymmrate=case['asymmrate'], classes=case['classes'],
+                        formulation=formulation)
     net.load_parameters(os.path.join(PARITY, case['params_file']))  # strict: every name matches
     if hybridize:
         net.hybridize(static_alloc=True, static_shape=True)
     assert np.abs(net(x).asnumpy() - expected).max() <= 1e-6
+
+
+def test_get_asymm_net_leaves_weights_to_the_zoo():
+    with pytest.raises(TypeError):
+        get_asymm_net(get_asymmnet_cfgs('asymmnet_small'), 0.5, pretrained=True)
 
 
 @pytest.mark.parametrize('case', MANIFEST['cases'], ids=lambda c: c['params_file'])

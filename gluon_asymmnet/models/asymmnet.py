@@ -17,9 +17,11 @@ import math
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
+from .feature_reuse import FORMULATIONS, choose_formulation, split_forward
 from .features import record_stage
 from .layers import (Activation, ChannelShuffle, ConvBNAct, ModeCachedGraphs,
-                     SqueezeExcitation, channel_concat, make_divisible)
+                     SqueezeExcitation, channel_concat, graph_device, graph_shape,
+                     make_divisible, _no_gradient)
 
 __all__ = ['AsymmBottleneck', 'AsymmNet', 'BlockConfig', 'ArchConfig',
            'ASYMMNET_CFGS', 'get_asymmnet_cfgs', 'get_asymm_net', 'effective_asymmrate']
@@ -87,14 +89,27 @@ class AsymmBottleneck(HybridBlock):
     last_gamma : bool, default False
         Zero-initialise the gamma of the last BatchNorm when the block is
         residual (the block then starts as the identity).
+    formulation : str, default 'auto'
+        How the reused copies are computed: ``concat`` (the original 4-D
+        concat), ``onednn_concat`` (the concat, trainable under oneDNN) or
+        ``auto``: chosen per device and mode by
+        :func:`~gluon_asymmnet.models.feature_reuse.choose_formulation` (on a
+        CPU, inference computes without any concatenated feature map).  All
+        compute the same function with the same parameters
+        (:mod:`gluon_asymmnet.models.feature_reuse`).  A block with a channel
+        shuffle always concatenates.
     """
 
     def __init__(self, num_in, num_mid, num_out, kernel_size=3, asymmrate=1,
                  act_type='relu', shuffle_group=0, use_se=False, strides=1,
-                 norm_layer=nn.BatchNorm, norm_kwargs=None, last_gamma=False, **kwargs):
+                 norm_layer=nn.BatchNorm, norm_kwargs=None, last_gamma=False,
+                 formulation='auto', **kwargs):
         super(AsymmBottleneck, self).__init__(**kwargs)
-        if kernel_size not in (1, 3, 5, 7):
-            raise ValueError('kernel_size must be 1, 3, 5 or 7, got %r' % (kernel_size,))
+        if kernel_size not in (3, 5, 7):
+            raise ValueError('kernel_size must be 3, 5 or 7, got %r' % (kernel_size,))
+        if formulation not in FORMULATIONS:
+            raise ValueError('formulation must be one of %s, got %r'
+                             % (', '.join(FORMULATIONS), formulation))
         if not isinstance(asymmrate, int) or asymmrate < 0:
             raise ValueError('asymmrate must be an int >= 0, got %r' % (asymmrate,))
         if strides not in (1, 2):
@@ -106,6 +121,7 @@ class AsymmBottleneck(HybridBlock):
         self.do_expand = num_mid != num_in
         self.dw_channels = num_mid + self.asymmrate * num_in if self.do_expand else num_in
         self.do_shuffle = shuffle_group > 1 and self.asymmrate > 0
+        self.formulation = formulation
         if self.do_shuffle and self.dw_channels % shuffle_group:
             raise ValueError('shuffle_group=%d does not divide the %d depthwise channels'
                              % (shuffle_group, self.dw_channels))
@@ -127,20 +143,44 @@ class AsymmBottleneck(HybridBlock):
             self.pw_conv_linear = ConvBNAct(num_out, 1, act_func=None, in_channels=self.dw_channels,
                                             norm_layer=norm_layer, norm_kwargs=last_norm_kwargs)
 
+    def formulation_for(self, ctx, gradient, input_shape=None):
+        """The formulation of the feature reuse on device ``ctx``, for a graph that
+        may be differentiated (``gradient``) or not, and an input of
+        ``input_shape`` (NCHW, None if unknown)."""
+        if self.formulation == 'split' and not self.do_shuffle:
+            return 'onednn_concat' if gradient else 'split'
+        if self.formulation not in ('auto', 'split'):
+            return self.formulation
+        if self.do_shuffle:   # the shuffle needs the concatenated map
+            return 'concat' if ctx.device_type == 'gpu' else 'onednn_concat'
+        elements = None
+        if input_shape is not None:
+            n, _, h, w = input_shape
+            elements = n * h * w * self.dw_channels
+        return choose_formulation(ctx, gradient, elements)
+
     def hybrid_forward(self, F, x):
-        out = x
-        if self.do_expand:
-            out = self.expand(x)
-            if self.asymmrate:
-                reused = [x] * self.asymmrate
-                out = channel_concat(F, *(reused + [out] + reused))
+        if not self.do_expand:
+            out = self.pw_conv_linear(self._dw_se(x))
+            return x + out if self.use_short_cut_conv else out
+        formulation = self.formulation_for(graph_device(F, x), not _no_gradient(F),
+                                           graph_shape(F, x))
+        expanded = self.expand(x)
+        if formulation == 'split':
+            out = split_forward(F, self, x, expanded)
+        else:
+            parts = [x] * self.asymmrate + [expanded] + [x] * self.asymmrate
+            if len(parts) > 1:
+                expanded = (channel_concat(F, *parts) if formulation == 'onednn_concat' else
+                            F.concat(*parts, dim=1))
             if self.do_shuffle:
-                out = self.shuffle(out)
-        out = self.dw_conv(out)
-        if self.use_se:
-            out = self.se(out)
-        out = self.pw_conv_linear(out)
+                expanded = self.shuffle(expanded)
+            out = self.pw_conv_linear(self._dw_se(expanded))
         return x + out if self.use_short_cut_conv else out
+
+    def _dw_se(self, x):
+        out = self.dw_conv(x)
+        return self.se(out) if self.use_se else out
 
 
 #: One bottleneck: kernel size, expansion and output channels (at width 1.0),
@@ -224,6 +264,9 @@ class AsymmNet(ModeCachedGraphs, HybridBlock):
     norm_layer : type, default BatchNorm
     shuffle_group : int, default 0
         Channel-shuffle groups after each concat (0: none).
+    formulation : str, default 'auto'
+        How every bottleneck computes its feature reuse (see
+        :class:`AsymmBottleneck`; ``concat`` is the original code's).
 
     Attributes
     ----------
@@ -235,7 +278,7 @@ class AsymmNet(ModeCachedGraphs, HybridBlock):
     def __init__(self, inplanes, cfg, cls_ch_squeeze, cls_ch_expand, multiplier=1.,
                  classes=1000, norm_kwargs=None, last_gamma=False, asymmrate=1,
                  final_drop=0., use_global_stats=False, name_prefix='',
-                 norm_layer=nn.BatchNorm, shuffle_group=0, **kwargs):
+                 norm_layer=nn.BatchNorm, shuffle_group=0, formulation='auto', **kwargs):
         super(AsymmNet, self).__init__(prefix=name_prefix, **kwargs)
         if multiplier <= 0:
             raise ValueError('multiplier must be > 0, got %r' % (multiplier,))
@@ -247,7 +290,6 @@ class AsymmNet(ModeCachedGraphs, HybridBlock):
         if use_global_stats:
             norm_kwargs['use_global_stats'] = True
         self.multiplier, self.asymmrate, self.num_classes = multiplier, asymmrate, classes
-        self.last_gamma = last_gamma
         norm = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
         self.feature_info = []
         with self.name_scope():
@@ -265,7 +307,8 @@ class AsymmNet(ModeCachedGraphs, HybridBlock):
                 self.features.add(AsymmBottleneck(
                     channels, make_divisible(multiplier * block.exp), out, block.kernel,
                     asymmrate=asymmrate, act_type=block.act, shuffle_group=shuffle_group,
-                    use_se=block.se, strides=block.stride, last_gamma=last_gamma, **norm))
+                    use_se=block.se, strides=block.stride, last_gamma=last_gamma,
+                    formulation=formulation, **norm))
                 channels = out
                 record_stage(self.feature_info, len(self.features) - 1, reduction, channels)
             if cls_ch_squeeze:
@@ -287,7 +330,7 @@ class AsymmNet(ModeCachedGraphs, HybridBlock):
         return self.output(self.features(x))
 
 
-def get_asymm_net(cfgs, multiplier=1., asymmrate=1, pretrained=False, norm_layer=nn.BatchNorm,
+def get_asymm_net(cfgs, multiplier=1., asymmrate=1, norm_layer=nn.BatchNorm,
                   norm_kwargs=None, dropout=0.2, **kwargs):
     """Build an AsymmNet from an :class:`ArchConfig` (the original's entry point).
 
@@ -299,20 +342,17 @@ def get_asymm_net(cfgs, multiplier=1., asymmrate=1, pretrained=False, norm_layer
         Width multiplier.
     asymmrate : int
         Reused input copies per side (0: MobileNetV3).
-    pretrained : bool
-        Must be False here; use :func:`gluon_asymmnet.get_model` for weights.
     dropout : float, default 0.2
         Dropout before the classifier.
     **kwargs
-        ``classes``, ``last_gamma``, ``use_global_stats``, ``shuffle_group``.
+        ``classes``, ``last_gamma``, ``use_global_stats``, ``shuffle_group``,
+        ``formulation``.
 
     Returns
     -------
     AsymmNet
-        Not initialised (call ``initialize``), as in the original.
+        Not initialised (call ``initialize``), as in the original; for weights
+        use :func:`gluon_asymmnet.get_model` (``pretrained=True``).
     """
-    if pretrained:
-        raise ValueError('get_asymm_net builds bare networks; use '
-                         'gluon_asymmnet.get_model(name, pretrained=True)')
     return AsymmNet(*cfgs, multiplier=multiplier, asymmrate=asymmrate, final_drop=dropout,
                     norm_layer=norm_layer, norm_kwargs=norm_kwargs, **kwargs)

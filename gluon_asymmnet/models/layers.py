@@ -20,7 +20,7 @@ from mxnet.gluon.block import HybridBlock
 
 __all__ = ['make_divisible', 'Activation', 'ConvBNAct', 'SqueezeExcitation',
            'ChannelShuffle', 'channel_concat', 'inference_graph', 'trainable_graph',
-           'ModeCachedGraphs', 'ACTIVATIONS']
+           'device_graph', 'graph_device', 'graph_shape', 'ModeCachedGraphs', 'ACTIVATIONS']
 
 
 def make_divisible(x, divisible_by=8):
@@ -157,11 +157,13 @@ class SqueezeExcitation(HybridBlock):
             self.conv1 = nn.Conv2D(hidden, 1, in_channels=channels)
             self.conv2 = nn.Conv2D(channels, 1, in_channels=hidden)
 
+    def gate(self, F, pooled):
+        """The per-channel scale (``N x C x 1 x 1``) of pooled features."""
+        return _hard_sigmoid(F, self.conv2(_relu(F, self.conv1(pooled))))
+
     def hybrid_forward(self, F, x):
         w = F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
-        w = _relu(F, self.conv1(w))
-        w = _hard_sigmoid(F, self.conv2(w))
-        return F.broadcast_mul(x, w)
+        return F.broadcast_mul(x, self.gate(F, w))
 
 
 class ChannelShuffle(HybridBlock):
@@ -225,9 +227,81 @@ def _trainable_now():
     return autograd.is_recording() or getattr(_GRAPH_STATE, 'trainable', False)
 
 
+@contextlib.contextmanager
+def device_graph(ctx, input_shape=None):
+    """Trace blocks symbolically for device ``ctx`` and an input of ``input_shape``.
+
+    :class:`ModeCachedGraphs` enters it with the context and shape of its input
+    whenever it builds a graph; enter it by hand to trace a symbol for another
+    device than ``mx.current_context()`` (see :func:`graph_device`,
+    :func:`graph_shape`).
+
+    Parameters
+    ----------
+    ctx : mx.Context
+    input_shape : tuple, optional
+        Shape of the network's input, the variable ``data``.
+    """
+    previous = getattr(_GRAPH_STATE, 'device', (None, None))
+    _GRAPH_STATE.device = (ctx, input_shape)
+    try:
+        yield
+    finally:
+        _GRAPH_STATE.device = previous
+
+
+def graph_device(F, x):
+    """The device that operators issued now on ``x`` compute on: ``x``'s own when
+    imperative, else the one of :func:`device_graph`, else ``mx.current_context()``."""
+    if F is mx.nd:
+        return x.context
+    return getattr(_GRAPH_STATE, 'device', (None, None))[0] or mx.current_context()
+
+
+def graph_shape(F, x):
+    """The shape of ``x``, or None where a traced graph's input shape is unknown."""
+    if F is mx.nd:
+        return x.shape
+    input_shape = getattr(_GRAPH_STATE, 'device', (None, None))[1]
+    if input_shape is None:
+        return None
+    shapes = x.infer_shape_partial(data=input_shape)[1]
+    return shapes[0] if shapes and shapes[0] and all(shapes[0]) else None
+
+
 def _no_gradient(F):
     """True when the operators issued now will never be differentiated."""
     return not autograd.is_recording() if F is mx.nd else not _trainable_now()
+
+
+#: The private parts of MXNet's ``HybridBlock`` that :class:`ModeCachedGraphs`
+#: overrides or swaps, as MXNet 1.9 names them: methods, then instance attributes.
+HYBRIDBLOCK_INTERNALS = (('_get_graph', '_clear_cached_op', 'forward', 'export', '_build_cache'),
+                         ('_cached_graph', '_cached_op', '_cached_op_args', '_active'))
+
+
+def check_hybridblock_internals(block_class=HybridBlock, version=mx.__version__):
+    """Fail clearly unless ``block_class`` has the internals :class:`ModeCachedGraphs`
+    relies on (checked when this module is imported).
+
+    Raises
+    ------
+    ImportError
+        MXNet is not 1.9.x, or a method or attribute of
+        :data:`HYBRIDBLOCK_INTERNALS` is missing.
+    """
+    methods, attributes = HYBRIDBLOCK_INTERNALS
+    probe = block_class()
+    missing = ([name for name in methods if not callable(getattr(block_class, name, None))]
+               + [name for name in attributes if not hasattr(probe, name)])
+    if not version.startswith('1.9.') or missing:
+        raise ImportError(
+            'gluon_asymmnet needs MXNet 1.9.x, whose HybridBlock internals it extends '
+            '(ModeCachedGraphs); found MXNet %s%s' % (
+                version, ' without HybridBlock.%s' % ', '.join(missing) if missing else ''))
+
+
+check_hybridblock_internals()
 
 
 class ModeCachedGraphs(object):
@@ -240,13 +314,17 @@ class ModeCachedGraphs(object):
     builds (once) and runs the inference graph.  Inference, then training, then
     inference again each run their own graph.  ``export`` always saves the
     inference graph.
+    It extends private parts of MXNet 1.9's ``HybridBlock``
+    (:data:`HYBRIDBLOCK_INTERNALS`), checked at import by
+    :func:`check_hybridblock_internals`.
     """
 
     def _get_graph(self, *args):
         if self._cached_graph:
             return super()._get_graph(*args)
         trainable = _trainable_now()
-        with _traced_graphs(trainable):
+        data = args[0] if isinstance(args[0], mx.nd.NDArray) else None   # symbols in export
+        with _traced_graphs(trainable), device_graph(data and data.context, data and data.shape):
             graph = super()._get_graph(*args)
         self._graph_trainable = trainable
         return graph

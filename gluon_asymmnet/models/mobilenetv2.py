@@ -42,6 +42,8 @@ class MobileNetV2Asymm(ModeCachedGraphs, HybridBlock):
         Zero-initialise the last BatchNorm gamma of every residual block.
     dropout : float, default 0
         Dropout before the classifier.
+    formulation : str, default 'auto'
+        How the bottlenecks compute their feature reuse (see :class:`AsymmBottleneck`).
 
     Attributes
     ----------
@@ -50,7 +52,7 @@ class MobileNetV2Asymm(ModeCachedGraphs, HybridBlock):
     """
 
     def __init__(self, multiplier=1.0, classes=1000, asymmrate=1, norm_layer=nn.BatchNorm,
-                 norm_kwargs=None, last_gamma=False, dropout=0., **kwargs):
+                 norm_kwargs=None, last_gamma=False, dropout=0., formulation='auto', **kwargs):
         super(MobileNetV2Asymm, self).__init__(**kwargs)
         if multiplier <= 0 or classes < 1 or not 0 <= dropout < 1:
             raise ValueError('need multiplier > 0, classes >= 1 and 0 <= dropout < 1')
@@ -69,7 +71,8 @@ class MobileNetV2Asymm(ModeCachedGraphs, HybridBlock):
                 out = int(block.out * multiplier)
                 self.features.add(AsymmBottleneck(
                     channels, channels * block.t, out, 3, asymmrate=asymmrate, act_type='relu6',
-                    strides=block.stride, last_gamma=last_gamma, **norm))
+                    strides=block.stride, last_gamma=last_gamma, formulation=formulation,
+                    **norm))
                 channels = out
                 reduction *= block.stride
                 record_stage(self.feature_info, len(self.features) - 1, reduction, channels)
