@@ -4,8 +4,9 @@ For every width, AsymmNet-L/S, our MobileNetV3-L/S (the same code with
 ``asymmrate=0``) and, at width 1.0, GluonCV's MobileNetV3 run interleaved at
 batch 1 (latency) on every backend of ``gluon_asymmnet.speed`` (imperative,
 hybridized, oneDNN-fused, exported SymbolBlock, ONNX Runtime, INT8 in MXNet
-and in ONNX Runtime) at width 1.0, and hybridized at every width and at batch 32
-(throughput).  Then every zoo model's hybridized batch-1 latency is plotted
+and in ONNX Runtime) at width 1.0, hybridized and in ONNX Runtime (fp32, INT8)
+at every width, and hybridized at batch 32 (throughput).  The hybridized
+batch-1 ratios are medians over ``--trials`` more fresh processes.  Then every zoo model's hybridized batch-1 latency is plotted
 against its MACs (``bench/results/latency_vs_macs.png``).
 
 The MXNet backends run interleaved in one child process (with actively
@@ -146,14 +147,16 @@ def main(argv=None):
     parser.add_argument('--backends', nargs='+', default=list(BACKENDS), choices=BACKENDS,
                         help='backends timed at batch 1 at --backend-widths')
     parser.add_argument('--backend-widths', nargs='+', default=['1.0'],
-                        help='widths timed on every backend (the others: hybridized only)')
+                        help='widths timed on every backend (the others: hybridized and '
+                             'ONNX Runtime fp32/INT8 only)')
     parser.add_argument('--size', type=int, default=224, help='input side in pixels')
     parser.add_argument('--batch-32-backends', nargs='+', default=['hybridized'],
                         choices=BACKENDS, help='backends also timed at batch 32 (slow)')
     parser.add_argument('--no-plot', action='store_true', help='skip the zoo latency plot')
-    parser.add_argument('--trials', type=int, default=5,
-                        help='fresh processes that time AsymmNet-L x1.0 against GluonCV\'s '
-                             'MobileNetV3-L again (hybridized, batch 1): the spread of that ratio')
+    parser.add_argument('--trials', type=int, default=3,
+                        help='fresh processes that time the batch-1 hybridized comparisons '
+                             'again (every AsymmNet against r=0, AsymmNet-L x1.0 against '
+                             'GluonCV\'s MobileNetV3-L): their ratios are medians over processes')
     parser.add_argument('--serve', nargs='+', help=argparse.SUPPRESS)   # child mode
     parser.add_argument('--serve-batch', type=int, default=1, help=argparse.SUPPRESS)
     common_arguments(parser, repeats=5, warmup=2)
@@ -164,7 +167,8 @@ def main(argv=None):
     rows, failures = [], {}
     for batch, backends in ((1, chosen), (32, args.batch_32_backends)):
         plan = {backend: [pair for pair in _pairs(args.widths)
-                          if backend == 'hybridized' or pair[1] in args.backend_widths]
+                          if backend in ('hybridized',) + ORT_BACKENDS
+                          or pair[1] in args.backend_widths]
                 for backend in backends}
         times, failed = compare(
             {backend: [name for _, _, names in pairs for name in names]
@@ -189,10 +193,18 @@ def main(argv=None):
                        'timed interleaved in a child process of their own, back to back',
                   child_env={family: family_env(family) for family in ('mxnet', 'onnxruntime')})
     ours = {(r['backend'], r['batch'], r['arch'], r['width']): r for r in rows}
+    trials = [{key: row['asymm_vs_r0'] for key, row in ours.items()
+               if key[:2] == ('hybridized', 1)}] + trial_ratios(args)
+    result['batch1_asymm_vs_r0_trials'] = [{'%s %s' % key[2:]: ratio for key, ratio in t.items()
+                                            if isinstance(key, tuple)} for t in trials]
+    result['by_width'] = by_width(ours, trials, args.widths)
+    print_table(result['by_width'], ['arch', 'width', 'hybridized_b1', 'hybridized_b32',
+                                     'onnxruntime_b1', 'int8_onnxruntime_b1'])
     large_b1 = ours.get(('hybridized', 1, 'large', '1.0'))
     large_b32 = ours.get(('hybridized', 32, 'large', '1.0'))
     if large_b1 and large_b32:
-        ratios = [large_b1['asymm_vs_gluoncv']] + trial_ratios(args)
+        ratios = [large_b1['asymm_vs_gluoncv']] + [t['gluoncv'] for t in trials[1:]
+                                                   if 'gluoncv' in t]
         result['batch1_latency_vs_gluoncv_trials'] = ratios
         print('AsymmNet-L x1.0 / GluonCV MobileNetV3-L, hybridized batch-1 latency, %d processes: '
               'median %.3f, range %.3f-%.3f' % (len(ratios), statistics.median(ratios),
@@ -222,16 +234,42 @@ def main(argv=None):
 
 
 def trial_ratios(args):
-    """AsymmNet-L x1.0 / GluonCV MobileNetV3-L hybridized batch-1 latency, once per
-    ``--trials`` fresh child process (a process can run in a slow mode, see
-    :func:`family_env`)."""
-    names = ['asymmnet_large_1.0', 'mobilenetv3_large']
+    """Hybridized batch-1 latency ratios, once per ``--trials`` fresh child process
+    (a process can run in a slow mode, see :func:`family_env`): AsymmNet / r=0 under
+    ``('hybridized', 1, arch, width)`` and AsymmNet-L x1.0 / GluonCV's
+    MobileNetV3-L under ``'gluoncv'``."""
+    pairs = list(_pairs(args.widths))
+    names = [name for _, _, pair in pairs for name in pair]
     ratios = []
     for _ in range(args.trials):
         times = compare({'hybridized': names}, 1, args.size, args.repeats, args.warmup)[0]
-        if 'hybridized' in times and len(times['hybridized']) == 2:
-            ratios.append(times['hybridized'][names[0]] / times['hybridized'][names[1]])
+        times = times.get('hybridized', {})
+        trial = {('hybridized', 1, arch, width): times[pair[0]] / times[pair[1]]
+                 for arch, width, pair in pairs if pair[0] in times and pair[1] in times}
+        if 'asymmnet_large_1.0' in times and 'mobilenetv3_large' in times:
+            trial['gluoncv'] = times['asymmnet_large_1.0'] / times['mobilenetv3_large']
+        ratios.append(trial)
     return ratios
+
+
+def by_width(rows, trials, widths):
+    """AsymmNet / r=0 per architecture and width: hybridized batch 1 (median over
+    the processes of ``trials``), hybridized batch 32, ONNX Runtime fp32 and INT8
+    at batch 1."""
+    table = []
+    for arch, width, _ in _pairs(widths):
+        b1 = [t[('hybridized', 1, arch, width)] for t in trials
+              if ('hybridized', 1, arch, width) in t]
+        row = dict(arch=arch, width=width, hybridized_b1_processes=b1)
+        if b1:
+            row['hybridized_b1'] = statistics.median(b1)
+        for column, key in (('hybridized_b32', ('hybridized', 32)),
+                            ('onnxruntime_b1', ('onnxruntime', 1)),
+                            ('int8_onnxruntime_b1', ('int8-onnxruntime', 1))):
+            if key + (arch, width) in rows:
+                row[column] = rows[key + (arch, width)]['asymm_vs_r0']
+        table.append(row)
+    return table
 
 
 def _built(name):

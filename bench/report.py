@@ -25,6 +25,20 @@ def _table(header, rows):
     return '\n'.join(lines)
 
 
+def _ratio(row, key):
+    return '%.2fx' % row[key] if key in row else ''
+
+
+def _by_width(result):
+    rows = [['%s %s' % (r['arch'], r['width']), _ratio(r, 'hybridized_b1'),
+             ', '.join('%.2f' % ratio for ratio in r.get('hybridized_b1_processes', [])),
+             _ratio(r, 'hybridized_b32'), _ratio(r, 'onnxruntime_b1'),
+             _ratio(r, 'int8_onnxruntime_b1')] for r in result.get('by_width', [])]
+    return _table(['model', 'hybridized batch 1 (median)', 'per process',
+                   'hybridized batch 32', 'ONNX Runtime fp32 batch 1',
+                   'ONNX Runtime INT8 batch 1'], rows)
+
+
 def _inference(result):
     rows = []
     for r in result['rows']:
@@ -33,8 +47,12 @@ def _inference(result):
                      '%.1f' % r['gluoncv_ms'] if 'gluoncv_ms' in r else '',
                      '%.2fx' % r['asymm_vs_r0'],
                      '%.2fx' % r['asymm_vs_gluoncv'] if 'asymm_vs_gluoncv' in r else ''])
-    text = _table(['model', 'backend', 'batch', 'AsymmNet ms', 'MobileNetV3 (ours, r=0) ms',
-                   'GluonCV MobileNetV3 ms', 'AsymmNet / r=0', 'AsymmNet / GluonCV'], rows)
+    text = ''
+    if result.get('by_width'):
+        text = ('AsymmNet / r=0 (our MobileNetV3) at the same width, latency ratios:\n\n'
+                + _by_width(result) + '\n\nAll timings:\n\n')
+    text += _table(['model', 'backend', 'batch', 'AsymmNet ms', 'MobileNetV3 (ours, r=0) ms',
+                    'GluonCV MobileNetV3 ms', 'AsymmNet / r=0', 'AsymmNet / GluonCV'], rows)
     if result.get('targets'):
         t = result['targets']
         text += ('\n\nAsymmNet-L x1.0 hybridized vs GluonCV MobileNetV3-L: batch-1 latency '
@@ -55,10 +73,10 @@ def _inference(result):
 
 
 def _train(results):
-    rows = [['%s %s' % (r['arch'], r['width']), r['size'], r['precision'],
+    rows = [['%s %s' % (r['arch'], r['width']), r['size'], r.get('batch', ''), r['precision'],
              '%.1f' % r['asymmnet_samples_s'], '%.1f' % r['mobilenetv3_samples_s'],
              '%.2fx' % r['step_ratio']] for result in results for r in result['rows']]
-    return _table(['model', 'input', 'precision', 'AsymmNet samples/s',
+    return _table(['model', 'input', 'batch', 'precision', 'AsymmNet samples/s',
                    'MobileNetV3 (r=0) samples/s', 'step time AsymmNet / r=0'], rows)
 
 

@@ -24,8 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gluon_asymmnet import get_model  # noqa: E402
 from timing import common_arguments, interleaved_medians, print_table, write_result  # noqa: E402
 
-#: (arch, width, input side): the issue's target pair first, then full-size pairs.
-DEFAULT_CASES = (('small', '0.5', 64), ('small', '1.0', 224), ('large', '1.0', 224))
+#: (arch, width, input side, batch): large and small 1.0 at 224 (batch 16), then
+#: every width at 64 (batch 32).
+DEFAULT_CASES = (('large', '1.0', 224, 16), ('small', '1.0', 224, 16)) + tuple(
+    (arch, width, 64, 32) for arch in ('large', 'small') for width in ('1.0', '0.75', '0.5', '0.35'))
 
 
 def training_step(name, batch=32, size=64, amp=False, classes=1000, formulation='auto'):
@@ -77,45 +79,45 @@ def training_step(name, batch=32, size=64, amp=False, classes=1000, formulation=
 
 
 def parse_case(text):
-    """``arch:width:size`` (e.g. ``small:0.5:64``) -> tuple."""
+    """``arch:width:size[:batch]`` (e.g. ``small:0.5:64:32``) -> tuple (batch 32 if
+    not given)."""
     try:
-        arch, width, size = text.split(':')
-        size = int(size)
-    except ValueError:
-        raise argparse.ArgumentTypeError('expected ARCH:WIDTH:SIZE, got %r' % text) from None
-    if arch not in ('large', 'small') or width not in ('1.0', '0.75', '0.5', '0.35') or size < 32:
-        raise argparse.ArgumentTypeError('expected large|small : 1.0|0.75|0.5|0.35 : size >= 32, '
-                                         'got %r' % text)
-    return arch, width, size
+        arch, width, size, *batch = text.split(':')
+        size, batch = int(size), int(batch[0]) if batch else 32
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError('expected ARCH:WIDTH:SIZE[:BATCH], got %r'
+                                         % text) from None
+    if (arch not in ('large', 'small') or width not in ('1.0', '0.75', '0.5', '0.35')
+            or size < 32 or batch < 1):
+        raise argparse.ArgumentTypeError('expected large|small : 1.0|0.75|0.5|0.35 : size >= 32'
+                                         ' [: batch >= 1], got %r' % text)
+    return arch, width, size, batch
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--cases', nargs='+', type=parse_case, default=list(DEFAULT_CASES),
-                        metavar='ARCH:WIDTH:SIZE')
-    parser.add_argument('--batch-size', type=int, default=32)
+                        metavar='ARCH:WIDTH:SIZE[:BATCH]')
     parser.add_argument('--amp', action='store_true', help='bfloat16 AMP instead of float32')
     common_arguments(parser, repeats=7, warmup=3)
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error('--batch-size must be >= 1')
     if args.amp:
         from mxnet.contrib import amp as mx_amp
         mx_amp.init(target_dtype='bfloat16')
     precision = 'bfloat16' if args.amp else 'float32'
     rows = []
-    for arch, width, size in args.cases:
+    for arch, width, size, batch in args.cases:
         names = ('asymmnet_%s_%s' % (arch, width), 'mobilenetv3_%s_%s' % (arch, width))
-        steps = {name: training_step(name, args.batch_size, size, args.amp) for name in names}
+        steps = {name: training_step(name, batch, size, args.amp) for name in names}
         times = interleaved_medians(steps, repeats=args.repeats, warmup=args.warmup)
-        rows.append(dict(arch=arch, width=width, size=size, precision=precision,
-                         asymmnet_samples_s=args.batch_size / times[names[0]],
-                         mobilenetv3_samples_s=args.batch_size / times[names[1]],
+        rows.append(dict(arch=arch, width=width, size=size, batch=batch, precision=precision,
+                         asymmnet_samples_s=batch / times[names[0]],
+                         mobilenetv3_samples_s=batch / times[names[1]],
                          step_ratio=times[names[0]] / times[names[1]]))
-    print_table(rows, ['arch', 'width', 'size', 'precision', 'asymmnet_samples_s',
+    print_table(rows, ['arch', 'width', 'size', 'batch', 'precision', 'asymmnet_samples_s',
                        'mobilenetv3_samples_s', 'step_ratio'])
     write_result('train_step_' + precision,
-                 dict(rows=rows, batch_size=args.batch_size, repeats=args.repeats,
+                 dict(rows=rows, repeats=args.repeats,
                       note='step_ratio: AsymmNet step time / MobileNetV3 (asymmrate=0) step '
                            'time at the same width, interleaved in one process'))
 

@@ -42,10 +42,11 @@ FORMULATIONS = ('auto', 'split', 'concat', 'onednn_concat')
 
 
 #: The smallest concatenated feature map (elements: batch x channels x height x
-#: width) that the ``split`` formulation computes; below it the concat's memory
-#: traffic costs less than the operators ``split`` adds (measured on a 2-core
-#: AVX-512 CPU at batch 1, see ``bench/README.md``).
-SPLIT_MIN_ELEMENTS = 200000
+#: width) that ``auto`` computes with ``split``: below it, the concat's memory
+#: traffic costs less than the operators ``split`` adds (on a 2-core AVX-512 CPU:
+#: at batch 1 and 224x224, whose largest map has 1.0M elements, the concat is
+#: faster; at batch 32, whose smallest has 1.8M, ``split`` is; see ``bench/README.md``).
+SPLIT_MIN_ELEMENTS = 1500000
 
 
 def choose_formulation(ctx, gradient, concat_elements=None):
@@ -58,19 +59,20 @@ def choose_formulation(ctx, gradient, concat_elements=None):
     gradient : bool
         Whether the graph may be differentiated (traced under ``autograd.record()``).
     concat_elements : int, optional
-        Elements of the concatenated feature map, if known.
+        Elements of the concatenated feature map, if known (a hybridized
+        network's graphs know it; a symbol traced from ``mx.sym.var`` does not).
 
     Returns
     -------
     str
         ``concat`` on a GPU (cuDNN has none of oneDNN's concat problems and
-        runs the concat as one kernel); on a CPU ``onednn_concat`` for training,
-        and for inference ``split``, unless the map is known to be smaller than
-        :data:`SPLIT_MIN_ELEMENTS` (``onednn_concat``).
+        runs the concat as one kernel); on a CPU ``split`` for inference on maps
+        known to have at least :data:`SPLIT_MIN_ELEMENTS` elements, otherwise
+        ``onednn_concat``.
     """
     if ctx.device_type == 'gpu':
         return 'concat'
-    if gradient or (concat_elements is not None and concat_elements < SPLIT_MIN_ELEMENTS):
+    if gradient or concat_elements is None or concat_elements < SPLIT_MIN_ELEMENTS:
         return 'onednn_concat'
     return 'split'
 
