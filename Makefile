@@ -47,7 +47,7 @@ experiments: venv
 
 # Speed on this machine (bench/README.md): every number a median of interleaved runs,
 # every comparison a ratio measured in one process. Writes bench/results/*.json and
-# bench/results/latency_vs_macs.png; ~10-15 min on 2 cores.
+# bench/results/latency_vs_macs.png; 10-40 min on 2 cores (quiet to shared).
 BENCH_THREADS ?= 2
 bench: venv
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/inference.py
