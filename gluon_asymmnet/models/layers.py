@@ -323,8 +323,10 @@ class ModeCachedGraphs(object):
         if self._cached_graph:
             return super()._get_graph(*args)
         trainable = _trainable_now()
-        data = args[0] if isinstance(args[0], mx.nd.NDArray) else None   # symbols in export
-        with _traced_graphs(trainable), device_graph(data and data.context, data and data.shape):
+        data = args[0]   # symbols (no device, no shape) when export builds a graph
+        device = ((data.context, data.shape) if isinstance(data, mx.nd.NDArray) else
+                  (None, None))
+        with _traced_graphs(trainable), device_graph(*device):
             graph = super()._get_graph(*args)
         self._graph_trainable = trainable
         return graph
