@@ -6,8 +6,9 @@ batch 1 (latency) on every backend of ``gluon_asymmnet.speed`` (imperative,
 hybridized, oneDNN-fused, exported SymbolBlock, ONNX Runtime, INT8 in MXNet
 and in ONNX Runtime) at width 1.0, hybridized and in ONNX Runtime (fp32, INT8)
 at every width, and hybridized at batch 32 (throughput).  The hybridized
-batch-1 ratios are medians over ``--trials`` more fresh processes.  Then every zoo model's hybridized batch-1 latency is plotted
-against its MACs (``bench/results/latency_vs_macs.png``).
+batch-1 ratios are medians over ``--trials`` more fresh processes.  Then every
+zoo model's hybridized batch-1 latency is plotted against its MACs
+(``bench/results/latency_vs_macs.png``).
 
 The MXNet backends run interleaved in one child process (with actively
 waiting OpenMP threads, see :func:`family_env`), the ONNX Runtime backends in

@@ -27,7 +27,8 @@ from timing import common_arguments, interleaved_medians, print_table, write_res
 #: (arch, width, input side, batch): large and small 1.0 at 224 (batch 16), then
 #: every width at 64 (batch 32).
 DEFAULT_CASES = (('large', '1.0', 224, 16), ('small', '1.0', 224, 16)) + tuple(
-    (arch, width, 64, 32) for arch in ('large', 'small') for width in ('1.0', '0.75', '0.5', '0.35'))
+    (arch, width, 64, 32) for arch in ('large', 'small')
+    for width in ('1.0', '0.75', '0.5', '0.35'))
 
 
 def training_step(name, batch=32, size=64, amp=False, classes=1000, formulation='auto'):
