@@ -9,8 +9,9 @@ training step (batch 32, 64x64, hybridized, NAG) of
 * ``ours``: AsymmNet with the package's formulation, oneDNN on;
 * ``mkldnn_off_concat4d``: AsymmNet with the original plain 4-D concat
   (``formulation='concat'``), in a child process started with
-  ``MXNET_MKLDNN_ENABLED=0`` (the variable is read once, at start-up).  The child steps when the parent asks, so its rounds are
-  interleaved with the parent's.
+  ``MXNET_MKLDNN_ENABLED=0`` (the variable is read once, at start-up).  The
+  child steps when the parent asks, so its rounds are interleaved with the
+  parent's.
 
     OMP_NUM_THREADS=2 python bench/concat_formulation.py --model asymmnet_small_0.5
 """
