@@ -8,7 +8,7 @@ from gluoncv.model_zoo.ssd.target import SSDTargetGenerator
 from gluoncv.nn.feature import FeatureExpander
 from mxnet import autograd, gluon
 
-from gluon_asymmnet import get_model, list_models
+from gluon_asymmnet import get_model, list_models, trainable_graph
 from gluon_asymmnet.backbones import ssd_features
 from gluon_asymmnet.model_zoo import list_aliases
 
@@ -50,9 +50,11 @@ def test_ssd_features_of_chosen_strides_and_a_missing_one():
 
 
 def _ssd(name):
-    return SSD(name, 128, features=ssd_features(name), num_filters=[128],
-               sizes=[13, 26, 51, 77, 102], ratios=[[1, 2, 0.5]] * 4, steps=[8, 16, 32, 64],
-               classes=['cat', 'dog'], pretrained=False)
+    """An SSD to train: SSD traces its backbone when built, so inside ``trainable_graph()``."""
+    with trainable_graph():
+        return SSD(name, 128, features=ssd_features(name), num_filters=[128],
+                   sizes=[13, 26, 51, 77, 102], ratios=[[1, 2, 0.5]] * 4, steps=[8, 16, 32, 64],
+                   classes=['cat', 'dog'], pretrained=False)
 
 
 @pytest.mark.parametrize('name', ['asymmnet_large', 'asymmnet_small', 'ghostnet_0.5'])

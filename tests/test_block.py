@@ -87,7 +87,7 @@ def test_invalid_arguments_fail_early():
 
 def test_channel_shuffle_matches_numpy_and_changes_the_block():
     x = np.arange(2 * 6 * 2 * 2, dtype='float32').reshape(2, 6, 2, 2)
-    out = ChannelShuffle(2)(mx.nd.array(x)).asnumpy()
+    out = ChannelShuffle(2, 6)(mx.nd.array(x)).asnumpy()
     np.testing.assert_array_equal(out, x.reshape(2, 2, 3, 2, 2).swapaxes(1, 2).reshape(x.shape))
     plain = AsymmBottleneck(8, 32, 8, 3, asymmrate=1)
     shuffled = AsymmBottleneck(8, 32, 8, 3, asymmrate=1, shuffle_group=2)

@@ -107,3 +107,13 @@ def test_onnx_of_another_model_is_refused(tmp_path):
     status, _, err = run_cli('eval.py', '--onnx', tmp_path / 'imagenet.onnx', '--dataset',
                              'digits', '--digits-root', tmp_path / 'data', '--input-size', 64)
     assert_one_line_error(status, err, 'takes 32x32 images, not --input-size 64')
+
+
+def test_channel_shuffle_exports_to_onnx(tmp_path):
+    """The shuffle ablation (``shuffle_group=2``) exports; the export checks it in ONNX Runtime."""
+    from gluon_asymmnet import get_model
+    net = get_model('asymmnet_small_0.35', classes=10, shuffle_group=2)
+    net.initialize(mx.init.Xavier())
+    files = export_model(net, str(tmp_path / 'shuffled'), 32, fmt='onnx')
+    ops = {node.op_type for node in onnx.load(files[0]).graph.node}
+    assert 'Transpose' in ops   # the shuffle is in the graph

@@ -134,7 +134,7 @@ class AsymmBottleneck(HybridBlock):
                 self.expand = ConvBNAct(num_mid - self.asymmrate * num_in, 1, act_func=act_type,
                                         in_channels=num_in, **norm)
             if self.do_shuffle:
-                self.shuffle = ChannelShuffle(shuffle_group)
+                self.shuffle = ChannelShuffle(shuffle_group, self.dw_channels)
             self.dw_conv = ConvBNAct(self.dw_channels, kernel_size, strides=strides,
                                      groups=self.dw_channels, act_func=act_type,
                                      in_channels=self.dw_channels, **norm)

@@ -167,16 +167,23 @@ class SqueezeExcitation(HybridBlock):
 
 
 class ChannelShuffle(HybridBlock):
-    """ShuffleNet channel shuffle with ``groups`` groups."""
+    """ShuffleNet channel shuffle with ``groups`` groups of an NCHW map of ``channels``.
 
-    def __init__(self, groups, **kwargs):
+    Written with plain reshapes, a transpose and ``reshape_like`` (no ``-4``/``-3``
+    reshape codes, which MXNet's ONNX exporter cannot convert), so the graph
+    exports to ONNX and runs in ONNX Runtime and OpenCV DNN.
+    """
+
+    def __init__(self, groups, channels, **kwargs):
         super(ChannelShuffle, self).__init__(**kwargs)
-        self.groups = groups
+        if channels % groups:
+            raise ValueError('%d groups do not divide %d channels' % (groups, channels))
+        self.groups, self.channels = groups, channels
 
     def hybrid_forward(self, F, x):
-        x = F.reshape(x, shape=(0, -4, self.groups, -1, -2))
-        x = F.swapaxes(x, 1, 2)
-        return F.reshape(x, shape=(0, -3, -2))
+        y = F.reshape(x, shape=(0, self.groups, self.channels // self.groups, -1))
+        y = F.transpose(y, axes=(0, 2, 1, 3))
+        return F.reshape_like(y, x)
 
 
 _GRAPH_STATE = threading.local()
