@@ -20,7 +20,7 @@ from mxnet import gluon
 from mxnet.gluon.data.vision import ImageFolderDataset, transforms
 
 from ..errors import DataError
-from ..model_zoo import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from ..model_zoo import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, ModelConfig
 from .records import check_record_file, count_classes, read_index, record_labels, sample_positions
 
 __all__ = ['DataInfo', 'imagenet_rec_iters', 'image_folder_loaders',
@@ -33,10 +33,11 @@ _LIGHTING = 0.1
 #: Record files of up to this many records (ImageNet's validation set has 50,000)
 #: are searched for the record that failed to decode.
 _MAX_SEARCH = 50000
+#: ImageNet's preprocessing (the defaults of the zoo's model records).
+_DEFAULT = ModelConfig()
 
 
 def _resize_for(input_size, crop_ratio):
-    crop_ratio = crop_ratio if crop_ratio > 0 else 0.875
     return int(math.ceil(input_size / crop_ratio))
 
 
@@ -66,7 +67,7 @@ def _record_iter(source, **kwargs):
 
 
 def imagenet_rec_iters(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_size,
-                       input_size=224, crop_ratio=0.875, num_workers=4, num_parts=1,
+                       input_size=224, crop_ratio=_DEFAULT.crop_ratio, num_workers=4, num_parts=1,
                        part_index=0, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB, seed=0,
                        min_random_area=0.08, mirror=True):
     """``mx.io.ImageRecordIter`` s for training and validation with the ImageNet recipe.
@@ -175,7 +176,7 @@ class _PartSampler(gluon.data.sampler.Sampler):
         return len(self._indices)
 
 
-def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=0.875,
+def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAULT.crop_ratio,
                          num_workers=4, num_parts=1, part_index=0, mean=IMAGENET_MEAN_RGB,
                          std=IMAGENET_STD_RGB,
                          min_random_area=0.08, mirror=True):

@@ -25,6 +25,7 @@ import os
 
 from ..cli import OneLineParser, check_ranges
 from ..data import default_digits_root
+from ..model_zoo import ModelConfig
 
 __all__ = ['build_parser', 'parse_args', 'model_kwargs', 'global_lr']
 
@@ -55,8 +56,9 @@ def build_parser(prog='train_imagenet.py'):
     data.add_argument('--input-size', type=int, default=None,
                       help='side of the square input, at least 16 (default 224; 32 with '
                            '--dataset digits)')
-    data.add_argument('--crop-ratio', type=float, default=0.875,
-                      help='validation centre-crop ratio')
+    data.add_argument('--crop-ratio', type=float, default=ModelConfig().crop_ratio,
+                      help='validation centre-crop ratio (default: %(default)s, as the zoo\'s '
+                           'records)')
     data.add_argument('--min-random-area', type=float, default=None,
                       help='smallest area fraction of the random training crops (default 0.08, '
                            'the ImageNet recipe; 1 with --dataset digits)')
