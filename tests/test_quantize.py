@@ -7,6 +7,7 @@ import pytest
 
 from gluon_asymmnet.data import imagenet_rec_iters, prepare_digits
 from gluon_asymmnet.deploy.export import export_model
+from gluon_asymmnet.deploy.onnx import load_onnx
 from gluon_asymmnet.deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
 from gluon_asymmnet.deploy.runtime import Predictor, exported_predictor, onnx_predictor
 from gluon_asymmnet.deploy.sources import run_dir_model
@@ -81,3 +82,14 @@ def test_cli_prints_top1_before_and_after(trained, tmp_path):
     assert out.strip().splitlines()[2:] == [str(tmp_path / 'q.onnx')]   # what it wrote
     top1 = [float(line.split('top1=')[1].split()[0]) for line in lines]
     assert np.isclose(top1[0], top1[1], atol=0.05)
+
+
+def test_cli_quantizes_the_batch1_file_too(trained, tmp_path):
+    """The fixed-batch ONNX file that export writes: calibrated in pieces of its batch."""
+    _, prefix, _, _, root = trained
+    status, out, err = run_cli('gluon_asymmnet.quantize', '--onnx', prefix + '-batch1.onnx',
+                               '--dataset', 'digits', '--digits-root', root, '-j', 1,
+                               '--out', tmp_path / 'q1.onnx', '--num-calib', 32)
+    assert status == 0, err
+    assert out.strip().splitlines()[1].startswith('int8: top1=')
+    assert load_onnx(str(tmp_path / 'q1.onnx'))[0].get_inputs()[0].shape[0] == 1

@@ -129,12 +129,18 @@ def quantize_mxnet(net, calib, num_calib_images=None):
 
 
 class _Reader:
-    """ONNX Runtime calibration reader over an ``NDArrayIter``."""
+    """ONNX Runtime calibration reader over an ``NDArrayIter``; a graph input of a fixed
+    batch size (``PREFIX-batch1.onnx``) gets the images in pieces of that size."""
 
-    def __init__(self, calib, input_name, info):
+    def __init__(self, calib, graph_input, info):
         calib.reset()
-        self._batches = iter([info.to_graph_input(batch.data[0].asnumpy()) for batch in calib])
-        self._name = input_name
+        size = graph_input.shape[0]
+        batches = [info.to_graph_input(batch.data[0].asnumpy()) for batch in calib]
+        if isinstance(size, int):
+            batches = [batch[i:i + size] for batch in batches
+                       for i in range(0, len(batch) - size + 1, size)]
+        self._batches = iter(batches)
+        self._name = graph_input.name
 
     def get_next(self):
         batch = next(self._batches, None)
@@ -147,7 +153,7 @@ def quantize_onnx(src, dst, calib, info=None):
     Parameters
     ----------
     src : str
-        Float32 ONNX file (a dynamic-batch one when the calibration batch is > 1).
+        Float32 ONNX file (dynamic batch, or a fixed one: see :class:`_Reader`).
     dst : str
     calib : mx.io.DataIter
         Normalised NCHW images (:func:`calibration_iter`).
@@ -165,7 +171,7 @@ def quantize_onnx(src, dst, calib, info=None):
     try:
         prepared = os.path.join(folder, 'prepared.onnx')
         quant_pre_process(src, prepared, skip_symbolic_shape=True)
-        quantize_static(prepared, dst, _Reader(calib, session.get_inputs()[0].name, info),
+        quantize_static(prepared, dst, _Reader(calib, session.get_inputs()[0], info),
                         quant_format=QuantFormat.QDQ, per_channel=False,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
