@@ -73,13 +73,15 @@ def test_eval_of_onnx_and_export_agree(tmp_path):
     export_model(net, prefix, 32, fmt='onnx')
     prepare_digits(str(tmp_path / 'data'))
     results = []
-    for flag, value in (('--model-prefix', prefix), ('--onnx', prefix + '.onnx')):
+    for flag, value in (('--model-prefix', prefix), ('--onnx', prefix + '.onnx'),
+                        ('--onnx', prefix + '-batch1.onnx')):   # runs batches of 32 in pieces
         status, _, err = run_cli('eval.py', flag, value, '--dataset', 'digits', '--digits-root',
                                  tmp_path / 'data', '-j', 1, '--json', tmp_path / 'r.json')
         assert status == 0, err
         results.append(json.load(open(tmp_path / 'r.json')))
-    assert results[0]['top1'] == results[1]['top1']
-    assert results[0]['confusion_matrix'] == results[1]['confusion_matrix']
+    assert results[0]['top1'] == results[1]['top1'] == results[2]['top1']
+    assert results[0]['confusion_matrix'] == results[1]['confusion_matrix'] \
+        == results[2]['confusion_matrix']
 
 
 def test_missing_onnxruntime_is_one_line(tmp_path):
