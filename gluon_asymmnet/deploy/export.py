@@ -113,9 +113,13 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
     try:
         work = os.path.join(staging, 'net')
         normalize = _Normalize(info['mean'], info['std'], layout) if preprocess else None
-        with inference_graph():
-            export_block(work, net, data_shape=tuple(info['input_shape'][1:]),
-                         preprocess=normalize, layout=layout)
+        try:
+            with inference_graph():
+                export_block(work, net, data_shape=tuple(info['input_shape'][1:]),
+                             preprocess=normalize, layout=layout)
+        except RuntimeError:   # GluonCV's wrapper of MXNet's error; the forward ran above
+            raise OSError('cannot write %s: MXNet could not save the graph or its parameters '
+                          '(disk full or file size limit?)' % prefix) from None
         deploy_symbol(mx.sym.load(work + '-symbol.json')).save(work + '-symbol.json')
         if fmt == 'mxnet':
             suffixes = ['-symbol.json', '-0000.params']
@@ -125,7 +129,7 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
         info['files'] = {suffix: file_sha1(work + suffix) for suffix in suffixes}
         write_info(info, work)
         return _publish(work, prefix, suffixes + ['-info.json'])
-    except mx.base.MXNetError as error:   # what export_block could not write
+    except mx.base.MXNetError as error:   # what MXNet or its ONNX exporter could not write
         raise OSError('cannot write %s: %s' % (prefix, str(error).strip().splitlines()[0][:200]))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -41,6 +41,7 @@ MXNet path with :data:`MXNET_CONFIG` 92.78%.
 The command is ``python -m gluon_asymmnet.quantize``.
 """
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -170,7 +171,14 @@ def quantize_onnx(src, dst, calib, info=None):
     folder = tempfile.mkdtemp()
     try:
         prepared = os.path.join(folder, 'prepared.onnx')
-        quant_pre_process(src, prepared, skip_symbolic_shape=True)
+        # quant_pre_process logs a traceback for an optimisation it then skips (it goes
+        # on unoptimised); what fails for good fails later, as one error
+        pre_process_log = logging.getLogger('onnxruntime.quantization.shape_inference')
+        pre_process_log.disabled = True
+        try:
+            quant_pre_process(src, prepared, skip_symbolic_shape=True)
+        finally:
+            pre_process_log.disabled = False
         quantize_static(prepared, dst, _Reader(calib, session.get_inputs()[0], info),
                         quant_format=QuantFormat.QDQ, per_channel=False,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

@@ -172,3 +172,45 @@ def test_convert_into_a_store_that_is_a_device(good_params, trials):
     trials.record('convert --root /dev/full', 'one line, exit 2' if good
                   else 'exit %d' % result.returncode, lost=0 if good else 1)
     assert_one_line_error(result, codes=(2,))
+
+
+@pytest.mark.parametrize('fmt', ['mxnet', 'onnx'])
+def test_full_disk_during_an_export_onto_an_existing_one(tmp_path, trials, fmt):
+    """Writes past 256 KiB fail (EFBIG, as ENOSPC): one line, the old export untouched."""
+    old = _weights(str(tmp_path / 'old.params'), 1)
+    _weights(str(tmp_path / 'new.params'), 2)
+    prefix = str(tmp_path / 'deploy' / 'model')
+    assert faultlib.run_cli(_export_argv(str(tmp_path / 'old.params'), prefix)).returncode == 0
+    before = sorted(os.listdir(os.path.dirname(prefix)))
+    result = faultlib.run_cli(_export_argv(str(tmp_path / 'new.params'), prefix, '--format', fmt),
+                              preexec_fn=faultlib.file_size_limit(256 * 1024))
+    after = sorted(os.listdir(os.path.dirname(prefix)))
+    holds = _which(prefix, [old])
+    good = result.returncode == 2 and holds == 0 and after == before
+    trials.record('full disk during an export (%s) onto an existing one' % fmt,
+                  'one line, exit 2, the old export whole, nothing else left' if good
+                  else 'exit %d, export %s, files %s' % (result.returncode, holds, after),
+                  lost=0 if good else 1)
+    assert_one_line_error(result, ['cannot write'], codes=(2,))
+    assert holds == 0 and after == before, (holds, after)
+
+
+def test_full_disk_during_quantize_onto_an_existing_output(tmp_path, good_params, digits, trials):
+    """quantize --out onto an older result, with writes past 256 KiB failing: one line, exit 2,
+    the older result untouched, no temporaries."""
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+    output = out_dir / 'int8.onnx'
+    output.write_bytes(b'an older result')
+    argv = _tool_argvs(tmp_path, good_params, digits, str(output), str(out_dir / 'x'))['quantize']
+    result = faultlib.run_cli(argv, preexec_fn=faultlib.file_size_limit(256 * 1024))
+    kept = output.read_bytes() == b'an older result' and os.listdir(str(out_dir)) == ['int8.onnx']
+    good = result.returncode == 2 and kept
+    trials.record('full disk during quantize onto an existing output',
+                  'one line, exit 2, the older result untouched' if good
+                  else 'exit %d, kept %s' % (result.returncode, kept), lost=0 if good else 1)
+    # MXNet's own C++ log lines of the data it opened aside (a known leftover)
+    ours = faultlib.Result(result.returncode, result.stdout, '\n'.join(
+        line for line in result.stderr.splitlines() if '../src/io/' not in line))
+    assert_one_line_error(ours, ['cannot write'], codes=(2,))
+    assert kept
