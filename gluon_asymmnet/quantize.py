@@ -56,7 +56,8 @@ def _quantize(args):
         raise UsageError('give one of --model-prefix (MXNet) and --onnx (ONNX Runtime)')
     source_path = args.onnx or args.model_prefix + '-symbol.json'
     out_path = args.out if args.onnx else args.out + '-symbol.json'
-    if os.path.exists(out_path) and os.path.samefile(out_path, source_path):
+    if all(map(os.path.exists, (out_path, source_path))) and os.path.samefile(out_path,
+                                                                              source_path):
         raise UsageError('--out %s would overwrite the model it quantizes' % args.out)
     outputs = [args.out] if args.onnx else [args.out + '-symbol.json', args.out + '-0000.params']
     for path in outputs:

@@ -21,7 +21,7 @@ from .feature_reuse import FORMULATIONS, choose_formulation, split_forward
 from .features import record_stage
 from .layers import (Activation, ChannelShuffle, ConvBNAct, ModeCachedGraphs,
                      SqueezeExcitation, channel_concat, graph_device, graph_shape,
-                     make_divisible, _no_gradient)
+                     make_divisible, network_norm, _no_gradient)
 
 __all__ = ['AsymmBottleneck', 'AsymmNet', 'BlockConfig', 'ArchConfig',
            'ASYMMNET_CFGS', 'get_asymmnet_cfgs', 'get_asymm_net', 'effective_asymmrate']
@@ -282,22 +282,15 @@ class AsymmNet(ModeCachedGraphs, HybridBlock):
         super(AsymmNet, self).__init__(prefix=name_prefix, **kwargs)
         if multiplier <= 0:
             raise ValueError('multiplier must be > 0, got %r' % (multiplier,))
-        if classes < 1:
-            raise ValueError('classes must be >= 1, got %r' % (classes,))
-        if not 0 <= final_drop < 1:
-            raise ValueError('final_drop (dropout) must be in [0, 1), got %r' % (final_drop,))
-        norm_kwargs = dict(norm_kwargs or {})
-        if use_global_stats:
-            norm_kwargs['use_global_stats'] = True
+        norm = network_norm(classes, final_drop, norm_layer, norm_kwargs, use_global_stats)
         self.multiplier, self.asymmrate, self.num_classes = multiplier, asymmrate, classes
-        norm = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
         self.feature_info = []
         with self.name_scope():
             self.features = nn.HybridSequential()
             channels = make_divisible(multiplier * inplanes)
             self.features.add(nn.Conv2D(channels, 3, strides=2, padding=1, use_bias=False,
                                         in_channels=3),
-                              norm_layer(in_channels=channels, **norm_kwargs),
+                              norm_layer(in_channels=channels, **norm['norm_kwargs']),
                               Activation('hard_swish'))
             record_stage(self.feature_info, len(self.features) - 1, 2, channels)
             reduction = 2
@@ -314,7 +307,7 @@ class AsymmNet(ModeCachedGraphs, HybridBlock):
             if cls_ch_squeeze:
                 squeeze = make_divisible(multiplier * cls_ch_squeeze)
                 self.features.add(nn.Conv2D(squeeze, 1, use_bias=False, in_channels=channels),
-                                  norm_layer(in_channels=squeeze, **norm_kwargs),
+                                  norm_layer(in_channels=squeeze, **norm['norm_kwargs']),
                                   Activation('hard_swish'))
                 channels = squeeze
                 record_stage(self.feature_info, len(self.features) - 1, reduction, channels)

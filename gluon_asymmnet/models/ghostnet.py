@@ -24,7 +24,7 @@ from mxnet.gluon.block import HybridBlock
 
 from .features import record_stage
 from .layers import (Activation, ConvBNAct, ModeCachedGraphs, SqueezeExcitation,
-                     channel_concat)
+                     channel_concat, network_norm)
 
 __all__ = ['GhostConvBlock', 'GhostExpBlock', 'DepthwiseSeparableConv', 'GhostUnit',
            'GhostClassifier', 'GhostNet', 'GhostUnitConfig', 'GhostNetConfig', 'GHOSTNET',
@@ -278,14 +278,7 @@ class GhostNet(ModeCachedGraphs, HybridBlock):
     def __init__(self, config, classes=1000, dropout=0.2, in_channels=3, use_global_stats=False,
                  norm_layer=nn.BatchNorm, norm_kwargs=None, **kwargs):
         super(GhostNet, self).__init__(**kwargs)
-        if classes < 1:
-            raise ValueError('classes must be >= 1, got %r' % (classes,))
-        if not 0 <= dropout < 1:
-            raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
-        norm_kwargs = dict(norm_kwargs or {})
-        if use_global_stats:
-            norm_kwargs['use_global_stats'] = True
-        norm = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
+        norm = network_norm(classes, dropout, norm_layer, norm_kwargs, use_global_stats)
         self.config, self.num_classes = config, classes
         self.feature_info = []
         with self.name_scope():

@@ -18,7 +18,7 @@ from mxnet import autograd
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-__all__ = ['make_divisible', 'Activation', 'ConvBNAct', 'SqueezeExcitation',
+__all__ = ['make_divisible', 'network_norm', 'Activation', 'ConvBNAct', 'SqueezeExcitation',
            'ChannelShuffle', 'channel_concat', 'inference_graph', 'trainable_graph',
            'device_graph', 'graph_device', 'graph_shape', 'ModeCachedGraphs', 'ACTIVATIONS']
 
@@ -164,6 +164,30 @@ class SqueezeExcitation(HybridBlock):
     def hybrid_forward(self, F, x):
         w = F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
         return F.broadcast_mul(x, self.gate(F, w))
+
+
+def network_norm(classes, dropout, norm_layer, norm_kwargs, use_global_stats):
+    """Check a classifier network's ``classes``/``dropout``; its normalisation arguments.
+
+    Returns
+    -------
+    dict
+        ``norm_layer`` and ``norm_kwargs`` (with ``use_global_stats`` merged in)
+        for :class:`ConvBNAct` and the other blocks.
+
+    Raises
+    ------
+    ValueError
+        ``classes < 1`` or ``dropout`` outside ``[0, 1)``.
+    """
+    if classes < 1:
+        raise ValueError('classes must be >= 1, got %r' % (classes,))
+    if not 0 <= dropout < 1:
+        raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
+    norm_kwargs = dict(norm_kwargs or {})
+    if use_global_stats:
+        norm_kwargs['use_global_stats'] = True
+    return dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
 
 
 class ChannelShuffle(HybridBlock):
