@@ -110,7 +110,8 @@ def imagenet_rec_iters(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_siz
                   data_shape=(3, input_size, input_size),
                   mean_r=mean[0], mean_g=mean[1], mean_b=mean[2],
                   std_r=std[0], std_g=std[1], std_b=std[2],
-                  num_parts=num_parts, part_index=part_index)
+                  num_parts=num_parts, part_index=part_index,
+                  verbose=False)   # else one ImageRecordIOParser2 line per iterator
     train_iter = val_iter = None
     if rec_train is not None:
         count = len(read_index(rec_train, rec_train_idx))

@@ -30,8 +30,8 @@ STOPPED_BEFORE_TRAINING = re.compile(r'stopped before the first batch')
 
 def _wait_for_moment(process, run_dir, moment, epoch, first_batch, rng):
     if moment == 'during start-up':
-        # the data iterators exist; the network is being built
-        return process.wait_for_text(r'ImageRecordIOParser2: \S*val\.rec')
+        # the run folder is locked; data iterators and network are being built
+        return process.wait_for_text(r'no checkpoint in |resuming \S+ at epoch')
     if moment == 'during a step':
         last = faultlib.SAMPLES // faultlib.BATCH - 1   # a stop there ends the epoch instead
         if first_batch >= last:
