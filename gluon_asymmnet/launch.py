@@ -19,6 +19,10 @@ CLI::
     python -m gluon_asymmnet.launch -n 2 -s 1 -- python train_imagenet.py --kvstore dist_sync ...
     python -m gluon_asymmnet.launch --launcher ssh -H hosts -n 2 -s 2 -- python train_imagenet.py
 
+Every line a process prints reaches the launcher's stdout or stderr behind its name,
+``[worker 1] ...`` (``--no-labels``: unchanged). Worker numbers count in start order;
+MXNet's ``kv.rank`` is given by the scheduler and may differ.
+
 Either way the launcher waits for the workers and exits with the first failing process's
 status (0 if all succeed). When a worker, the scheduler or a server fails, the other
 processes are stopped (SIGTERM, then SIGKILL after 5 seconds). On SIGINT/SIGTERM it
@@ -86,11 +90,16 @@ class Job:
     forward : int, optional
         The signal the workers get when the launcher receives SIGINT/SIGTERM (default:
         the one received).
+    labels : bool
+        Relay each line the processes print to this process's stdout/stderr behind the
+        process's name (``[worker 1] ...``); else they write there directly.
     """
 
-    def __init__(self, expected, forward=None):
+    def __init__(self, expected, forward=None, labels=True):
         self.expected = expected
         self.forward = forward
+        self.labels = labels
+        self._relays = []
         #: One line saying why the job could not be started (set by a submitting thread).
         self.error = None
         self._processes = []
@@ -108,11 +117,25 @@ class Job:
             index = sum(process.role == role for process in self._processes)
             # own session: a terminal's Ctrl-C reaches the launcher only, and a process
             # group can be stopped with whatever it started
+            if self.labels:
+                popen.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             process = subprocess.Popen(argv, start_new_session=True, **popen)
             process.role = role
             process.name = ('%s %d' % (role, index) if self.expected[role] > 1 else role) + where
             self._processes.append(process)
+            if self.labels:
+                for pipe, target in ((process.stdout, 'stdout'), (process.stderr, 'stderr')):
+                    relay = threading.Thread(target=_relay, daemon=True,
+                                             args=(pipe, target, '[%s] ' % process.name))
+                    relay.start()
+                    self._relays.append(relay)
             return process
+
+    def drain(self, timeout):
+        """Wait up to ``timeout`` seconds for the relays to pass on the last lines."""
+        deadline = time.monotonic() + timeout
+        for relay in self._relays:
+            relay.join(max(0.0, deadline - time.monotonic()))
 
     def processes(self, *roles):
         """The processes started so far (of ``roles``, or all)."""
@@ -167,6 +190,20 @@ class Job:
             self.wait(processes, _KILL_AFTER_S)
 
 
+_PRINT_LOCK = threading.Lock()
+
+
+def _relay(pipe, target, label):
+    """Copy the lines of ``pipe`` to ``sys.<target>`` behind ``label`` until it closes."""
+    with pipe:
+        for line in iter(pipe.readline, b''):
+            text = line.decode(errors='replace')
+            with _PRINT_LOCK:
+                stream = getattr(sys, target)
+                stream.write(label + text if text.endswith('\n') else label + text + '\n')
+                stream.flush()
+
+
 def _default_log(message):
     print('launch: ' + message, file=sys.stderr, flush=True)
 
@@ -216,12 +253,13 @@ def _supervise(job, begin, grace, log):
     finally:
         job.close()
         job.stop(job.processes())
+        job.drain(_KILL_AFTER_S)
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
 
 
 def launch(command, num_workers, num_servers=1, port=None, host='127.0.0.1', grace=30.0,
-           log=None):
+           log=None, labels=True):
     """Run ``command`` as ``num_workers`` workers of a local parameter-server job.
 
     Parameters
@@ -239,6 +277,8 @@ def launch(command, num_workers, num_servers=1, port=None, host='127.0.0.1', gra
         scheduler/servers after the last worker, before they are stopped.
     log : callable, optional
         Receives one-line messages (default: print to stderr).
+    labels : bool
+        Put each process's name before the lines it prints (see :class:`Job`).
 
     Returns
     -------
@@ -248,7 +288,7 @@ def launch(command, num_workers, num_servers=1, port=None, host='127.0.0.1', gra
         N if the workers did not exit 0 by themselves.
     """
     port = port or free_port(host)
-    job = Job({'scheduler': 1, 'server': num_servers, 'worker': num_workers})
+    job = Job({'scheduler': 1, 'server': num_servers, 'worker': num_workers}, labels=labels)
 
     def begin():
         # scheduler first: the others connect to it
@@ -261,7 +301,8 @@ def launch(command, num_workers, num_servers=1, port=None, host='127.0.0.1', gra
     return _supervise(job, begin, grace, log or _default_log)
 
 
-def launch_cluster(submission, num_workers, num_servers=1, port=None, grace=30.0, log=None):
+def launch_cluster(submission, num_workers, num_servers=1, port=None, grace=30.0, log=None,
+                   labels=True):
     """Run a job on several machines through dmlc_tracker; like :func:`launch` otherwise.
 
     Parameters
@@ -275,6 +316,8 @@ def launch_cluster(submission, num_workers, num_servers=1, port=None, grace=30.0
         As in :func:`launch`; also the seconds a remote command has between SIGTERM
         and SIGKILL.
     log : callable, optional
+    labels : bool
+        As in :func:`launch` (with mpi and slurm, one process runs all tasks of a role).
 
     Returns
     -------
@@ -284,7 +327,7 @@ def launch_cluster(submission, num_workers, num_servers=1, port=None, grace=30.0
     port = port or free_port('')
     job = Job(launch_tracker.expected_processes(submission.launcher, num_workers, num_servers),
               # srun takes a first SIGINT as a request for its status; both pass SIGTERM on
-              forward=signal.SIGTERM)
+              forward=signal.SIGTERM, labels=labels)
     with tempfile.TemporaryDirectory(prefix='launch-') as scratch:
         return _supervise(job, lambda: launch_tracker.start(
             job, submission, num_workers, num_servers, port, grace, scratch),
@@ -312,6 +355,9 @@ def build_parser():
                         help="the scheduler's port (default: a free one)")
     parser.add_argument('--grace', type=float, default=30.0,
                         help='seconds to wait for workers after SIGINT/SIGTERM (default 30)')
+    parser.add_argument('--no-labels', dest='labels', action='store_false',
+                        help="pass the processes' output on unchanged (default: each line "
+                             'behind its process name, e.g. [worker 1])')
     parser.add_argument('command', nargs=argparse.REMAINDER,
                         help='-- then the worker command, e.g. python train_imagenet.py ...')
     return parser
@@ -338,9 +384,11 @@ def _main(args):
                                        ('--host-ip', args.host_ip, 'ssh, mpi or slurm')):
             if value is not None:
                 raise UsageError('%s: only with --launcher %s' % (flag, launchers))
-        return launch(command, args.num_workers, args.num_servers, port, grace=args.grace)
+        return launch(command, args.num_workers, args.num_servers, port, grace=args.grace,
+                      labels=args.labels)
     submission = launch_tracker.prepare(args.launcher, command, args.hostfile, args.host_ip)
-    return launch_cluster(submission, args.num_workers, args.num_servers, port, args.grace)
+    return launch_cluster(submission, args.num_workers, args.num_servers, port, args.grace,
+                          labels=args.labels)
 
 
 def main(argv=None):

@@ -36,6 +36,8 @@ total = mx.nd.zeros((2,))
 kv.pull(3, out=total)
 with open(os.path.join(os.path.dirname(__file__), 'rank%d' % kv.rank), 'w') as result:
     result.write('%d %s' % (kv.num_workers, total.asnumpy().tolist()))
+print('rank %d done' % kv.rank)
+print('rank %d warns' % kv.rank, file=sys.stderr)
 sys.exit(0 if (total.asnumpy() == 3).all() else 5)
 '''
 
@@ -75,13 +77,20 @@ def start(tmp_path, mode, *options):
     return launcher, port
 
 
-def test_two_workers_one_server_sum(tmp_path):
-    launcher, port = start(tmp_path, 'sum')
+@pytest.mark.parametrize('labels', [True, False])
+def test_two_workers_one_server_sum(tmp_path, labels):
+    launcher, port = start(tmp_path, 'sum', *([] if labels else ['--no-labels']))
     out, err = launcher.communicate(timeout=120)
     assert launcher.returncode == 0, err
     for rank in (0, 1):                                             # 1 + 2 from the two ranks
         assert (tmp_path / ('rank%d' % rank)).read_text() == '2 [3.0, 3.0]'
     assert job_processes(port) == []
+    # each line behind the name of the process that printed it, on the stream it used
+    label = r'\[worker [01]\] ' if labels else ''
+    assert re.fullmatch(r'(%srank [01] done\n){2}' % label, out), out
+    assert len(re.findall(r'^%srank [01] warns$' % label, err, re.M)) == 2, err
+    if labels:
+        assert {line.split(']')[0] for line in out.splitlines()} == {'[worker 0', '[worker 1'}
 
 
 def test_a_failing_worker_stops_the_job(tmp_path):
