@@ -4,8 +4,25 @@ Activations use MXNet's fused ``hard_sigmoid`` operator (one operator instead of
 the ``+3 / clip / 6`` chain of the original code and of GluonCV) and ReLU is the
 ``Activation`` operator (which oneDNN runs in its blocked layouts, where the
 ``relu`` operator forces two layout reorders); in inference graphs hard swish
-reorders its input to the plain layout once for its two operators.  The
-mathematics is identical.  Blocks carry no parameters of their own beyond their
+reorders its input to the plain layout once for its two operators.
+
+Training graphs on a CPU avoid two of oneDNN's slow reference kernels (MXNet
+1.9.1, oneDNN 2.x, AVX-512), which otherwise take most of a training step:
+
+- BatchNorm backward falls back to ``bnorm_ref`` when its input and its
+  incoming gradient are in different blocked layouts: a convolution over
+  ``C`` channels (a multiple of 16) writes ``aBcd16b`` while the convolution
+  after it, with a channel count that is not, sends its gradient as
+  ``aBcd8b`` (0.5 s a call at 16x96x56x56, 100x the jit kernel).  So the
+  input of a BatchNorm over a multiple of 16 channels is an identity
+  ``Reshape`` (the plain layout), which MXNet reorders to the gradient's
+  layout in the backward pass (:func:`_bn_input`).
+- The backward of a global average ``Pooling`` whose gradient comes from a
+  1x1 convolution (squeeze-excitation) runs ``pooling_v2:ref`` (0.1 s at
+  16x160x28x28): the squeeze is MXNet's ``mean`` there (:func:`_squeeze`).
+
+Inference graphs are unchanged; ``bench/train_step.py`` measures training
+steps.  The mathematics is identical.  Blocks carry no parameters of their own beyond their
 convolutions and normalisation layers, so structural parameter names follow the attribute
 names (``conv``, ``bn``, ``conv1``, ``conv2``) of the original AsymmNet code.
 """
@@ -47,6 +64,27 @@ def _hard_swish(F, x):
     if _no_gradient(F):
         x = F.reshape(x, shape=(0, 0, 0, 0))
     return x * F.hard_sigmoid(x, alpha=1. / 6, beta=0.5)
+
+
+#: oneDNN's widest channel blocking on AVX-512 (``aBcd16b``).
+_ONEDNN_BLOCK = 16
+
+
+def _bn_input(F, x, channels):
+    """``x`` as the input of a BatchNorm over ``channels``: in CPU training graphs
+    an identity ``Reshape`` to the plain layout when ``channels`` is a multiple of
+    oneDNN's block (see the module docstring), else ``x``."""
+    if channels % _ONEDNN_BLOCK or _no_gradient(F) or graph_device(F, x).device_type != 'cpu':
+        return x
+    return F.reshape(x, shape=(0, 0, 0, 0))
+
+
+def _squeeze(F, x):
+    """Global average of each channel, ``N x C x 1 x 1``: oneDNN's ``Pooling`` except
+    in CPU training graphs, where its backward is a reference kernel (module docstring)."""
+    if not _no_gradient(F) and graph_device(F, x).device_type == 'cpu':
+        return F.mean(x, axis=(2, 3), keepdims=True)
+    return F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
 
 
 def _swish(F, x):
@@ -131,7 +169,7 @@ class ConvBNAct(HybridBlock):
             self.act = Activation(act_func) if act_func else None
 
     def hybrid_forward(self, F, x):
-        out = self.bn(self.conv(x))
+        out = self.bn(_bn_input(F, self.conv(x), self.conv._channels))
         return self.act(out) if self.act is not None else out
 
 
@@ -162,8 +200,7 @@ class SqueezeExcitation(HybridBlock):
         return _hard_sigmoid(F, self.conv2(_relu(F, self.conv1(pooled))))
 
     def hybrid_forward(self, F, x):
-        w = F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
-        return F.broadcast_mul(x, self.gate(F, w))
+        return F.broadcast_mul(x, self.gate(F, _squeeze(F, x)))
 
 
 def network_norm(classes, dropout, norm_layer, norm_kwargs, use_global_stats):
