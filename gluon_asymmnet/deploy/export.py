@@ -32,7 +32,7 @@ from .graph import deploy_symbol
 from .info import make_info, write_info
 from .onnx import export_onnx
 
-__all__ = ['export_model']
+__all__ = ['export_model', 'save_export']
 
 
 class _Normalize(mx.gluon.HybridBlock):
@@ -104,14 +104,8 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
     classes = net(mx.nd.zeros((1, 3, size, size))).shape[1]
     info = make_info(getattr(net, 'model_name', None), classes, getattr(net, 'classes', None),
                      config, preprocess, layout)
-    folder = os.path.dirname(os.path.abspath(prefix))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix='.export-', dir=folder)
-    except OSError as error:
-        raise OSError('cannot write %s: %s' % (prefix, error.strerror)) from None
-    try:
-        work = os.path.join(staging, 'net')
+
+    def write(work):
         normalize = _Normalize(info['mean'], info['std'], layout) if preprocess else None
         try:
             with inference_graph():
@@ -121,14 +115,46 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
             raise OSError('cannot write %s: MXNet could not save the graph or its parameters '
                           '(disk full or file size limit?)' % prefix) from None
         deploy_symbol(mx.sym.load(work + '-symbol.json')).save(work + '-symbol.json')
-        if fmt == 'mxnet':
-            suffixes = ['-symbol.json', '-0000.params']
-        else:
+        if fmt == 'onnx':
             export_onnx(work, work, info)
-            suffixes = ['.onnx', '-batch1.onnx']
-        info['files'] = {suffix: file_sha1(work + suffix) for suffix in suffixes}
-        write_info(info, work)
-        return _publish(work, prefix, suffixes + ['-info.json'])
+
+    suffixes = ['-symbol.json', '-0000.params'] if fmt == 'mxnet' else ['.onnx', '-batch1.onnx']
+    return save_export(prefix, write, suffixes, info)
+
+
+def save_export(prefix, write, suffixes, info=None):
+    """Write the files of one export as a unit: ``PREFIX + suffix`` for each suffix, and the info.
+
+    ``write(work)`` writes ``work + suffix`` for each suffix in a staging folder
+    beside ``prefix``; their sha1 go into ``info`` (``PREFIX-info.json``), and
+    the files are moved into place with the info last (:func:`_publish`).
+    Without an info the files are moved into place all the same.
+
+    Returns
+    -------
+    list of str
+        The files written.
+
+    Raises
+    ------
+    OSError
+        ``cannot write PREFIX: reason`` (what MXNet could not write included);
+        the files of ``prefix`` are then as they were.
+    """
+    folder = os.path.dirname(os.path.abspath(prefix))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix='.export-', dir=folder)
+    except OSError as error:
+        raise OSError('cannot write %s: %s' % (prefix, error.strerror)) from None
+    try:
+        work = os.path.join(staging, 'net')
+        write(work)
+        if info is not None:
+            info['files'] = {suffix: file_sha1(work + suffix) for suffix in suffixes}
+            write_info(info, work)
+            suffixes = list(suffixes) + ['-info.json']
+        return _publish(work, prefix, suffixes)
     except mx.base.MXNetError as error:   # what MXNet or its ONNX exporter could not write
         raise OSError('cannot write %s: %s' % (prefix, str(error).strip().splitlines()[0][:200]))
     finally:
