@@ -16,16 +16,14 @@ records the sha1 of every other file. Readers (:func:`load_exported
 <gluon_asymmnet.deploy.runtime.load_exported>`) refuse files that do not match
 it, so a cut-short or concurrent export is an error, never a silent mix.
 """
-import fcntl
 import os
 import shutil
-import signal
 import tempfile
 
 import mxnet as mx
 
 from ..errors import UsageError
-from ..fileio import writable_target
+from ..fileio import publish
 from ..model_zoo import ModelConfig, file_sha1, get_model_config
 from ..models.layers import inference_graph
 from .graph import deploy_symbol
@@ -127,7 +125,8 @@ def save_export(prefix, write, suffixes, info=None):
 
     ``write(work)`` writes ``work + suffix`` for each suffix in a staging folder
     beside ``prefix``; their sha1 go into ``info`` (``PREFIX-info.json``), and
-    the files are moved into place with the info last (:func:`_publish`).
+    the files are moved into place with the info last
+    (:func:`gluon_asymmnet.fileio.publish`).
     Without an info the files are moved into place all the same.
 
     Returns
@@ -154,32 +153,8 @@ def save_export(prefix, write, suffixes, info=None):
             info['files'] = {suffix: file_sha1(work + suffix) for suffix in suffixes}
             write_info(info, work)
             suffixes = list(suffixes) + ['-info.json']
-        return _publish(work, prefix, suffixes)
+        return publish(work, prefix, suffixes)
     except mx.base.MXNetError as error:   # what MXNet or its ONNX exporter could not write
         raise OSError('cannot write %s: %s' % (prefix, str(error).strip().splitlines()[0][:200]))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _publish(work, prefix, suffixes):
-    """Move ``work + suffix`` to ``prefix + suffix`` for each suffix, in order (the info last).
-
-    Exporters of one folder publish one at a time (``flock`` on the folder), so
-    two exports to one prefix never interleave their files; a reader checks the
-    files against the info (:func:`gluon_asymmnet.deploy.info.check_files`).
-    """
-    folder = os.path.dirname(os.path.abspath(prefix))
-    for suffix in suffixes:
-        writable_target(prefix + suffix)
-    handle = os.open(folder, os.O_RDONLY)
-    signals = {signal.SIGINT, signal.SIGTERM}
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signals)   # Ctrl-C waits for the renames
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        for suffix in suffixes:
-            os.replace(work + suffix, prefix + suffix)
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    return [prefix + suffix for suffix in suffixes]
