@@ -242,7 +242,7 @@ def reliability_rows(trials, outcomes):
 _MODULE_ORDER = ('test_fault_kill_resume.py', 'test_fault_graceful_stop.py', 'test_fault_disk.py',
                  'test_fault_corrupt_inputs.py', 'test_fault_fuzz_cli.py',
                  'test_fault_zoo_fuzz.py', 'test_fault_concurrency.py',
-                 'test_fault_distributed.py', 'test_fault_tools.py')
+                 'test_fault_distributed.py', 'test_fault_tools.py', 'test_fault_tools_sigkill.py')
 
 
 def _order(row):
