@@ -68,7 +68,9 @@ def run(parser, body, *args):
         try:
             result = body(*args)
         except (KeyboardInterrupt, Exception) as error:
-            if interrupts.received:   # the KeyboardInterrupt, or what a library made of it
+            # SIGINT/SIGTERM: the KeyboardInterrupt, or what a library made of it (an
+            # ImportError from an except around an import...)
+            if interrupts.received or isinstance(error, KeyboardInterrupt):
                 interrupts.stop()
                 parser.exit(130, '%s: interrupted; no partial output was left\n' % parser.prog)
             if isinstance(error, (UsageError, DataError)):
