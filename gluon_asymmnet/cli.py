@@ -8,9 +8,12 @@ runs its body through :func:`run`, which turns the package's
 :class:`~gluon_asymmnet.errors.DataError` (and an ``OSError`` of a file that
 could not be written) into ``PROG: error: MESSAGE`` and exit status 2.
 """
+import _thread
 import argparse
 import math
 import signal
+import sys
+import threading
 
 from .errors import DataError, UsageError
 
@@ -54,23 +57,27 @@ def run(parser, body, *args):
     """``body(*args)``; a bad input ends the command with one line and status 2.
 
     SIGINT and SIGTERM end it with one line and status 130 (the package writes
-    every result atomically, so nothing partial is left).
+    every result atomically, so nothing partial is left), wherever they land
+    (see :class:`_Interrupts`).
 
     Returns
     -------
     The result of ``body`` (0 when it returns None).
     """
-    previous = signal.signal(signal.SIGTERM, _interrupt)   # SIGTERM ends it as SIGINT does
-    try:
-        result = body(*args)
-    except (UsageError, DataError) as error:
-        parser.exit(2, '%s: error: %s\n' % (parser.prog, error))
-    except OSError as error:   # what could not be written: full disk, read-only folder...
-        parser.exit(2, '%s: error: %s\n' % (parser.prog, _os_message(error)))
-    except KeyboardInterrupt:   # SIGINT or SIGTERM: results are written atomically
-        parser.exit(130, '%s: interrupted; no partial output was left\n' % parser.prog)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with _Interrupts() as interrupts:
+        try:
+            result = body(*args)
+        except (KeyboardInterrupt, Exception) as error:
+            # SIGINT/SIGTERM: the KeyboardInterrupt, or what a library made of it (an
+            # ImportError from an except around an import...)
+            if interrupts.received or isinstance(error, KeyboardInterrupt):
+                interrupts.stop()
+                parser.exit(130, '%s: interrupted; no partial output was left\n' % parser.prog)
+            if isinstance(error, (UsageError, DataError)):
+                parser.exit(2, '%s: error: %s\n' % (parser.prog, error))
+            if isinstance(error, OSError):   # what could not be written: full disk, read-only
+                parser.exit(2, '%s: error: %s\n' % (parser.prog, _os_message(error)))
+            raise
     return 0 if result is None else result
 
 
@@ -80,8 +87,58 @@ def _os_message(error):
     return str(error)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _Interrupts:
+    """While a command works, SIGINT and SIGTERM raise KeyboardInterrupt, and raise it again
+    every :attr:`REPEAT_S` seconds until the command ends.
+
+    Python drops an exception raised in a ``__del__`` method (and prints it):
+    MXNet's data iterators free their C++ side there, so a single
+    KeyboardInterrupt can be lost and the command run on to its end. Libraries
+    also turn it into their own errors (an ``except:`` around an import): once a
+    signal came, :func:`run` reports any error as the interruption. Dropped
+    KeyboardInterrupts are not printed.
+    """
+    REPEAT_S = 0.5
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        #: The first signal received, or None.
+        self.received = None
+        self._done = threading.Event()
+        self._repeater = None
+        self._hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+        self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def _handle(self, signum, frame):
+        if self._done.is_set():
+            return   # a repeat that came as the command ended
+        if self.received is None:
+            self.received = signum
+            self._repeater = threading.Thread(target=self._repeat, daemon=True)
+            self._repeater.start()
+        raise KeyboardInterrupt
+
+    def _repeat(self):
+        while not self._done.wait(self.REPEAT_S):
+            _thread.interrupt_main(self.received)
+
+    def _unraisable(self, unraisable):
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            self._hook(unraisable)
+
+    def stop(self):
+        """No more repeats (a repeat already on its way is handled, as a no-op, here)."""
+        self._done.set()
+        if self._repeater is not None:
+            self._repeater.join()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        sys.unraisablehook = self._hook
 
 
 def add_zoo_model_flags(group):

@@ -4,17 +4,20 @@
 fsyncs it and renames it over the target: a reader sees the old file or the
 complete new one, never a mix, whatever kills the writer.  Every result file of
 the package (checkpoints, exports, ONNX files, JSON reports, plots) goes
-through it.
+through it. :func:`publish` moves several files into place as one step that
+SIGINT and SIGTERM cannot cut short (the files of an export, of a RecordIO set).
 """
+import fcntl
 import json
 import os
 import shutil
+import signal
 import stat
 import tempfile
 
 import mxnet as mx
 
-__all__ = ['atomic_save', 'atomic_link', 'atomic_write_json', 'writable_target']
+__all__ = ['atomic_save', 'atomic_link', 'atomic_write_json', 'writable_target', 'publish']
 
 
 def _fsync_dir(folder):
@@ -94,3 +97,40 @@ def writable_target(path):
         raise OSError('cannot write %s: no such folder %s' % (path, folder))
     if not os.access(folder, os.W_OK):
         raise OSError('cannot write %s: the folder is not writable' % path)
+
+
+def publish(work, prefix, suffixes):
+    """Move ``work + suffix`` to ``prefix + suffix`` for each suffix, in order (a file that
+    tells readers the others are complete, such as an export's info, last).
+
+    SIGINT and SIGTERM wait until every file is in place. Publishers of one
+    folder publish one at a time (``flock`` on the folder), so two commands
+    writing one prefix never interleave their files (a reader of an export checks
+    them against its info: :func:`gluon_asymmnet.deploy.info.check_files`).
+
+    Returns
+    -------
+    list of str
+        The published paths.
+
+    Raises
+    ------
+    OSError
+        A target that cannot be replaced by a regular file (see :func:`writable_target`);
+        nothing is moved then.
+    """
+    folder = os.path.dirname(os.path.abspath(prefix))
+    for suffix in suffixes:
+        writable_target(prefix + suffix)
+    handle = os.open(folder, os.O_RDONLY)
+    signals = {signal.SIGINT, signal.SIGTERM}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signals)   # Ctrl-C waits for the renames
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        for suffix in suffixes:
+            os.replace(work + suffix, prefix + suffix)
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return [prefix + suffix for suffix in suffixes]

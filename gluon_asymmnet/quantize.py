@@ -13,7 +13,7 @@ import mxnet as mx
 
 from .cli import DATA_RANGES, OneLineParser, add_data_flags, check_ranges, run
 from .data import default_digits_root, imagenet_rec_iters, prepare_digits
-from .deploy.info import write_info
+from .deploy.export import save_export
 from .deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
 from .deploy.runtime import exported_predictor, load_exported, onnx_predictor
 from .errors import UsageError
@@ -74,12 +74,14 @@ def _quantize(args):
     else:
         block, info = load_exported(args.model_prefix)
         symbol, qargs, qaux = quantize_symbol(block, calib)
-        atomic_save(args.out + '-symbol.json', symbol.save)
         saved = dict([('arg:' + k, v) for k, v in qargs.items()]
                      + [('aux:' + k, v) for k, v in qaux.items()])   # as save_checkpoint
-        atomic_save(args.out + '-0000.params', lambda tmp: mx.nd.save(tmp, saved))
-        if info is not None:
-            write_info(info, args.out)
+
+        def write(work):
+            symbol.save(work + '-symbol.json')
+            mx.nd.save(work + '-0000.params', saved)
+        # one unit, as an export: the info records the sha1 of these files, not the source's
+        save_export(args.out, write, ['-symbol.json', '-0000.params'], info)
         after = exported_predictor(args.out, args.input_size, args.crop_ratio)
     for name, predictor in (('float32', before), ('int8', after)):
         result = evaluate(predictor, source, num_classes)

@@ -1,5 +1,6 @@
 """INT8: MXNet oneDNN and ONNX Runtime keep top-1 on the digits within 1 point of float32."""
 import json
+import os
 
 import mxnet as mx
 import numpy as np
@@ -86,3 +87,20 @@ def test_cli_prints_top1_before_and_after(trained, tmp_path, suffix, batch):
     assert np.isclose(top1[0], top1[1], atol=0.05)
     shape = load_onnx(str(tmp_path / 'q.onnx'))[0].get_inputs()[0].shape
     assert shape[0] == batch or (batch is None and not isinstance(shape[0], int))
+
+
+def test_cli_quantizes_an_export_into_one_that_loads(trained, tmp_path):
+    """--model-prefix: the INT8 export is one unit, its info the sha1 of its own files."""
+    from gluon_asymmnet.deploy.runtime import load_exported
+    _, prefix, _, _, root = trained
+    out = str(tmp_path / 'int8')
+    status, printed, err = run_cli('gluon_asymmnet.quantize', '--model-prefix', prefix,
+                                   '--dataset', 'digits', '--digits-root', root, '-j', 1,
+                                   '--out', out, '--num-calib', 64)
+    assert status == 0, err
+    assert printed.strip().splitlines()[2:] == [out + suffix for suffix in (
+        '-symbol.json', '-0000.params', '-info.json')]
+    _, info = load_exported(out)   # refuses files that are not those of its info
+    assert sorted(info['files']) == ['-0000.params', '-symbol.json']
+    assert sorted(os.listdir(str(tmp_path))) == ['int8' + suffix for suffix in (
+        '-0000.params', '-info.json', '-symbol.json')]   # no staging folder left

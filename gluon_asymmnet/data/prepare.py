@@ -18,12 +18,14 @@ would skip or crash on it).
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 
 from ..cli import OneLineParser, run
 from ..errors import DataError
+from ..fileio import publish
 from .records import check_record_file
 
 __all__ = ['im2rec_script', 'prepare_records', 'main']
@@ -48,20 +50,50 @@ def im2rec_script():
     return script
 
 
+def _kill_tree(pid):
+    """SIGKILL process ``pid`` and its descendants (im2rec's encoding processes), first
+    found in /proc while they are still its descendants (where there is no /proc: ``pid``)."""
+    children = {}
+    for entry in os.listdir('/proc') if os.path.isdir('/proc') else []:
+        try:
+            with open('/proc/%s/stat' % entry) as stat:
+                children.setdefault(int(stat.read().rsplit(')', 1)[1].split()[1]), []).append(
+                    int(entry))
+        except (OSError, ValueError, IndexError):   # not a process, or one that just ended
+            continue
+    tree, todo = [pid], [pid]
+    while todo:
+        found = children.get(todo.pop(), [])
+        tree += found
+        todo += found
+    for member in tree:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _im2rec(arguments, echo):
     """Run im2rec.py; return the images it could not read."""
     command = [sys.executable, im2rec_script()] + arguments
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, bufsize=1)
     bad, last = [], ''
-    for line in process.stdout:
-        if not _IM2REC_COUNT.match(line):   # its "count: 0" counts something else: misleading
-            echo(line.rstrip('\n'))
-        match = _BAD_IMAGE.search(line)
-        if match:
-            bad.append(match.group(1))
-        last = line.strip() or last
-    if process.wait() != 0 and not bad:
+    try:
+        for line in process.stdout:
+            if not _IM2REC_COUNT.match(line):   # its "count: 0" counts something else
+                echo(line.rstrip('\n'))
+            match = _BAD_IMAGE.search(line)
+            if match:
+                bad.append(match.group(1))
+            last = line.strip() or last
+    except BaseException:   # SIGINT/SIGTERM (KeyboardInterrupt): im2rec must not outlive it
+        _kill_tree(process.pid)
+        raise
+    finally:
+        process.stdout.close()
+        process.wait()
+    if process.returncode != 0 and not bad:
         raise DataError('%s failed (exit %d): %s' % (os.path.basename(command[1]),
                                                       process.returncode, last))
     return bad
@@ -150,7 +182,7 @@ def prepare_records(image_dir, out_prefix, resize=0, quality=95, num_thread=1, t
             raise DataError('%s: image does not decode%s' % (
                 bad[0], ' (and %d more)' % (len(bad) - 1) if len(bad) > 1 else ''))
         parts = [''] if train_ratio == 1 else ['_train', '_val']
-        written = []
+        written, files = [], []
         for part in parts:
             rec, idx = prefix + part + '.rec', prefix + part + '.idx'
             if not os.path.isfile(rec):
@@ -162,9 +194,9 @@ def prepare_records(image_dir, out_prefix, resize=0, quality=95, num_thread=1, t
             count = check_record_file(rec, idx)
             if count != listed:
                 raise DataError('%s: im2rec packed %d of %d images' % (image_dir, count, listed))
-            for extension in ('.lst', '.rec', '.idx'):
-                os.replace(prefix + part + extension, out_prefix + part + extension)
             written.append((out_prefix + part + '.rec', out_prefix + part + '.idx', count))
+            files += [part + extension for extension in ('.lst', '.rec', '.idx')]
+        publish(prefix, out_prefix, files)   # all in place, or none (SIGINT, SIGTERM, a folder)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     echo('%d classes (%s ... %s)' % (len(classes), classes[0], classes[-1]))

@@ -16,23 +16,21 @@ records the sha1 of every other file. Readers (:func:`load_exported
 <gluon_asymmnet.deploy.runtime.load_exported>`) refuse files that do not match
 it, so a cut-short or concurrent export is an error, never a silent mix.
 """
-import fcntl
 import os
 import shutil
-import signal
 import tempfile
 
 import mxnet as mx
 
 from ..errors import UsageError
-from ..fileio import writable_target
+from ..fileio import publish
 from ..model_zoo import ModelConfig, file_sha1, get_model_config
 from ..models.layers import inference_graph
 from .graph import deploy_symbol
 from .info import make_info, write_info
 from .onnx import export_onnx
 
-__all__ = ['export_model']
+__all__ = ['export_model', 'save_export']
 
 
 class _Normalize(mx.gluon.HybridBlock):
@@ -104,14 +102,8 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
     classes = net(mx.nd.zeros((1, 3, size, size))).shape[1]
     info = make_info(getattr(net, 'model_name', None), classes, getattr(net, 'classes', None),
                      config, preprocess, layout)
-    folder = os.path.dirname(os.path.abspath(prefix))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix='.export-', dir=folder)
-    except OSError as error:
-        raise OSError('cannot write %s: %s' % (prefix, error.strerror)) from None
-    try:
-        work = os.path.join(staging, 'net')
+
+    def write(work):
         normalize = _Normalize(info['mean'], info['std'], layout) if preprocess else None
         try:
             with inference_graph():
@@ -121,39 +113,48 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
             raise OSError('cannot write %s: MXNet could not save the graph or its parameters '
                           '(disk full or file size limit?)' % prefix) from None
         deploy_symbol(mx.sym.load(work + '-symbol.json')).save(work + '-symbol.json')
-        if fmt == 'mxnet':
-            suffixes = ['-symbol.json', '-0000.params']
-        else:
+        if fmt == 'onnx':
             export_onnx(work, work, info)
-            suffixes = ['.onnx', '-batch1.onnx']
-        info['files'] = {suffix: file_sha1(work + suffix) for suffix in suffixes}
-        write_info(info, work)
-        return _publish(work, prefix, suffixes + ['-info.json'])
+
+    suffixes = ['-symbol.json', '-0000.params'] if fmt == 'mxnet' else ['.onnx', '-batch1.onnx']
+    return save_export(prefix, write, suffixes, info)
+
+
+def save_export(prefix, write, suffixes, info=None):
+    """Write the files of one export as a unit: ``PREFIX + suffix`` for each suffix, and the info.
+
+    ``write(work)`` writes ``work + suffix`` for each suffix in a staging folder
+    beside ``prefix``; their sha1 go into ``info`` (``PREFIX-info.json``), and
+    the files are moved into place with the info last
+    (:func:`gluon_asymmnet.fileio.publish`).
+    Without an info the files are moved into place all the same.
+
+    Returns
+    -------
+    list of str
+        The files written.
+
+    Raises
+    ------
+    OSError
+        ``cannot write PREFIX: reason`` (what MXNet could not write included);
+        the files of ``prefix`` are then as they were.
+    """
+    folder = os.path.dirname(os.path.abspath(prefix))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix='.export-', dir=folder)
+    except OSError as error:
+        raise OSError('cannot write %s: %s' % (prefix, error.strerror)) from None
+    try:
+        work = os.path.join(staging, 'net')
+        write(work)
+        if info is not None:
+            info['files'] = {suffix: file_sha1(work + suffix) for suffix in suffixes}
+            write_info(info, work)
+            suffixes = list(suffixes) + ['-info.json']
+        return publish(work, prefix, suffixes)
     except mx.base.MXNetError as error:   # what MXNet or its ONNX exporter could not write
         raise OSError('cannot write %s: %s' % (prefix, str(error).strip().splitlines()[0][:200]))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _publish(work, prefix, suffixes):
-    """Move ``work + suffix`` to ``prefix + suffix`` for each suffix, in order (the info last).
-
-    Exporters of one folder publish one at a time (``flock`` on the folder), so
-    two exports to one prefix never interleave their files; a reader checks the
-    files against the info (:func:`gluon_asymmnet.deploy.info.check_files`).
-    """
-    folder = os.path.dirname(os.path.abspath(prefix))
-    for suffix in suffixes:
-        writable_target(prefix + suffix)
-    handle = os.open(folder, os.O_RDONLY)
-    signals = {signal.SIGINT, signal.SIGTERM}
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signals)   # Ctrl-C waits for the renames
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        for suffix in suffixes:
-            os.replace(work + suffix, prefix + suffix)
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    return [prefix + suffix for suffix in suffixes]

@@ -230,9 +230,12 @@ def network_norm(classes, dropout, norm_layer, norm_kwargs, use_global_stats):
 class ChannelShuffle(HybridBlock):
     """ShuffleNet channel shuffle with ``groups`` groups of an NCHW map of ``channels``.
 
-    Written with plain reshapes, a transpose and ``reshape_like`` (no ``-4``/``-3``
-    reshape codes, which MXNet's ONNX exporter cannot convert), so the graph
-    exports to ONNX and runs in ONNX Runtime and OpenCV DNN.
+    Written with plain reshapes, a swap of two axes and ``reshape_like`` (no
+    ``-4``/``-3`` reshape codes, which MXNet's ONNX exporter cannot convert), so
+    the graph exports to ONNX and runs in ONNX Runtime and OpenCV DNN. (A
+    ``transpose`` there makes the backward pass of a hybridized network fail in
+    MXNet 1.9.1's oneDNN: "could not create a primitive descriptor for a reorder
+    primitive"; ``swapaxes`` does the same without oneDNN.)
     """
 
     def __init__(self, groups, channels, **kwargs):
@@ -243,7 +246,7 @@ class ChannelShuffle(HybridBlock):
 
     def hybrid_forward(self, F, x):
         y = F.reshape(x, shape=(0, self.groups, self.channels // self.groups, -1))
-        y = F.transpose(y, axes=(0, 2, 1, 3))
+        y = F.swapaxes(y, 1, 2)
         return F.reshape_like(y, x)
 
 

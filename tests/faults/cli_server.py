@@ -21,7 +21,7 @@ import traceback
 
 #: Modules every command imports; loaded before the first fork.
 PRELOAD = ('mxnet', 'gluoncv', 'gluon_asymmnet', 'gluon_asymmnet.train',
-           'gluon_asymmnet.data')
+           'gluon_asymmnet.data', 'onnxruntime', 'matplotlib.backends.backend_agg')
 
 
 def _child(command, env, cwd, out_path, err_path):

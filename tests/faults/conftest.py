@@ -1,8 +1,10 @@
 """Fixtures of the fault suite, and the reliability table it writes.
 
-Every fault test records its trials with the ``trials`` fixture::
+Every fault test records its trials with the ``trials`` fixture, naming the
+command-line tool (one of :data:`TOOLS`) the fault was inflicted on::
 
-    trials.record('SIGKILL during training, then --resume auto', 'resumed at epoch 2', lost=0)
+    trials.record('SIGKILL during training, then --resume auto', 'resumed at epoch 2', lost=0,
+                  tool='train_imagenet.py')
 
 Every pytest process that runs tests (each xdist worker, or the only process)
 appends them as JSON lines to its own file in a results folder of this run
@@ -10,10 +12,13 @@ appends them as JSON lines to its own file in a results folder of this run
 adds its tests' outcomes. With ``WRITE_RELIABILITY=1`` (``make reliability``;
 ``make test`` leaves the tracked file alone) the last process to finish writes
 ``tests/faults/RELIABILITY.md``: one row per fault, with how many times it was
-tried, what happened, what was lost and whether its test passed. (The workers
+tried, what happened, what was lost and whether its test passed; then one row
+per tool: how many faults and tries it took, how many of those faults passed,
+what was lost. (The workers
 do it, not xdist's controlling process: that one does not load this conftest
 when pytest is given ``tests``.) Rows of test files that this run did not run
-(a ``-k`` selection, one file) are kept from the previous table. README's
+(a ``-k`` selection, one file) are kept from the previous table (with their
+tallies by tool, kept in a comment at its end). README's
 Reliability section shows this table.
 """
 import collections
@@ -29,6 +34,13 @@ import pytest
 import faultlib
 
 RELIABILITY = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'RELIABILITY.md')
+#: The tools a fault is inflicted on, in the order of the table by tool.
+TOOLS = ('train_imagenet.py', 'eval.py', 'export', 'quantize', 'convert', 'plot', 'prepare',
+         'launch', 'get_model')
+#: How the table by tool names them (default: the name in backquotes).
+_TOOL_NAMES = dict([(tool, '`python -m gluon_asymmnet.%s`' % module) for tool, module in (
+    ('export', 'export'), ('quantize', 'quantize'), ('convert', 'convert'), ('plot', 'plot'),
+    ('prepare', 'data.prepare'), ('launch', 'launch'))], get_model='model zoo (`get_model`)')
 #: Records per class in the small JPEG RecordIO files of ``jpeg_records``.
 PER_CLASS = 4
 
@@ -69,16 +81,18 @@ class Trials:
         self._path = os.path.join(folder, 'trials-%d.jsonl' % os.getpid())
         self._nodeid = nodeid
 
-    def record(self, fault, outcome, lost=0):
-        """One try of ``fault``: what happened (short text) and how much work was lost.
+    def record(self, fault, outcome, lost=0, *, tool):
+        """One try of ``fault`` on ``tool``: what happened (short text), how much was lost.
 
         ``lost`` counts what the user would have lost: epochs missing from or
-        repeated in the metrics, checkpoints that do not load, a run that cannot
-        be continued, a hung process.
+        repeated in the metrics, checkpoints or results that do not load, a run
+        that cannot be continued, a hung process. ``tool`` is one of :data:`TOOLS`.
         """
+        if tool not in TOOLS:
+            raise ValueError('tool %r is not one of %s' % (tool, ', '.join(TOOLS)))
         with open(self._path, 'a') as out:
             out.write(json.dumps({'fault': fault, 'outcome': outcome, 'lost': lost,
-                                  'test': self._nodeid}) + '\n')
+                                  'tool': tool, 'test': self._nodeid}) + '\n')
 
 
 @pytest.fixture
@@ -165,18 +179,41 @@ def _read_results(folder):
 _HEADER = ('| Fault | Tries | What happened | Lost | Test |\n'
            '|---|---:|---|---:|---|\n')
 _ROW = re.compile(r'^\| (?P<fault>.+?) \| \d+ \|')
+_BY_TOOL = '## By tool'
+_BY_TOOL_HEADER = ('| Tool | Faults | Tries | Faults passed | Lost |\n'
+                   '|---|---:|---:|---:|---:|\n')
+#: Opens the comment that keeps each fault's tries and losses by tool (one JSON line a fault).
+_TALLIES = '<!-- tries and lost by tool of each fault'
 
 
-def _previous_rows(path):
-    """Table rows of the previous RELIABILITY.md by fault."""
-    rows = collections.OrderedDict()
+def _previous_table(path):
+    """The previous RELIABILITY.md's rows by fault, and its tallies (see :func:`tallies`)."""
+    rows, counts = collections.OrderedDict(), {}
+    section = 'faults'
     if os.path.exists(path):
         with open(path) as table:
             for line in table:
-                match = _ROW.match(line)
-                if match:
-                    rows[match.group('fault')] = line
-    return rows
+                if line.startswith(_BY_TOOL):
+                    section = 'tools'
+                elif line.startswith(_TALLIES):
+                    section = 'tallies'
+                elif line.startswith('-->'):
+                    section = None
+                elif section == 'faults' and _ROW.match(line):
+                    rows[_ROW.match(line).group('fault')] = line
+                elif section == 'tallies' and line.strip():
+                    counts.update(json.loads(line))
+    return rows, counts
+
+
+def tallies(trials):
+    """``{fault: {tool: [tries, lost]}}`` of the trial records."""
+    counts = {}
+    for trial in trials:
+        tally = counts.setdefault(trial['fault'], {}).setdefault(trial['tool'], [0, 0])
+        tally[0] += 1
+        tally[1] += trial['lost']
+    return counts
 
 
 def reliability_rows(trials, outcomes):
@@ -205,7 +242,7 @@ def reliability_rows(trials, outcomes):
 _MODULE_ORDER = ('test_fault_kill_resume.py', 'test_fault_graceful_stop.py', 'test_fault_disk.py',
                  'test_fault_corrupt_inputs.py', 'test_fault_fuzz_cli.py',
                  'test_fault_zoo_fuzz.py', 'test_fault_concurrency.py',
-                 'test_fault_distributed.py')
+                 'test_fault_distributed.py', 'test_fault_tools.py', 'test_fault_tools_sigkill.py')
 
 
 def _order(row):
@@ -213,27 +250,62 @@ def _order(row):
     return min([_MODULE_ORDER.index(m) for m in modules if m in _MODULE_ORDER] or [99])
 
 
+_COLUMNS = re.compile(r'^\| .+? \| (?P<tries>\d+) \| .* \| (?P<lost>\d+) \| (?P<status>[^|:]+):')
+
+
+def tool_rows(rows, counts):
+    """Markdown rows, one per tool of :data:`TOOLS` (from the tallies by fault and tool) and
+    one for every fault (from the fault rows, whose last column says if its test passed)."""
+    columns = {fault: _COLUMNS.match(row) for fault, row in rows.items()}
+    passed = {fault for fault, match in columns.items() if match.group('status') == 'passed'}
+    lines = []
+    for tool in TOOLS:
+        faults = [fault for fault in rows if tool in counts.get(fault, {})]
+        lines.append('| %s | %d | %d | %d | %d |\n' % (
+            _TOOL_NAMES.get(tool, '`%s`' % tool), len(faults),
+            sum(counts[fault][tool][0] for fault in faults), len(passed.intersection(faults)),
+            sum(counts[fault][tool][1] for fault in faults)))
+    lines.append('| **every fault** | %d | %d | %d | %d |\n' % (
+        len(rows), sum(int(match.group('tries')) for match in columns.values()), len(passed),
+        sum(int(match.group('lost')) for match in columns.values())))
+    return lines
+
+
 def _write_table(trials, outcomes):
     ran = {nodeid.split('::')[0].split('/')[-1] for nodeid in outcomes}
+    previous, counts = _previous_table(RELIABILITY)
     rows = collections.OrderedDict(
-        (fault, row) for fault, row in _previous_rows(RELIABILITY).items()
+        (fault, row) for fault, row in previous.items()
         if not set(re.findall(r'`(test_\w+\.py)::', row)) & ran)
     rows.update(reliability_rows(trials, outcomes))
+    counts = {fault: tally for fault, tally in counts.items() if fault in rows}
+    counts.update(tallies(trials))
     tried = {trial['test'] for trial in trials}
     for nodeid, outcome in sorted(outcomes.items()):
         if outcome == 'failed' and nodeid not in tried:
             name = nodeid.split('/')[-1]
             rows[name] = ('| %s | 0 | the test failed before its first try | 0 | '
                           'failed: `%s` |\n' % (name, name.split('[')[0]))
-    rows = sorted(rows.items(), key=lambda item: _order(item[1]))
+    rows = collections.OrderedDict(sorted(rows.items(), key=lambda item: _order(item[1])))
     with open(RELIABILITY + '.tmp', 'w') as table:
         table.write('# Reliability\n\nWritten by `make reliability` (`pytest tests/faults`): '
-                    'every fault the suite inflicts on training, export and the model zoo, '
-                    'how many times it was tried, what happened, and how much work was lost '
-                    '(epochs missing or repeated in the metrics, checkpoints that do not '
-                    'load, runs that cannot be continued, processes left hanging).\n\n')
+                    'every fault the suite inflicts on training, evaluation, the deployment '
+                    'tools and the model zoo, how many times it was tried, what happened, and '
+                    'how much work was lost (epochs missing or repeated in the metrics, '
+                    'checkpoints or results that do not load, runs that cannot be continued, '
+                    'processes left hanging).\n\n')
         table.write(_HEADER)
-        table.writelines(row for _, row in rows)
+        table.writelines(rows.values())
+        table.write('\n%s\n\nThe faults above by the tool they hit (a fault of several tools '
+                    'counts for each), how many of them passed their test, and what was '
+                    'lost.\n\n' % _BY_TOOL)
+        table.write(_BY_TOOL_HEADER)
+        table.writelines(tool_rows(rows, counts))
+        table.write('\n%s (conftest.py reads them back when a run covers part of the suite)\n'
+                    % _TALLIES)
+        table.writelines(json.dumps({fault: counts[fault]}, sort_keys=True) + '\n'
+                         for fault in rows if fault in counts)
+        table.write('-->\n')
     os.replace(RELIABILITY + '.tmp', RELIABILITY)
 
 

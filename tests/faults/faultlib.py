@@ -15,7 +15,10 @@ cores) and the test's private ``MXNET_HOME``.
 * :func:`complete_checkpoints` / :func:`resume_point` check a run folder
   independently of the trainer; :func:`epochs_in_metrics` reads its metrics;
 * :func:`read_only` and :func:`file_size_limit` make a folder read-only or
-  "full" (see ``test_fault_disk.py`` for the tmpfs case).
+  "full" (see ``test_fault_disk.py`` for the tmpfs case);
+* :func:`catches` tells when a tool has entered its work (``gluon_asymmnet.cli.run``
+  has installed its SIGTERM handler); :func:`save_weights`, :func:`export_argv`
+  and :func:`export_holds` make and check the exports the deployment tools work on.
 """
 import collections
 import contextlib
@@ -39,6 +42,9 @@ TRAIN = [PYTHON, os.path.join(REPO, 'train_imagenet.py')]
 EVAL = [PYTHON, os.path.join(REPO, 'eval.py')]
 EXPORT = [PYTHON, '-m', 'gluon_asymmnet.export']
 CONVERT = [PYTHON, '-m', 'gluon_asymmnet.convert']
+QUANTIZE = [PYTHON, '-m', 'gluon_asymmnet.quantize']
+PLOT = [PYTHON, '-m', 'gluon_asymmnet.plot']
+PREPARE = [PYTHON, '-m', 'gluon_asymmnet.data.prepare']
 LAUNCH = [PYTHON, '-m', 'gluon_asymmnet.launch']
 
 #: Seconds any single command of the suite may take before the test fails.
@@ -97,6 +103,35 @@ def _kill_group(pid):
         os.killpg(pid, signal.SIGKILL)
 
 
+def group_members(pgid):
+    """Pids of the live (not zombie) processes of process group ``pgid``."""
+    members = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/stat' % pid) as stat:
+                fields = stat.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != 'Z':
+            members.append(int(pid))
+    return members
+
+
+def catches(pid, signum):
+    """Whether process ``pid`` has a handler for ``signum`` now (``SigCgt`` in /proc).
+
+    Python catches SIGINT from its start; SIGTERM only once ``gluon_asymmnet.cli.run``
+    has installed its handler, that is once a tool has parsed its flags and started
+    its work.
+    """
+    try:
+        with open('/proc/%d/status' % pid) as status:
+            mask = next(line for line in status if line.startswith('SigCgt:')).split()[1]
+    except (OSError, StopIteration):
+        return False
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
 class Process:
     """A command running in the background, its output going to files.
 
@@ -119,6 +154,8 @@ class Process:
             self.popen = subprocess.Popen(argv, cwd=REPO, env=cli_env(), stdout=out, stderr=err,
                                           stdin=subprocess.DEVNULL, start_new_session=True)
         self.started = time.monotonic()
+        #: Pids of its process group still running when it ended (see :meth:`wait`).
+        self.left_running = []
 
     @property
     def pid(self):
@@ -150,6 +187,21 @@ class Process:
                                      % (' '.join(self.argv), timeout, self.output()[1][-2000:]))
             time.sleep(poll)
 
+    def wait_for_work(self, timeout=COMMAND_TIMEOUT):
+        """Wait until the command has entered its work (it :func:`catches` SIGTERM); returns
+        that time (``time.monotonic()``), or the time it ended if it ended first."""
+        self.wait_until(lambda: catches(self.pid, signal.SIGTERM), timeout, poll=0.002)
+        return time.monotonic()
+
+    def signal_during_work(self, signum, delay, timeout=COMMAND_TIMEOUT):
+        """``delay`` seconds into its work (:meth:`wait_for_work`), send ``signum`` (see
+        :meth:`kill`) and wait for the end: ``(Result, seconds from the signal to the end)``."""
+        time.sleep(max(0.0, self.wait_for_work() + delay - time.monotonic()))
+        sent = time.monotonic()
+        self.kill(signum)
+        result = self.wait(timeout)
+        return result, time.monotonic() - sent
+
     def wait_for_text(self, pattern, timeout=COMMAND_TIMEOUT):
         """Wait until stdout or stderr matches the regular expression ``pattern``."""
         regex = re.compile(pattern)
@@ -165,9 +217,13 @@ class Process:
                 self.popen.send_signal(signum)
 
     def wait(self, timeout=COMMAND_TIMEOUT):
-        """Wait for the end; return ``Result``. Kills and fails after ``timeout`` seconds."""
+        """Wait for the end; return ``Result``. Kills and fails after ``timeout`` seconds.
+
+        What it started and left running (:attr:`left_running`) is killed then.
+        """
         try:
             self.popen.wait(timeout)
+            self.left_running = group_members(self.popen.pid)
         except subprocess.TimeoutExpired:
             _kill_group(self.popen.pid)
             self.popen.wait()
@@ -374,6 +430,51 @@ def started_at(process):
 def epochs_in_metrics(run_dir):
     """The ``epoch`` of every line of ``metrics.jsonl``, in file order."""
     return [record['epoch'] for record in read_metrics(run_dir)]
+
+
+# --- the deployment tools --------------------------------------------------------------------
+
+def random_net(seed):
+    """The suite's model for 10 classes with random weights drawn with ``seed``."""
+    import mxnet as mx
+    from gluon_asymmnet import get_model
+    mx.random.seed(seed)
+    net = get_model(MODEL, classes=10)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    return net
+
+
+def save_weights(path, seed):
+    """Save :func:`random_net` weights to ``path``; return their :func:`fingerprint`."""
+    import mxnet as mx
+    random_net(seed).save_parameters(path)
+    return fingerprint(mx.nd.load(path))
+
+
+def fingerprint(arrays):
+    """What tells weights apart: the rounded absolute sum of each array (a dict of NDArray)."""
+    return sorted(round(float(a.abs().sum().asscalar()), 2) for a in arrays.values())
+
+
+def export_argv(params, prefix, *extra):
+    """``python -m gluon_asymmnet.export`` of the suite's model with ``params`` at 32x32."""
+    return EXPORT + ['--model', MODEL, '--params-file', params, '--input-size', '32',
+                     '--prefix', prefix] + list(extra)
+
+
+def export_holds(prefix, candidates):
+    """Index of the weights (fingerprints) the MXNet export at ``prefix`` holds; None for a mix
+    (which the readers refuse) or weights of none of them."""
+    import mxnet as mx
+    from gluon_asymmnet.deploy.runtime import load_exported
+    from gluon_asymmnet.errors import UsageError
+    try:
+        load_exported(prefix)   # refuses files that are not those of its info
+    except UsageError:
+        return None
+    held = fingerprint(mx.nd.load(prefix + '-0000.params'))
+    return next((index for index, weights in enumerate(candidates) if weights == held), None)
 
 
 class CliServer:

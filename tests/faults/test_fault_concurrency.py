@@ -32,7 +32,7 @@ def test_second_training_on_the_same_run_folder_refuses(save_dir, tmp_path, tria
                   'went on undisturbed' if refused and whole
                   else 'exit %d: %s' % (second.returncode,
                                         (faultlib.error_lines(second.stderr) or [''])[-1]),
-                  lost=0 if whole else 1)
+                  lost=0 if whole else 1, tool='train_imagenet.py')
     line = assert_one_line_error(second, [run_dir], codes=(2,))
     assert still_running, 'the first training ended before the second one tried'
     assert re.search(r'pid %d\b' % first.pid, line), line
@@ -61,7 +61,7 @@ def test_parallel_converts_fill_one_store_entry(tmp_path, trials):
     trials.record('%d converts into one model-store entry at once' % CONVERTERS,
                   'one file, its sha1 matches its name, get_model(pretrained=True) loads it'
                   if good else 'files %s, exits %s' % (files, [r.returncode for r in results]),
-                  lost=0 if good else 1)
+                  lost=0 if good else 1, tool='convert')
     for result in results:
         assert result.returncode == 0, result.stderr[-3000:]
     assert len(entries) == 1 and files == [os.path.basename(entries[0])], files

@@ -81,14 +81,14 @@ def _train_argv(train, val, save_dir, *extra):
         '--batch-size', '8', '--num-epochs', '1', '--save-dir', save_dir, '-j', '1'] + list(extra)
 
 
-def _record(trials, fault, kind, result, names):
+def _record(trials, fault, kind, result, names, tool):
     lines = faultlib.error_lines(result.stderr)
     good = (result.returncode != 0 and 'Traceback' not in result.stderr and len(lines) == 1
             and all(name in lines[0] for name in names))
     trials.record(fault, 'exit %d, one line naming the file' % result.returncode if good
                   else '%s: exit %d, %s' % (kind, result.returncode, 'traceback' if 'Traceback'
                                             in result.stderr else '%d lines' % len(lines)),
-                  lost=0)
+                  lost=0, tool=tool)
 
 
 #: Every fault on the training files; two on the validation files.
@@ -109,7 +109,7 @@ def test_damaged_record_files(fault, split, jpeg_records, tmp_path, cli, rng, tr
               else cli.run(argv, tmp_path))
     name = os.path.basename(bad[0] if culprit == 'rec' else bad[1])
     _record(trials, 'Damaged RecordIO given to train_imagenet.py (%s)' % ', '.join(
-        sorted(RECORD_FAULTS)), '%s %s' % (split, fault), result, [name])
+        sorted(RECORD_FAULTS)), '%s %s' % (split, fault), result, [name], 'train_imagenet.py')
     assert_one_line_error(result, [name], codes=(2,))
     assert not os.path.exists(faultlib.run_dir_of(str(tmp_path / 'runs'), 'baseline')), \
         'a run folder was made for bad data'
@@ -140,7 +140,7 @@ def test_damaged_params_file(command, fault, good_params, digits, tmp_path, cli,
               else cli.run(argv, tmp_path))
     _record(trials, 'Damaged params file (%s) given to train_imagenet.py --resume-params and '
             'export' % ', '.join(sorted(PARAMS_FAULTS)), '%s: %s' % (command, fault), result,
-            ['damaged.params'])
+            ['damaged.params'], 'train_imagenet.py' if command.startswith('train') else 'export')
     assert_one_line_error(result, ['damaged.params'], codes=(2,))
 
 
@@ -162,7 +162,7 @@ def test_damaged_record_files_given_to_eval(fault, jpeg_records, good_params, tm
                                       bad[1], '--batch-size', '8', '-j', '1'], tmp_path)
     name = os.path.basename(bad[0] if culprit == 'rec' else bad[1])
     _record(trials, 'Damaged RecordIO given to eval.py (%s)' % ', '.join(EVAL_RECORD_FAULTS),
-            fault, result, [name])
+            fault, result, [name], 'eval.py')
     assert_one_line_error(result, [name], codes=(2,))
 
 
@@ -224,7 +224,7 @@ def test_damaged_export(fault, mxnet_export, jpeg_records, tmp_path, cli, rng, t
               else cli.run(argv, tmp_path))
     name = os.path.basename(prefix + suffix)
     _record(trials, 'Damaged export given to eval.py --model-prefix (%s)'
-            % ', '.join(sorted(EXPORT_FAULTS)), fault, result, [name])
+            % ', '.join(sorted(EXPORT_FAULTS)), fault, result, [name], 'eval.py')
     assert_one_line_error(result, [name], codes=(2,))
 
 
@@ -250,7 +250,7 @@ def test_wrong_or_damaged_onnx(fault, onnx_export, jpeg_records, tmp_path, cli, 
         damage(onnx_file, rng)
     result = cli.run(_eval_argv(jpeg_records, '--onnx', onnx_file) + extra, tmp_path)
     _record(trials, 'Wrong or damaged ONNX file given to eval.py --onnx (%s)'
-            % ', '.join(sorted(ONNX_FAULTS)), fault, result, ['other.onnx'])
+            % ', '.join(sorted(ONNX_FAULTS)), fault, result, ['other.onnx'], 'eval.py')
     assert_one_line_error(result, ['other.onnx'], codes=(2,))
 
 
@@ -266,6 +266,6 @@ def test_params_of_another_model(jpeg_records, tmp_path, cli, trials):
     result = cli.run(_eval_argv(jpeg_records, '--model', faultlib.MODEL, '--params-file', other,
                                 '--input-size', '32'), tmp_path)
     _record(trials, 'Params file of another model given to eval.py --model', 'large for small',
-            result, ['large.params'])
+            result, ['large.params'], 'eval.py')
     line = assert_one_line_error(result, ['large.params'], codes=(2,))
     assert 'parameter' in line, line

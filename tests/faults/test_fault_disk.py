@@ -98,7 +98,7 @@ def _check_failed_save(result, run_dir, pristine, fault, trials):
         problems.append(str(error))
     trials.record(fault, '; '.join(problems) if problems else
                   'exit %d, one-line message, previous checkpoint intact' % result.returncode,
-                  lost=1 if changed else 0)
+                  lost=1 if changed else 0, tool='train_imagenet.py')
     return ['%s: %s\n%s' % (fault, p, result.stderr[-2000:]) for p in problems]
 
 
@@ -164,6 +164,6 @@ def test_metrics_file_cut_mid_line(one_epoch_run, tmp_path, trials):
                   'resumed, the epoch trained again and logged once' if epochs == [0, 1]
                   else 'exit %d%s' % (result.returncode, ', traceback'
                                       if 'Traceback' in result.stderr else ''),
-                  lost=0 if epochs == [0, 1] else 1)
+                  lost=0 if epochs == [0, 1] else 1, tool='train_imagenet.py')
     assert result.returncode == 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
     assert epochs == [0, 1]

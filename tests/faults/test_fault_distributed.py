@@ -71,7 +71,8 @@ def test_kill_one_worker_of_dist_sync(save_dir, tmp_path, rng, trials):
                   'the job stopped within %ds, saying "%s"'
                   % (STOP_WITHIN, re.sub(r'worker \d+', 'worker N', message[0].strip()))
                   if stopped else 'exit %d after %.0fs, %d processes left'
-                  % (result.returncode, took, len(left)), lost=0 if stopped else 1)
+                  % (result.returncode, took, len(left)), lost=0 if stopped else 1,
+                  tool='launch')
     assert result.returncode != 0
     assert not left, 'processes of the job still running: %s' % left
     assert took < STOP_WITHIN, 'the job took %.0fs to stop' % took
@@ -85,7 +86,8 @@ def test_kill_one_worker_of_dist_sync(save_dir, tmp_path, rng, trials):
                   'resumed at epoch %d batch %d, every epoch exactly once' % start
                   if start == point and epochs == list(range(EPOCHS))
                   else 'exit %d, started at %s, epochs %s' % (result.returncode, start, epochs),
-                  lost=len(set(range(EPOCHS)) ^ set(epochs)) + len(epochs) - len(set(epochs)))
+                  lost=len(set(range(EPOCHS)) ^ set(epochs)) + len(epochs) - len(set(epochs)),
+                  tool='launch')
     assert result.returncode == 0, result.stderr[-3000:]
     assert start == point and point >= (1, 0), (start, point)
     assert epochs == list(range(EPOCHS)), epochs

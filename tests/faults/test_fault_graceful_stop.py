@@ -83,7 +83,7 @@ def test_sigterm_sigint_at_random_moments(save_dir, rng, trials, tmp_path):
         else:
             what = 'checkpoint written, resume continued there'
         trials.record(fault, 'exit %d within %ds, %s' % (result.returncode, STOP_WITHIN, what),
-                      lost=0 if clean and stopped else 1)
+                      lost=0 if clean and stopped else 1, tool='train_imagenet.py')
         assert result.returncode == 0, (fault, result.returncode, result.stderr[-3000:])
         assert 'Traceback' not in result.stderr, (fault, result.stderr[-3000:])
         assert stopped is not None, (fault, result.stderr[-3000:])
@@ -98,5 +98,6 @@ def test_sigterm_sigint_at_random_moments(save_dir, rng, trials, tmp_path):
     trials.record('SIGTERM/SIGINT x%d in one run: metrics after the last resume' % len(PLAN),
                   'every epoch exactly once' if epochs == list(range(EPOCHS))
                   else 'epochs %s' % epochs,
-                  lost=len(set(range(EPOCHS)) ^ set(epochs)) + len(epochs) - len(set(epochs)))
+                  lost=len(set(range(EPOCHS)) ^ set(epochs)) + len(epochs) - len(set(epochs)),
+                  tool='train_imagenet.py')
     assert epochs == list(range(EPOCHS)), epochs

@@ -68,7 +68,8 @@ def test_sigkill_at_random_moments_then_resume(save_dir, rng, trials, tmp_path):
         assert 'Traceback' not in result.stderr, result.stderr[-3000:]
         expected_start = resume_point(run_dir)   # asserts every checkpoint is whole
         trials.record(FAULT % moment, 'resumed at the newest complete checkpoint%s'
-                      % (', ignoring the partial file the kill left' if partial else ''))
+                      % (', ignoring the partial file the kill left' if partial else ''),
+                      tool='train_imagenet.py')
     final = Process(argv, str(tmp_path / 'logs'), 'final')
     result = final.wait()
     assert result.returncode == 0, result.stderr[-3000:]
@@ -79,11 +80,11 @@ def test_sigkill_at_random_moments_then_resume(save_dir, rng, trials, tmp_path):
     trials.record('SIGKILL x%d in one run: metrics after the last resume' % KILLS,
                   'every epoch exactly once' if epochs == list(range(EPOCHS))
                   else 'epochs missing %s, %d repeated' % (missing, repeated),
-                  lost=len(missing) + repeated)
+                  lost=len(missing) + repeated, tool='train_imagenet.py')
     assert epochs == list(range(EPOCHS)), epochs
     assert complete_checkpoints(run_dir)
     # not a loss, but disk space: what the killed atomic writes left behind
     left = temporary_files(run_dir)
     trials.record('SIGKILL x%d in one run: temporary files left in the run folder' % KILLS,
                   '%d partial files of interrupted writes (never read; disk space only)'
-                  % len(left) if left else 'none')
+                  % len(left) if left else 'none', tool='train_imagenet.py')

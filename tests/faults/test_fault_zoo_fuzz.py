@@ -74,7 +74,7 @@ def _call(name, kwargs):
 @example(name='asymmnet_small_0.35', kwargs={'features_only': True, 'out_indices': []})
 @example(name='asymmnet_small_0.35', kwargs={'pretrained': True})
 def test_get_model_random_arguments(trials, name, kwargs):
-    trials.record(FAULT_NAME, OUTCOMES[_call(name, kwargs)])
+    trials.record(FAULT_NAME, OUTCOMES[_call(name, kwargs)], tool='get_model')
 
 
 @settings(faultlib.FUZZ)
@@ -86,7 +86,7 @@ def test_get_model_random_names(trials, name, kwargs):
         get_model(name, **kwargs)
     except ValueError as error:
         assert 'unknown model' in str(error) and repr(name) in str(error)
-        trials.record(FAULT_NAME, OUTCOMES['unknown name'])
+        trials.record(FAULT_NAME, OUTCOMES['unknown name'], tool='get_model')
         return
     raise AssertionError('get_model(%r) did not raise ValueError' % name)
 
