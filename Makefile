@@ -21,7 +21,7 @@ test: venv
 
 # AsymmNet-S x0.5 on the embedded digits set (32x32, no download): train, evaluate the
 # exported model, export to ONNX, quantize to INT8 (ONNX Runtime), plot
-# (about 99% val top-1 in a few minutes on 2 cores).
+# (about 98.5% val top-1 in a few minutes on 2 cores).
 # Rerunning continues (or, once finished, just re-exports) the same run folder.
 DEMO_RUN := runs/asymmnet_small_0.5-demo
 demo: venv
