@@ -1,6 +1,10 @@
 """eval.py: accuracy on RecordIO/folders/digits, top-5 of images, benchmark, bad input."""
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +15,8 @@ from gluon_asymmnet.data import prepare_digits
 from gluon_asymmnet.deploy.export import export_model
 from gluon_asymmnet.run_metrics import read_metrics
 from helpers import assert_one_line_error, randomized, run_cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
@@ -161,3 +167,16 @@ def test_eval_of_a_runs_own_export_reports_the_runs_accuracy(tmp_path):
                                '--digits-root', tmp_path, '-j', 1)
     assert status == 0, err
     assert 'top1=%.4f' % best in out
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_mxnet_loads_is_one_line(signum):
+    """eval.py is a script: its handlers are in place before MXNet's seconds of importing."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'eval.py'), '--help'],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(0.5)                     # the interpreter is up; MXNet is still importing
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and out == '', (process.returncode, out, err)
+    assert err == 'eval.py: interrupted while loading; nothing was read or written\n', err
