@@ -15,6 +15,7 @@ then renamed into place::
 An image that fails to decode stops the command with its name (im2rec itself
 would skip or crash on it).
 """
+import contextlib
 import os
 import re
 import shutil
@@ -50,34 +51,12 @@ def im2rec_script():
     return script
 
 
-def _kill_tree(pid):
-    """SIGKILL process ``pid`` and its descendants (im2rec's encoding processes), first
-    found in /proc while they are still its descendants (where there is no /proc: ``pid``)."""
-    children = {}
-    for entry in os.listdir('/proc') if os.path.isdir('/proc') else []:
-        try:
-            with open('/proc/%s/stat' % entry) as stat:
-                children.setdefault(int(stat.read().rsplit(')', 1)[1].split()[1]), []).append(
-                    int(entry))
-        except (OSError, ValueError, IndexError):   # not a process, or one that just ended
-            continue
-    tree, todo = [pid], [pid]
-    while todo:
-        found = children.get(todo.pop(), [])
-        tree += found
-        todo += found
-    for member in tree:
-        try:
-            os.kill(member, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def _im2rec(arguments, echo):
     """Run im2rec.py; return the images it could not read."""
     command = [sys.executable, im2rec_script()] + arguments
+    # a process group of its own: im2rec and its encoding processes end together
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, bufsize=1)
+                               text=True, bufsize=1, start_new_session=True)
     bad, last = [], ''
     try:
         for line in process.stdout:
@@ -88,7 +67,8 @@ def _im2rec(arguments, echo):
                 bad.append(match.group(1))
             last = line.strip() or last
     except BaseException:   # SIGINT/SIGTERM (KeyboardInterrupt): im2rec must not outlive it
-        _kill_tree(process.pid)
+        with contextlib.suppress(ProcessLookupError):   # unless all of it ended already
+            os.killpg(process.pid, signal.SIGKILL)
         raise
     finally:
         process.stdout.close()
