@@ -35,6 +35,8 @@ the context of :func:`~gluon_asymmnet.models.layers.device_graph`).
 """
 import mxnet as mx
 
+from .layers import squeeze
+
 __all__ = ['FORMULATIONS', 'SPLIT_MIN_ELEMENTS', 'choose_formulation', 'split_forward']
 
 #: The values of a network's ``formulation`` argument.
@@ -116,8 +118,7 @@ def split_forward(F, block, x, expanded):
                             **dict(dw._kwargs, num_filter=width, num_group=width, no_bias=False))
         outs.append(block.dw_conv.act(out))
     if block.use_se:
-        pooled = [F.Pooling(out, kernel=(1, 1), global_pool=True, pool_type='avg')
-                  for out in outs]
+        pooled = [squeeze(F, out) for out in outs]
         gate = block.se.gate(F, F.concat(*pooled, dim=1))
         outs = [F.broadcast_mul(out, _slice(F, gate, 1, start, width))
                 for out, start, width in zip(outs, starts, widths)]

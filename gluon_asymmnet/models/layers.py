@@ -19,7 +19,7 @@ Training graphs on a CPU avoid two of oneDNN's slow reference kernels (MXNet
   layout in the backward pass (:func:`_bn_input`).
 - The backward of a global average ``Pooling`` whose gradient comes from a
   1x1 convolution (squeeze-excitation) runs ``pooling_v2:ref`` (0.1 s at
-  16x160x28x28): the squeeze is MXNet's ``mean`` there (:func:`_squeeze`).
+  16x160x28x28): the squeeze is MXNet's ``mean`` there (:func:`squeeze`).
 
 Inference graphs are unchanged; ``bench/train_step.py`` measures training
 steps.  The mathematics is identical.  Blocks carry no parameters of their own beyond their
@@ -35,8 +35,8 @@ from mxnet import autograd
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-__all__ = ['make_divisible', 'network_norm', 'Activation', 'ConvBNAct', 'SqueezeExcitation',
-           'ChannelShuffle', 'channel_concat', 'inference_graph', 'trainable_graph',
+__all__ = ['make_divisible', 'network_norm', 'squeeze', 'Activation', 'ConvBNAct',
+           'SqueezeExcitation', 'ChannelShuffle', 'channel_concat', 'inference_graph', 'trainable_graph',
            'device_graph', 'graph_device', 'graph_shape', 'ModeCachedGraphs', 'ACTIVATIONS']
 
 
@@ -79,7 +79,7 @@ def _bn_input(F, x, channels):
     return F.reshape(x, shape=(0, 0, 0, 0))
 
 
-def _squeeze(F, x):
+def squeeze(F, x):
     """Global average of each channel, ``N x C x 1 x 1``: oneDNN's ``Pooling`` except
     in CPU training graphs, where its backward is a reference kernel (module docstring)."""
     if not _no_gradient(F) and graph_device(F, x).device_type == 'cpu':
@@ -200,7 +200,7 @@ class SqueezeExcitation(HybridBlock):
         return _hard_sigmoid(F, self.conv2(_relu(F, self.conv1(pooled))))
 
     def hybrid_forward(self, F, x):
-        return F.broadcast_mul(x, self.gate(F, _squeeze(F, x)))
+        return F.broadcast_mul(x, self.gate(F, squeeze(F, x)))
 
 
 def network_norm(classes, dropout, norm_layer, norm_kwargs, use_global_stats):
