@@ -28,6 +28,7 @@ be inspected here.
 import os
 import re
 import sys
+import tempfile
 
 import mxnet as mx
 
@@ -114,7 +115,10 @@ def convert_params(src, model='asymmnet_large_1.0', root=None):
     store = model_store_root(root)
     os.makedirs(store, exist_ok=True)
     ordered = {name: converted[name] for name in sorted(shapes)}
-    staging = os.path.join(store, '.%s.params' % model)
+    # A staging name of this process's own: parallel converts of one file into one
+    # store must not rename away or delete the file another one is hashing.
+    handle, staging = tempfile.mkstemp(prefix='.%s-' % model, suffix='.params', dir=store)
+    os.close(handle)
     try:
         atomic_save(staging, lambda tmp: mx.nd.save(tmp, ordered))
         sha1 = file_sha1(staging)
