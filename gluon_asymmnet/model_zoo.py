@@ -45,11 +45,12 @@ from .models.asymmnet import AsymmNet, get_asymmnet_cfgs
 from .models.features import FeatureExtractor
 from .models.ghostnet import get_ghostnet
 from .models.mobilenetv2 import MobileNetV2Asymm
+from .params import classifier_outputs, load_matching, load_weights, structured_weights
 
 __all__ = ['get_model', 'list_models', 'list_aliases', 'resolve_name', 'zoo_name',
            'register_model', 'register_alias', 'get_model_config', 'ModelConfig', 'PaperResult',
            'IMAGENET_MEAN_RGB', 'IMAGENET_STD_RGB', 'model_store_root', 'model_file', 'file_sha1',
-           'WIDTHS', 'GHOSTNET_WIDTHS']
+           'WIDTHS', 'GHOSTNET_WIDTHS', 'pretrained_file', 'run_weights_file']
 
 #: The width multipliers of the zoo.
 WIDTHS = ('1.0', '0.75', '0.5', '0.35')
@@ -286,6 +287,41 @@ def model_file(name, tag=None, root=None):
     return path
 
 
+def run_weights_file(run_dir):
+    """The weights of a ``train_imagenet.py`` run folder: ``<model>-best.params``, else the
+    newest epoch checkpoint.
+
+    Raises
+    ------
+    FileNotFoundError
+    """
+    folder = glob.escape(run_dir)
+    found = sorted(glob.glob(os.path.join(folder, '*-best.params')))
+    found = found or sorted(glob.glob(os.path.join(folder, '*-epoch[0-9][0-9][0-9][0-9].params')))
+    if not found:
+        raise FileNotFoundError('%s: no <model>-best.params or epoch checkpoint' % run_dir)
+    return found[-1]
+
+
+def pretrained_file(name, pretrained, root=None):
+    """The weights file that ``get_model(name, pretrained=...)`` loads.
+
+    ``True``: the model store's file of ``name``; a folder: a training run's
+    best weights; an existing file: that file; another string: the store's file
+    whose sha1 starts with it.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        See :func:`model_file`.
+    """
+    if isinstance(pretrained, str) and os.path.isdir(pretrained):
+        return run_weights_file(pretrained)
+    if isinstance(pretrained, str) and os.path.isfile(pretrained):
+        return pretrained
+    return model_file(name, pretrained if isinstance(pretrained, str) else None, root)
+
+
 def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
               out_indices=(1, 2, 3, 4), **kwargs):
     """Build a model of the zoo.
@@ -296,9 +332,13 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
         See :func:`list_models`; an unknown name raises ``ValueError`` naming
         the closest ones.
     pretrained : bool or str
-        Load weights from the local model store (``True``) or the file with this
-        sha1 prefix (a str); never downloads.  Attaches ``classes``/``synset``
-        (ImageNet's for 1000-class weights).
+        Load weights (never downloads): ``True``, the local model store's; a
+        string: a weights file (any the package writes: checkpoint, export, store
+        entry, or the original release's), a training run folder (its best
+        weights), or the sha1 prefix of a store file. With ``classes`` other than
+        the weights', every tensor that fits is loaded and the classifier is new
+        (Xavier): fine-tuning, as timm's ``num_classes``. ImageNet weights attach
+        ``classes``/``synset`` names.
     ctx : Context or list of Context
         Where parameters live.
     root : str, optional
@@ -316,6 +356,13 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
     HybridBlock
         With ``pretrained``, loaded on ``ctx``; otherwise not initialised (call
         ``initialize``), as in GluonCV.
+
+    Raises
+    ------
+    ValueError
+        Unknown name, bad ``classes``, weights that do not fit (naming the tensor).
+    FileNotFoundError
+        No such weights.
     """
     canonical = resolve_name(name)
     classes = kwargs.get('classes', 1000)
@@ -323,14 +370,19 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
         raise ValueError('classes must be an int >= 1, got %r' % (classes,))
     net = _MODELS[canonical](**kwargs)
     if pretrained:
-        tag = pretrained if isinstance(pretrained, str) else None
-        net.load_parameters(model_file(canonical, tag, root), ctx=ctx)
-        if kwargs.get('classes', 1000) == 1000:
-            from gluoncv.data import ImageNet1kAttr
-            attrib = ImageNet1kAttr()
-            net.synset, net.classes, net.classes_long = (attrib.synset, attrib.classes,
-                                                         attrib.classes_long)
+        path = pretrained_file(canonical, pretrained, root)
+        size = _CONFIGS[canonical].input_size
+        weights = structured_weights(path, net)
+        saved_classes = classifier_outputs({n: v.shape for n, v in weights.items()})
+        if saved_classes is not None and saved_classes != classes:
+            load_matching(net, path, size, ctx=ctx)
+        else:
+            load_weights(net, path, size, ctx=ctx, what=canonical)
+            if classes == 1000:
+                from gluoncv.data import ImageNet1kAttr
+                attrib = ImageNet1kAttr()
+                net.synset, net.classes, net.classes_long = (attrib.synset, attrib.classes,
+                                                             attrib.classes_long)
     if features_only:
         net = FeatureExtractor(net, out_indices)
     return net
-

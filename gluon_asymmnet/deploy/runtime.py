@@ -12,7 +12,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import UsageError
-from ..model_zoo import ModelConfig, get_model_config
+from ..model_zoo import ModelConfig
 from ..params import load_param_file
 from .graph import symbol_block
 from .info import check_files, make_info, read_info
@@ -118,10 +118,10 @@ def zoo_predictor(model, params_file, classes=None, width_scale=None, asymmrate=
                   input_size=None, crop_ratio=None):
     """A hybridized (static alloc/shape) zoo model with the weights of ``params_file``.
 
-    ``input_size``/``crop_ratio`` default to the model's record.
+    ``input_size``/``crop_ratio`` default to what a training checkpoint records,
+    else to the model's record (see :func:`~gluon_asymmnet.deploy.sources.zoo_model`).
     """
-    net = zoo_model(model, params_file, classes, width_scale, asymmrate, input_size)
-    config = get_model_config(net.model_name)
+    net, config = zoo_model(model, params_file, classes, width_scale, asymmrate, input_size)
     config = config._replace(input_size=input_size or config.input_size,
                              crop_ratio=crop_ratio or config.crop_ratio)
     net.hybridize(static_alloc=True, static_shape=True)
