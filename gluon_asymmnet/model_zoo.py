@@ -216,9 +216,9 @@ def zoo_name(model, width_scale=None):
     if model in _MODELS and family and _is_float(width):
         if float(width) == width_scale:
             return model
-        raise ValueError('--model %s has width %s but --width-scale is %s'
+        raise ValueError('%s has width %s but the width asked for is %s'
                          % (model, width, width_scale))
-    raise ValueError('--model %s has no width %s; zoo names with a width: %s'
+    raise ValueError('%s has no width %s; zoo names with a width: %s'
                      % (model, width_scale,
                         ', '.join(n for n in sorted(_MODELS) if n.startswith(model + '_'))
                         or 'none for this model'))

@@ -86,6 +86,6 @@ def test_cli_refuses_params_of_another_width(tmp_path):
     net.save_parameters(params)
     status, _, err = run_cli('gluon_asymmnet.export', '--model', 'asymmnet_small_0.35',
                              '--params-file', params, '--prefix', tmp_path / 'x')
-    assert_one_line_error(status, err, 'does not fit --model asymmnet_small_0.35',
+    assert_one_line_error(status, err, 'does not fit asymmnet_small_0.35',
                           'parameter features.4.expand.conv.weight has shape (32, 8, 1, 1)')
     assert not os.path.exists(str(tmp_path / 'x-symbol.json'))

@@ -35,7 +35,7 @@ def make_job(digits, tmp_path):
                            '--tag-name', 'job%d' % len(locks), '--lr', '0.1',
                            '--warmup-epochs', '0', '--dropout', '0', '--mode', 'imperative']
                           + list(flags))
-        job, lock = build_job(args)
+        job, lock, _ = build_job(args)
         locks.append(lock)
         data, label = next(iter(batches(job.train_data)))
         return job, data, label

@@ -39,7 +39,7 @@ def load_exported(prefix, ctx=mx.cpu()):
     symbol_file, params_file = prefix + '-symbol.json', prefix + '-0000.params'
     for path, what in ((symbol_file, 'symbol'), (params_file, 'parameters')):
         if not os.path.isfile(path):
-            raise UsageError('%s: no such file (the %s of --model-prefix %s)'
+            raise UsageError('%s: no such file (the %s of the export %s)'
                              % (path, what, prefix))
     try:
         with open(symbol_file) as f:
@@ -140,8 +140,8 @@ def _recorded_info(info, source, input_size, crop_ratio, outputs):
                                   crop_ratio=crop_ratio or default.crop_ratio)
         return make_info(None, outputs, config=config)
     if input_size and input_size != info.input_size:
-        raise UsageError('%s takes %dx%d images, not --input-size %d'
-                         % (source, info.input_size, info.input_size, input_size))
+        raise UsageError('%s takes %dx%d images, not %dx%d'
+                         % (source, info.input_size, info.input_size, input_size, input_size))
     if crop_ratio and crop_ratio != info['crop_ratio']:
         info = type(info)(info, crop_ratio=crop_ratio)
     return info
@@ -170,8 +170,8 @@ def onnx_predictor(path, input_size=None, crop_ratio=None):
         if not (len(shape) == 4 and shape[1] == 3 and isinstance(shape[2], int)):
             raise UsageError('%s: input %s is not (N, 3, H, W)' % (path, shape))
         if input_size and shape[2] != input_size:
-            raise UsageError('%s takes %dx%d images, not --input-size %d'
-                             % (path, shape[2], shape[3], input_size))
+            raise UsageError('%s takes %dx%d images, not %dx%d'
+                             % (path, shape[2], shape[3], input_size, input_size))
         input_size = shape[2]
     info = _recorded_info(info, path, input_size, crop_ratio, outputs)
     return Predictor(onnx_runner(session), info, path)

@@ -168,6 +168,11 @@ def build_parser(prog='train_imagenet.py'):
     output.add_argument('--resume', default=None,
                         help="'auto': continue the run folder from its newest complete "
                              "checkpoint; or a checkpoint .json file")
+    output.add_argument('--allow-recipe-change', action='store_true',
+                        help='let --resume change the optimisation recipe (learning rate, '
+                             'schedule, weight decay, momentum, mixup...): the changes are '
+                             'recorded as a new phase in run.json. Network, input and classes '
+                             'can never change on resume')
     output.add_argument('--resume-epoch', type=int, default=0,
                         help='epoch to start from (with --resume-params/--resume-states)')
     output.add_argument('--resume-params', default='', help='parameters to start from')

@@ -193,7 +193,7 @@ def train(job, stop):
             if not math.isfinite(loss_sum):
                 message = ('Epoch[%d] Batch [%d]: the loss is %s; stopping without saving these '
                            'weights. The newest good checkpoint stays in %s: resume with '
-                           '--resume auto, perhaps with a lower --lr'
+                           '--resume auto, perhaps with --allow-recipe-change and a lower --lr'
                            % (epoch, i, loss_sum, job.run_dir.path))
                 log.error('%s', message)
                 raise NonFiniteLoss(message)

@@ -136,9 +136,10 @@ def _pretrained(args, name):
     if source is None:
         return None, None
     try:
-        path = model_zoo.pretrained_file(source, True) if not (
-            os.path.isdir(source) or os.path.isfile(source)) else model_zoo.pretrained_file(
-                name, source)
+        if os.path.isdir(source) or os.path.isfile(source):   # a run folder, a weights file
+            path = model_zoo.pretrained_file(name, source)
+        else:                                                   # a zoo name: the model store
+            path = model_zoo.model_file(source)
     except (FileNotFoundError, ValueError) as error:
         raise UsageError('--pretrained %s: %s' % (source, error)) from None
     return path, os.path.abspath(path)
@@ -153,16 +154,18 @@ def _flag(field):
     return _FLAG_OF.get(field, '--' + field.replace('_', '-'))
 
 
-def _recipe_conflicts(stored, net, input_spec, recipe, classes_unknown):
-    """What resuming the run of ``stored`` with these settings would change and may not."""
+def _recipe_conflicts(stored, net, input_spec, recipe, classes_unknown, allow_recipe_change):
+    """What resuming the run of ``stored`` with these settings would change and may not: the
+    network and the input never, the optimisation recipe only with ``allow_recipe_change``."""
     conflicts = []
     for old_spec, new_spec in ((stored.net, net), (stored.input, input_spec)):
         for field in dataclasses.fields(old_spec):
             old, new = getattr(old_spec, field.name), getattr(new_spec, field.name)
             if old != new and not (classes_unknown and field.name == 'classes'):
                 conflicts.append((field.name, old, new))
-    conflicts += [change for change in recipe_changes(stored.recipe, recipe)
-                  if change[0] not in RESUMABLE_CHANGES]
+    if not allow_recipe_change:
+        conflicts += [change for change in recipe_changes(stored.recipe, recipe)
+                      if change[0] not in RESUMABLE_CHANGES]
     return ['%s %s -> %s' % (_flag(field), 'none' if old is None else old,
                              'none' if new is None else new)
             for field, old, new in conflicts]
@@ -184,21 +187,12 @@ def _from_checkpoint(found):
                         record.best_top1, record.best_epoch)
 
 
-def _resume_point(args, run_dir, net, shapes, state_shapes):
-    """The :class:`_ResumePoint` of the resume flags (None: start at epoch 0), its weights and
-    states checked against the model; damaged checkpoints passed over are logged."""
-    if args.resume == 'auto':
-        found, skipped = latest_checkpoint(run_dir.path, shapes, state_shapes)
-        if found is None and run_dir.read_metrics():
-            reasons = '; '.join('%s' % why for _, why in skipped) or 'none found'
-            raise UsageError('%s has trained epochs but no whole checkpoint to resume from '
-                             '(%s); nothing was changed: restore a checkpoint, or start a new '
-                             'run with another --tag-name' % (run_dir.path, reasons))
-        for path, why in skipped:
-            print('%s: passing over a damaged checkpoint: %s' % (PROG, why),
-                  file=sys.stderr)
-        return _from_checkpoint(found) if found is not None else None
-    if args.resume:
+def _given_resume_point(args, model, shapes, state_shapes):
+    """The :class:`_ResumePoint` of ``--resume FILE`` or ``--resume-params`` (None for
+    ``--resume auto`` or a fresh start), its weights and states checked against ``model``
+    (``(name, net)``): before the run folder is touched."""
+    name, net = model
+    if args.resume and args.resume != 'auto':
         found = read_checkpoint(args.resume)
         problem = checkpoint_problem(found, shapes, state_shapes)
         if problem:
@@ -209,13 +203,28 @@ def _resume_point(args, run_dir, net, shapes, state_shapes):
                            ('--resume-states', args.resume_states)):
             if path and not os.path.isfile(path):
                 raise UsageError('%s %s: no such file' % (flag, path))
-        check_params_fit(args.resume_params, shapes, 'the model', net=net)
+        check_params_fit(args.resume_params, shapes, name, net=net)
         if args.resume_states:
             check_states_fit(args.resume_states, state_shapes)
         return _ResumePoint(args.resume_params, args.resume_states or None, args.resume_epoch)
     if args.resume_states:
         raise UsageError('--resume-states needs --resume-params')
     return None
+
+
+def _auto_resume_point(run_dir, shapes, state_shapes):
+    """The :class:`_ResumePoint` of ``--resume auto``: the newest whole checkpoint of the run
+    folder (those passed over said on stderr), None for a folder without one, refused
+    where epochs were trained but no checkpoint is whole."""
+    found, skipped = latest_checkpoint(run_dir.path, shapes, state_shapes)
+    if found is None and run_dir.read_metrics():
+        reasons = '; '.join(why for _, why in skipped) or 'none found'
+        raise UsageError('%s has trained epochs but no whole checkpoint to resume from '
+                         '(%s); nothing was changed: restore a checkpoint, or start a new '
+                         'run with another --tag-name' % (run_dir.path, reasons))
+    for _, why in skipped:
+        print('%s: passing over a damaged checkpoint: %s' % (PROG, why), file=sys.stderr)
+    return _from_checkpoint(found) if found is not None else None
 
 
 class _Setup(typing.NamedTuple):
@@ -287,6 +296,9 @@ def build_job(args):
     shapes = param_shapes(net, args.input_size)
     teacher = _teacher(args, setup.classes) if args.teacher else None
 
+    state_shapes = _state_shapes(net, shapes)
+    point = _given_resume_point(args, (setup.name, net), shapes, state_shapes)
+
     writes = rank == 0
     run_dir = RunDir(os.path.join(args.save_dir, '%s-%s' % (setup.name, args.tag_name)), writes,
                      args.logging_file, progress_bar=writes and sys.stderr.isatty(),
@@ -298,11 +310,12 @@ def build_job(args):
             raise UsageError('%s already holds a run: continue it with --resume auto, or '
                              'choose another --tag-name or --save-dir' % run_dir.path)
         stored, recipe = _checked_recipe(args, run_dir, setup)
-        point = _resume_point(args, run_dir, net, shapes, _state_shapes(net, shapes))
+        if args.resume == 'auto':
+            point = _auto_resume_point(run_dir, shapes, state_shapes)
         start_epoch = point.next_epoch if point is not None else 0
         record = (stored.resumed(recipe, start_epoch) if stored is not None
                   else RunRecord.start(setup.net, setup.input, recipe, start_epoch))
-        _log_start(args, run_dir, point, setup)
+        _log_start(args, run_dir, point)
         job = _assemble(args, ctx, precision, kv, setup, (net, shapes), teacher, run_dir,
                         point)
     except BaseException:
@@ -325,10 +338,12 @@ def _checked_recipe(args, run_dir, setup):
     if stored is None:
         return None, setup.recipe
     recipe = dataclasses.replace(setup.recipe, pretrained=stored.recipe.pretrained)
-    conflicts = _recipe_conflicts(stored, setup.net, setup.input, recipe, classes_unknown)
+    conflicts = _recipe_conflicts(stored, setup.net, setup.input, recipe, classes_unknown,
+                                  args.allow_recipe_change)
     if conflicts:
         raise UsageError('resuming %s would change what it learns: %s. Resume with the '
-                         'recorded settings (%s), or start a new run from its weights with '
+                         'recorded settings (%s; a new learning rate or schedule with '
+                         '--allow-recipe-change), or start a new run from its weights with '
                          '--pretrained %s --tag-name NEW'
                          % (run_dir.path, ', '.join(conflicts),
                             os.path.join(run_dir.path, RUN_RECORD), run_dir.path))
@@ -426,7 +441,7 @@ def _assemble(args, ctx, precision, kv, setup, model, teacher, run_dir, point):
                save_frequency=args.save_frequency)
 
 
-def _log_start(args, run_dir, point, setup):
+def _log_start(args, run_dir, point):
     """The first lines: the arguments on a fresh start, else where the run resumes."""
     log = run_dir.logger
     if point is None:
