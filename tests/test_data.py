@@ -1,5 +1,4 @@
 """Data: the digits demo set, RecordIO and image-folder pipelines, input checks, im2rec packing."""
-import argparse
 import os
 import subprocess
 import sys

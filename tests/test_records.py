@@ -18,7 +18,7 @@ from gluon_asymmnet.data import prepare_digits
 from gluon_asymmnet.deploy.runtime import zoo_predictor
 from gluon_asymmnet.errors import UsageError
 from gluon_asymmnet.params import structured_params
-from gluon_asymmnet.records import (CheckpointRecord, InputSpec, NetSpec, RecordError, RunRecord,
+from gluon_asymmnet.records import (InputSpec, NetSpec, RecordError, RunRecord,
                                     TrainRecipe, read_checkpoint_record, read_run_record,
                                     write_run_record)
 from gluon_asymmnet.train import main as train_main  # the entry point of train_imagenet.py

@@ -84,7 +84,7 @@ def test_lr_scales_with_the_global_batch():
 def test_lr_schedule_warms_up_from_warmup_lr_then_follows_the_mode():
     args = parse_args(['--model', 'm', '--lr-mode', 'cosine', '--num-epochs', '5',
                        '--warmup-epochs', '1', '--warmup-lr', '0.01'])
-    schedule = lr_schedule(args, 0.4, num_batches=10)
+    schedule = lr_schedule(train_recipe(args, 'digits'), 0.4, num_batches=10)
     assert schedule(0) == pytest.approx(0.01)
     assert schedule(5) == pytest.approx(0.01 + (0.4 - 0.01) * 5 / 9)
     assert schedule(10) == pytest.approx(0.4)

@@ -29,6 +29,7 @@ import time
 
 from ..fileio import atomic_write_json
 from ..run_metrics import METRICS_FILE, read_metrics
+from ..records import LEGACY_RUN_RECORD, RUN_RECORD
 from ..train.loop import StopFlag
 
 __all__ = ['CellState', 'cell_state', 'run_cells', 'Interrupted', 'STOP_GRACE', 'TIMINGS_FILE',
@@ -65,7 +66,8 @@ def cell_state(runs_dir, cell, num_epochs):
     exported = os.path.exists(os.path.join(folder, '%s-symbol.json' % cell.model))
     if last is not None and exported:
         return CellState('done', num_epochs, last)
-    if records or os.path.exists(os.path.join(folder, 'args.json')):
+    if records or any(os.path.exists(os.path.join(folder, name))
+                      for name in (RUN_RECORD, LEGACY_RUN_RECORD)):
         return CellState('partial', len(records), None)
     return CellState('todo', 0, None)
 
