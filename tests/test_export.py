@@ -51,13 +51,14 @@ def test_folded_preprocessing_takes_raw_hwc_images(tmp_path):
 
 
 def fake_run_dir(folder, name='asymmnet_small_0.35', classes=10, input_size=32):
-    """A ``train_imagenet.py`` run folder: ``args.json`` and ``<model>-best.params``."""
+    """A run folder of gluon-asymmnet 0.1: ``args.json`` (the flags; read as the run's record)
+    and ``<model>-best.params``."""
     os.makedirs(folder)
     net = randomized(name, classes=classes)
     net.save_parameters(os.path.join(folder, '%s-best.params' % name))
     args = dict(model=name, width_scale=None, dataset='digits', input_size=input_size,
                 dropout=None, asymmrate=None, shuffle_group=None, last_gamma=False,
-                data_dir=None)
+                data_dir=None, num_epochs=1, batch_size=32)   # as gluon-asymmnet 0.1 wrote it
     with open(os.path.join(folder, 'args.json'), 'w') as out:
         json.dump(args, out)
     return net
