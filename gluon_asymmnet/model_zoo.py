@@ -324,7 +324,9 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
     net = _MODELS[canonical](**kwargs)
     if pretrained:
         tag = pretrained if isinstance(pretrained, str) else None
-        net.load_parameters(model_file(canonical, tag, root), ctx=ctx)
+        # float32 (or the type given to the network), whatever type the file holds
+        net.load_parameters(model_file(canonical, tag, root), ctx=ctx, cast_dtype=True,
+                            dtype_source='current')
         if kwargs.get('classes', 1000) == 1000:
             from gluoncv.data import ImageNet1kAttr
             attrib = ImageNet1kAttr()

@@ -2,7 +2,9 @@
 
 Both check the parameter file against the network before loading it
 (:func:`gluon_asymmnet.params.check_params_fit`), so a misfit is one line
-naming the first parameter that differs.
+naming the first parameter that differs, and both give float32 networks, whatever
+type the file holds (``train_imagenet.py --dtype float16`` saves float16
+weights).
 """
 import glob
 import json
@@ -71,7 +73,8 @@ def zoo_model(model, params_file=None, classes=None, width_scale=None, asymmrate
         size = input_size or get_model_config(name).input_size
         check_params_fit(params_file, param_shapes(net, size),
                          '--model %s (%d classes)' % (name, classes))
-        net.load_parameters(params_file, ctx=ctx)
+        # float32, whatever the file holds (a --dtype float16 run saves float16 weights)
+        net.load_parameters(params_file, ctx=ctx, cast_dtype=True, dtype_source='current')
     else:
         net.initialize(mx.init.Xavier(), ctx=ctx)
     net.model_name = name
