@@ -10,9 +10,11 @@ ONNX Runtime), with ``PREFIX-info.json``. The library is
 import os
 import sys
 
-from .cli import OneLineParser, add_zoo_model_flags, check_ranges, DATA_RANGES, run
+from .cli import OneLineParser, add_gpus_flag, add_zoo_model_flags, check_ranges, DATA_RANGES, \
+    run
 from .deploy.export import export_model
 from .deploy.onnx import require_onnxruntime
+from .deploy.runtime import devices
 from .deploy.sources import run_dir_model, zoo_model
 from .errors import UsageError
 from .model_zoo import get_model_config
@@ -42,6 +44,7 @@ def build_parser():
                         help='fold mean/std normalisation in: the graph takes 0-255 RGB')
     parser.add_argument('--layout', default='CHW', choices=['CHW', 'HWC'],
                         help='input layout with --preprocess')
+    add_gpus_flag(parser, 'to trace and check the graph on (one)')
     return parser
 
 
@@ -51,11 +54,15 @@ def _export(args):
                          % (args.prefix, args.prefix))
     if args.model and not args.params_file:
         raise UsageError('--model needs --params-file (the weights to export)')
+    ctx = devices(args.gpus)
+    if len(ctx) > 1:
+        raise UsageError('--gpus %s: an export runs on one device, e.g. --gpus %s'
+                         % (args.gpus, args.gpus.split(',')[0]))
     if args.run_dir:
-        net, config = run_dir_model(args.run_dir)
+        net, config = run_dir_model(args.run_dir, ctx[0])
     else:
         net = zoo_model(args.model, args.params_file, args.classes, args.width_scale,
-                        args.asymmrate, args.input_size)
+                        args.asymmrate, args.input_size, ctx[0])
         config = get_model_config(net.model_name)
     config = config._replace(input_size=args.input_size or config.input_size,
                              crop_ratio=args.crop_ratio or config.crop_ratio)

@@ -46,7 +46,7 @@ def zoo_model(model, params_file=None, classes=None, width_scale=None, asymmrate
     input_size : int, optional
         Used to infer the shapes that ``params_file`` is checked against
         (default: the model's record).
-    ctx : mx.Context
+    ctx : mx.Context or list of mx.Context
 
     Returns
     -------
