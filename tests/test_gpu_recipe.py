@@ -28,8 +28,7 @@ from gluon_asymmnet.train.args import parse_args
 from gluon_asymmnet.train.devices import LOCAL_RANK, LOCAL_WORKERS, training_devices
 from gluon_asymmnet.train.loop import Job, validate
 from gluon_asymmnet.train.main import build_job
-from gluon_asymmnet.train.precision import (Precision, make_trainer, match_optimizer_states)
-from helpers import store_weights
+from gluon_asymmnet.train.precision import Precision, make_trainer, match_optimizer_states
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = 'asymmnet_small_0.35'

@@ -163,8 +163,8 @@ def zoo_predictor(model, params_file, classes=None, width_scale=None, asymmrate=
     net.hybridize(static_alloc=True, static_shape=True)
     size = config.input_size
     classes = net(mx.nd.zeros((1, 3, size, size), ctx=ctx[0])).shape[1]
-    return Predictor(mxnet_runner(net, ctx), make_info(net.model_name, classes, net.classes, config),
-                     net.model_name)
+    return Predictor(mxnet_runner(net, ctx),
+                     make_info(net.model_name, classes, net.classes, config), net.model_name)
 
 
 def _recorded_info(info, source, input_size, crop_ratio, outputs):
