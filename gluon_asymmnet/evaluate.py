@@ -11,7 +11,8 @@ override). Reported: top-1, top-5, cross-entropy loss, images/s of the model
 (data loading excluded) and, for at most 20 classes, the confusion matrix;
 ``--json OUT`` writes them. ``--image a.jpg ...`` prints the top-5 classes of
 each image; ``--benchmark`` measures speed without data
-(:mod:`gluon_asymmnet.speed`). The library is :mod:`gluon_asymmnet.evaluation`.
+(:mod:`gluon_asymmnet.speed`). ``--gpus 0,1`` runs MXNet models on GPUs, each
+batch split over them. The library is :mod:`gluon_asymmnet.evaluation`.
 """
 import sys
 

@@ -4,7 +4,8 @@ Console script ``asymmnet-export``. Takes a zoo model and a parameter file, or a
 training run folder (its best weights, input size and crop ratio), and writes
 ``PREFIX-symbol.json`` + ``PREFIX-0000.params`` (``--format mxnet``) or
 ``PREFIX.onnx`` + ``PREFIX-batch1.onnx`` (``--format onnx``, each checked in
-ONNX Runtime), with ``PREFIX-info.json``. The library is
+ONNX Runtime), with ``PREFIX-info.json``; ``--gpus 0`` traces and checks the
+graph on a GPU (the graph for that device). The library is
 :mod:`gluon_asymmnet.deploy`.
 """
 import os
