@@ -18,7 +18,7 @@ import threading
 from .errors import DataError, UsageError
 
 __all__ = ['OneLineParser', 'check_ranges', 'run', 'add_zoo_model_flags', 'add_data_flags',
-           'validation_source', 'DATA_RANGES']
+           'validation_source', 'add_gpus_flag', 'DATA_RANGES']
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -151,6 +151,14 @@ def add_zoo_model_flags(group):
                        help='outputs of --model (default: from --params-file)')
     group.add_argument('--width-scale', type=float, default=None, help='width multiplier')
     group.add_argument('--asymmrate', type=int, default=None, help='reused input copies per side')
+
+
+def add_gpus_flag(group, what):
+    """``--gpus IDS``: the GPUs ``what`` runs on (default None: the CPU); checked by
+    :func:`gluon_asymmnet.deploy.runtime.devices`."""
+    group.add_argument('--gpus', default=None,
+                       help='GPU ids %s, e.g. 0 or 0,1 (default: the CPU; needs a CUDA build '
+                            'of MXNet)' % what)
 
 
 #: Ranges of the flags of :func:`add_data_flags` and :func:`add_zoo_model_flags`.

@@ -11,14 +11,15 @@ override). Reported: top-1, top-5, cross-entropy loss, images/s of the model
 (data loading excluded) and, for at most 20 classes, the confusion matrix;
 ``--json OUT`` writes them. ``--image a.jpg ...`` prints the top-5 classes of
 each image; ``--benchmark`` measures speed without data
-(:mod:`gluon_asymmnet.speed`). The library is :mod:`gluon_asymmnet.evaluation`.
+(:mod:`gluon_asymmnet.speed`). ``--gpus 0,1`` runs MXNet models on GPUs, each
+batch split over them. The library is :mod:`gluon_asymmnet.evaluation`.
 """
 import sys
 
-from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_zoo_model_flags, \
-    check_ranges, run, validation_source
+from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_gpus_flag, \
+    add_zoo_model_flags, check_ranges, run, validation_source
 from .data import default_digits_root
-from .deploy.runtime import exported_predictor, onnx_predictor, zoo_predictor
+from .deploy.runtime import devices, exported_predictor, onnx_predictor, zoo_predictor
 from .errors import UsageError
 from .evaluation import evaluate, predict_images, validation_data
 from .fileio import atomic_write_json, writable_target
@@ -53,6 +54,7 @@ def build_parser(prog='eval.py'):
     add_zoo_model_flags(model)
     model.add_argument('--model-prefix', help='exported PREFIX-symbol.json + PREFIX-0000.params')
     model.add_argument('--onnx', help='an ONNX file')
+    add_gpus_flag(model, 'that --model and --model-prefix run on (each batch split over them)')
     add_data_flags(parser, default_digits_root())
     action = parser.add_argument_group('what to do (default: evaluate)')
     action.add_argument('--json', help='write the results to this JSON file')
@@ -71,13 +73,16 @@ def _predictor(args):
     if sum(bool(x) for x in (args.model or args.params_file, args.model_prefix, args.onnx)) != 1:
         raise UsageError('give exactly one of --model (or a training checkpoint\'s '
                          '--params-file), --model-prefix and --onnx')
-    if args.model_prefix:
-        return exported_predictor(args.model_prefix, args.input_size, args.crop_ratio)
     if args.onnx:
+        if args.gpus is not None:
+            raise UsageError('--gpus runs MXNet models; --onnx runs in ONNX Runtime on the CPU')
         return onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
+    ctx = devices(args.gpus)
+    if args.model_prefix:
+        return exported_predictor(args.model_prefix, args.input_size, args.crop_ratio, ctx)
     params_file = args.params_file or _stored_weights(args.model, args.width_scale)
     return zoo_predictor(args.model, params_file, args.classes, args.width_scale,
-                         args.asymmrate, args.input_size, args.crop_ratio)
+                         args.asymmrate, args.input_size, args.crop_ratio, ctx)
 
 
 def _stored_weights(model, width_scale):
@@ -94,6 +99,8 @@ def _run(args):
     if args.json:
         writable_target(args.json)   # before hours of evaluation, not after
     if args.benchmark:
+        if args.gpus is not None:
+            raise UsageError('--benchmark measures the CPU backends; --gpus is for evaluation')
         models = [args.model or 'asymmnet_large_1.0'] + list(args.compare or [])
         run_benchmark(models, args.backends, args.input_size or 224, args.batch_size, args.runs)
         return

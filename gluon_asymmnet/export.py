@@ -4,15 +4,18 @@ Console script ``asymmnet-export``. Takes a zoo model and a parameter file, or a
 training run folder (its best weights, input size and crop ratio), and writes
 ``PREFIX-symbol.json`` + ``PREFIX-0000.params`` (``--format mxnet``) or
 ``PREFIX.onnx`` + ``PREFIX-batch1.onnx`` (``--format onnx``, each checked in
-ONNX Runtime), with ``PREFIX-info.json``. The library is
+ONNX Runtime), with ``PREFIX-info.json``; ``--gpus 0`` traces and checks the
+graph on a GPU (the graph for that device). The library is
 :mod:`gluon_asymmnet.deploy`.
 """
 import os
 import sys
 
-from .cli import OneLineParser, add_zoo_model_flags, check_ranges, DATA_RANGES, run
+from .cli import OneLineParser, add_gpus_flag, add_zoo_model_flags, check_ranges, DATA_RANGES, \
+    run
 from .deploy.export import export_model
 from .deploy.onnx import require_onnxruntime
+from .deploy.runtime import devices
 from .deploy.sources import run_dir_model, zoo_model
 from .errors import UsageError
 
@@ -42,6 +45,7 @@ def build_parser():
                         help='fold mean/std normalisation in: the graph takes 0-255 RGB')
     parser.add_argument('--layout', default='CHW', choices=['CHW', 'HWC'],
                         help='input layout with --preprocess')
+    add_gpus_flag(parser, 'to trace and check the graph on (one)')
     return parser
 
 
@@ -54,11 +58,15 @@ def _export(args):
                          'with --params-file')
     if args.model and not args.params_file:
         raise UsageError('--model needs --params-file (the weights to export)')
+    ctx = devices(args.gpus)
+    if len(ctx) > 1:
+        raise UsageError('--gpus %s: an export runs on one device, e.g. --gpus %s'
+                         % (args.gpus, args.gpus.split(',')[0]))
     if args.run_dir:
-        net, config = run_dir_model(args.run_dir)
+        net, config = run_dir_model(args.run_dir, ctx[0])
     else:
         net, config = zoo_model(args.model, args.params_file, args.classes, args.width_scale,
-                                args.asymmrate, args.input_size)
+                                args.asymmrate, args.input_size, ctx[0])
     config = config._replace(input_size=args.input_size or config.input_size,
                              crop_ratio=args.crop_ratio or config.crop_ratio)
     if args.fmt == 'onnx':

@@ -6,7 +6,10 @@ standard ``DMLC_*`` variables that Kubeflow's MXJob and SageMaker set on real cl
 ``DMLC_NUM_WORKER``, ``DMLC_NODE_HOST``). The scheduler and the servers are
 ``python -c "import mxnet"`` (importing MXNet with ``DMLC_ROLE=scheduler`` or ``server``
 runs that role until the job ends); the workers run the given command and learn their
-rank from ``kv.rank`` once they create a ``dist_*`` kvstore.
+rank from ``kv.rank`` once they create a ``dist_*`` kvstore. Each worker also gets its
+index on this machine and the number of workers (``ASYMMNET_LOCAL_RANK``,
+``ASYMMNET_LOCAL_WORKERS``), from which ``train_imagenet.py --num-gpus N`` takes GPUs
+of its own (:mod:`gluon_asymmnet.train.devices`).
 
 ``--launcher ssh``, ``mpi`` or ``slurm`` runs the job on several machines through MXNet's
 own tracker, ``dmlc_tracker`` (:mod:`gluon_asymmnet.launch_tracker`): the scheduler here,
@@ -44,6 +47,7 @@ import threading
 import time
 
 from . import launch_tracker
+from .train import devices
 from .cli import OneLineParser, check_ranges, run
 from .errors import UsageError
 
@@ -295,8 +299,11 @@ def launch(command, num_workers, num_servers=1, port=None, host='127.0.0.1', gra
         for role, argv in (('scheduler', [sys.executable, '-c', 'import mxnet']),
                            ('server', [sys.executable, '-c', 'import mxnet']),
                            ('worker', command)):
-            for _ in range(job.expected[role]):
+            for index in range(job.expected[role]):
                 env = dict(os.environ, **dmlc_env(role, num_workers, num_servers, port, host))
+                if role == 'worker':   # each its own GPUs (see train.devices)
+                    env.update({devices.LOCAL_RANK: str(index),
+                                devices.LOCAL_WORKERS: str(num_workers)})
                 job.start(argv, role, env=env)
     return _supervise(job, begin, grace, log or _default_log)
 

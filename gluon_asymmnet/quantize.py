@@ -11,11 +11,12 @@ import sys
 
 import mxnet as mx
 
-from .cli import DATA_RANGES, OneLineParser, add_data_flags, check_ranges, run, validation_source
+from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_gpus_flag, check_ranges, run, \
+    validation_source
 from .data import default_digits_root, imagenet_rec_iters, prepare_digits
 from .deploy.export import save_export
 from .deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
-from .deploy.runtime import exported_predictor, load_exported, onnx_predictor
+from .deploy.runtime import devices, exported_predictor, load_exported, onnx_predictor
 from .errors import UsageError
 from .evaluation import evaluate, validation_data
 from .fileio import atomic_save, writable_target
@@ -32,6 +33,8 @@ def build_parser():
     model = parser.add_argument_group('model')
     model.add_argument('--model-prefix', help='exported PREFIX-symbol.json + PREFIX-0000.params')
     model.add_argument('--onnx', help='an ONNX file')
+    add_gpus_flag(model, 'that the float32 --model-prefix is evaluated on (INT8 runs on the CPU: '
+                         'oneDNN)')
     add_data_flags(parser, default_digits_root())
     parser.add_argument('--out', required=True, help='output prefix (MXNet) or .onnx file')
     parser.add_argument('--num-calib', type=int, default=320, help='calibration images')
@@ -63,9 +66,13 @@ def _quantize(args):
     for path in outputs:
         writable_target(path)
     if args.onnx:
+        if args.gpus is not None:
+            raise UsageError('--gpus is for --model-prefix; --onnx runs in ONNX Runtime on '
+                             'the CPU')
         before = onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
     else:
-        before = exported_predictor(args.model_prefix, args.input_size, args.crop_ratio)
+        before = exported_predictor(args.model_prefix, args.input_size, args.crop_ratio,
+                                    devices(args.gpus))
     data, class_names = validation_source(args)
     source, num_classes, _ = validation_data(before, data, args.batch_size, args.num_workers,
                                              class_names)

@@ -123,7 +123,9 @@ def _bad(capsys, args):
     (['--model', 'asymmnet_smal_0.5'], "unknown model 'asymmnet_smal_0.5'; closest: "),
     (['--rec-train', '/nonexistent/train.rec'], 'does not exist'),
     (['--rec-train-idx', '/nonexistent/train.idx'], 'does not exist'),
-    (['--num-gpus', '1'], 'MXNet sees 0 GPU(s) here'),
+    (['--num-gpus', '4096'], 'MXNet sees '),   # refused on a GPU machine too
+    (['--kvstore', 'nccl'], '--kvstore nccl sums gradients between GPUs'),
+    (['--amp', '--kvstore', 'dist_async'], '--amp cannot train with --kvstore dist_async'),
     (['--batch-size', '5000'], 'fewer than one batch'),
     (['--classes', '5'], 'the data have 10 classes, not the 5 asked for'),
     (['--dtype', 'float16'], 'needs GPUs'),

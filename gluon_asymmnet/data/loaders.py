@@ -27,7 +27,7 @@ from .records import check_record_file, count_classes, read_index, record_labels
 __all__ = ['DataInfo', 'imagenet_rec_iters', 'image_folder_loaders',
            'batches', 'check_record_file', 'record_labels', 'check_image_folder',
            'check_data', 'DataSource', 'check_val_folder', 'val_folder_loader', 'record_synset',
-           'synset_paths', 'SYNSET_SUFFIX']
+           'synset_paths', 'SYNSET_SUFFIX', 'split_batch']
 
 #: ImageNet channel means and standard deviations (RGB, pixel values 0-255).
 _JITTER = 0.4
@@ -293,6 +293,26 @@ def batches(source):
                 data, label = data[:remaining], label[:remaining]
             remaining -= data.shape[0]
         yield data, label
+
+
+def split_batch(data, ctx):
+    """``data`` split along its first axis over the devices ``ctx``, one slice each.
+
+    A batch of fewer items than devices goes to its first ``len(data)``
+    devices (``gluon.utils.split_and_load`` would give the others empty
+    slices, which no operator takes); otherwise as ``split_and_load`` with
+    ``even_split=False``.
+
+    Parameters
+    ----------
+    data : mx.nd.NDArray
+    ctx : list of mx.Context
+
+    Returns
+    -------
+    list of mx.nd.NDArray
+    """
+    return gluon.utils.split_and_load(data, ctx[:max(1, data.shape[0])], even_split=False)
 
 
 #: What :func:`check_data` found: ``kind`` is ``'rec'`` or ``'folder'``;

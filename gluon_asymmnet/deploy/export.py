@@ -64,8 +64,9 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
     Parameters
     ----------
     net : HybridBlock
-        Initialised; its ``model_name`` and ``classes`` (class names)
-        attributes, if any, are recorded.
+        Initialised, on the device it is traced and checked on (its graph is
+        the one for that device); its ``model_name`` and ``classes`` (class
+        names) attributes, if any, are recorded.
     prefix : str
         Output path prefix (folders are created).
     input_size : int, optional
@@ -99,16 +100,17 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
     config = config or _config_of(net)
     config = config._replace(input_size=input_size or config.input_size)
     size = config.input_size
-    classes = net(mx.nd.zeros((1, 3, size, size))).shape[1]
+    ctx = next(iter(net.collect_params().values())).list_ctx()[0]
+    classes = net(mx.nd.zeros((1, 3, size, size), ctx=ctx)).shape[1]
     info = make_info(getattr(net, 'model_name', None), classes, getattr(net, 'classes', None),
                      config, preprocess, layout)
 
     def write(work):
         normalize = _Normalize(info['mean'], info['std'], layout) if preprocess else None
         try:
-            with inference_graph():
+            with inference_graph(), ctx:
                 export_block(work, net, data_shape=tuple(info['input_shape'][1:]),
-                             preprocess=normalize, layout=layout)
+                             preprocess=normalize, layout=layout, ctx=ctx)
         except RuntimeError:   # GluonCV's wrapper of MXNet's error; the forward ran above
             raise OSError('cannot write %s: MXNet could not save the graph or its parameters '
                           '(disk full or file size limit?)' % prefix) from None

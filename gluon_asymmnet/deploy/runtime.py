@@ -11,6 +11,7 @@ import os
 import mxnet as mx
 import numpy as np
 
+from ..data import split_batch
 from ..errors import UsageError
 from ..model_zoo import ModelConfig
 from ..params import load_param_file
@@ -19,12 +20,39 @@ from .info import check_files, make_info, read_info
 from .onnx import load_onnx
 from .sources import zoo_model
 
-__all__ = ['load_exported', 'mxnet_runner', 'onnx_runner', 'Predictor', 'zoo_predictor',
+__all__ = ['devices', 'load_exported', 'mxnet_runner', 'onnx_runner', 'Predictor', 'zoo_predictor',
            'exported_predictor', 'onnx_predictor']
+
+
+def devices(gpus):
+    """The devices of a ``--gpus`` flag: ``'0,1'`` gives ``[gpu(0), gpu(1)]``, None the CPU.
+
+    Raises
+    ------
+    UsageError
+        Not GPU ids, or a GPU that MXNet does not see (a CPU build of MXNet sees none).
+    """
+    if gpus is None:
+        return [mx.cpu()]
+    try:
+        ids = [int(part) for part in gpus.split(',')]
+    except ValueError:
+        ids = [-1]
+    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise UsageError('--gpus must be distinct GPU ids such as 0 or 0,1, not %r' % gpus)
+    visible = mx.context.num_gpus()
+    if max(ids) >= visible:
+        raise UsageError('--gpus %s, but MXNet sees %d GPU(s) here%s' % (
+            gpus, visible, ' (a CPU build of MXNet: see README, "Training on GPUs")'
+            if visible == 0 else ''))
+    return [mx.gpu(i) for i in ids]
 
 
 def load_exported(prefix, ctx=mx.cpu()):
     """``SymbolBlock.imports`` of ``PREFIX-symbol.json`` + ``PREFIX-0000.params``, and its info.
+
+    ctx : mx.Context or list of mx.Context
+        Where the parameters are loaded (the check runs on the first).
 
     Returns
     -------
@@ -59,7 +87,7 @@ def load_exported(prefix, ctx=mx.cpu()):
         block = symbol_block(symbol, saved, {}, ctx)
         shape = info['input_shape'] if info else None
         if shape:
-            block(mx.nd.zeros(shape, ctx=ctx))
+            block(mx.nd.zeros(shape, ctx=ctx[0] if isinstance(ctx, list) else ctx))
     except mx.base.MXNetError as error:
         message = str(error).strip().splitlines()
         raise UsageError('%s does not fit %s: %s' % (params_file, symbol_file,
@@ -67,9 +95,15 @@ def load_exported(prefix, ctx=mx.cpu()):
     return block, info
 
 
-def mxnet_runner(block):
-    """``run(numpy batch) -> numpy logits`` of a Gluon block (waits for the result)."""
-    return lambda x: block(mx.nd.array(x)).asnumpy()
+def mxnet_runner(block, ctx=(mx.cpu(),)):
+    """``run(numpy batch) -> numpy logits`` of a Gluon block (waits for the result).
+
+    The batch is split over the devices ``ctx``, where the block's parameters are.
+    """
+    def run(x):
+        outputs = [block(part) for part in split_batch(mx.nd.array(x), list(ctx))]
+        return np.concatenate([output.asnumpy() for output in outputs])
+    return run
 
 
 def onnx_runner(session):
@@ -115,20 +149,23 @@ class Predictor:
 
 
 def zoo_predictor(model, params_file, classes=None, width_scale=None, asymmrate=None,
-                  input_size=None, crop_ratio=None):
+                  input_size=None, crop_ratio=None, ctx=(mx.cpu(),)):
     """A hybridized (static alloc/shape) zoo model with the weights of ``params_file``.
 
     ``input_size``/``crop_ratio`` default to what a training checkpoint records,
-    else to the model's record (see :func:`~gluon_asymmnet.deploy.sources.zoo_model`).
+    else to the model's record (see :func:`~gluon_asymmnet.deploy.sources.zoo_model`);
+    ``ctx``: the devices the batches are split over.
     """
-    net, config = zoo_model(model, params_file, classes, width_scale, asymmrate, input_size)
+    ctx = list(ctx)
+    net, config = zoo_model(model, params_file, classes, width_scale, asymmrate, input_size,
+                            ctx)
     config = config._replace(input_size=input_size or config.input_size,
                              crop_ratio=crop_ratio or config.crop_ratio)
     net.hybridize(static_alloc=True, static_shape=True)
     size = config.input_size
-    classes = net(mx.nd.zeros((1, 3, size, size))).shape[1]
-    return Predictor(mxnet_runner(net), make_info(net.model_name, classes, net.classes, config),
-                     net.model_name)
+    classes = net(mx.nd.zeros((1, 3, size, size), ctx=ctx[0])).shape[1]
+    return Predictor(mxnet_runner(net, ctx),
+                     make_info(net.model_name, classes, net.classes, config), net.model_name)
 
 
 def _recorded_info(info, source, input_size, crop_ratio, outputs):
@@ -147,11 +184,14 @@ def _recorded_info(info, source, input_size, crop_ratio, outputs):
     return info
 
 
-def exported_predictor(prefix, input_size=None, crop_ratio=None):
-    """``SymbolBlock.imports`` of an export; ``PREFIX-info.json`` says what it takes."""
-    block, info = load_exported(prefix)
+def exported_predictor(prefix, input_size=None, crop_ratio=None, ctx=(mx.cpu(),)):
+    """``SymbolBlock.imports`` of an export; ``PREFIX-info.json`` says what it takes.
+
+    ``ctx``: the devices the batches are split over.
+    """
+    block, info = load_exported(prefix, list(ctx))
     block.hybridize(static_alloc=True, static_shape=True)
-    run = mxnet_runner(block)
+    run = mxnet_runner(block, ctx)
     if info is None:
         size = input_size or 224
         outputs = run(np.zeros((1, 3, size, size), np.float32)).shape[1]

@@ -2,10 +2,12 @@
 
 Both check the weights against the network before loading them
 (:func:`gluon_asymmnet.params.load_weights`), so a misfit is one line naming the
-first parameter that differs, and both give the input the weights were trained
-for: a training checkpoint's record (``STEM.json`` beside ``STEM.params``) or a
-run's record carries its input size, crop ratio, mean/std and class names, so a
-checkpoint evaluates and exports with no preprocessing options.
+first parameter that differs, both give float32 networks whatever type the file
+holds (``train_imagenet.py --dtype float16`` saves float16 weights), and both
+give the input the weights were trained for: a training checkpoint's record
+(``STEM.json`` beside ``STEM.params``) or a run's record carries its input size,
+crop ratio, mean/std and class names, so a checkpoint evaluates and exports with
+no preprocessing options.
 """
 import os
 
@@ -75,7 +77,7 @@ def zoo_model(model, params_file=None, classes=None, width_scale=None, asymmrate
     input_size : int, optional
         Used to infer the shapes the weights are checked against (default: the
         checkpoint's, else the model's record).
-    ctx : mx.Context
+    ctx : mx.Context or list of mx.Context
 
     Returns
     -------

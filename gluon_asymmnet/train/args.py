@@ -147,9 +147,10 @@ def build_parser(prog='train_imagenet.py'):
                              'dynamic loss scaling on GPUs')
     system.add_argument('--num-gpus', type=int, default=0, help='GPUs to use (0: the CPU)')
     system.add_argument('--kvstore', default='device',
-                        choices=['local', 'device', 'dist_sync', 'dist_device_sync',
+                        choices=['local', 'device', 'nccl', 'dist_sync', 'dist_device_sync',
                                  'dist_async'],
-                        help='dist_*: parameter-server training, roles from DMLC_* variables')
+                        help='how the GPUs of one machine sum gradients (device, local, nccl); '
+                             'dist_*: parameter-server training, roles from DMLC_* variables')
 
     output = parser.add_argument_group('outputs and resuming')
     output.add_argument('--save-dir', default='checkpoints',

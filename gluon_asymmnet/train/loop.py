@@ -18,7 +18,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from ..data import batches
+from ..data import batches, split_batch
 from ..records import CheckpointRecord
 from . import precision as precision_mod
 from .checkpoint import mark_best, prune_checkpoints, save_checkpoint
@@ -96,8 +96,7 @@ def validate(job):
     top1 = mx.metric.Accuracy()
     top5 = mx.metric.TopKAccuracy(min(5, job.classes))
     for data, label in batches(job.val_data):
-        parts = gluon.utils.split_and_load(data, job.ctx, even_split=False)
-        labels = gluon.utils.split_and_load(label, job.ctx, even_split=False)
+        parts, labels = split_batch(data, job.ctx), split_batch(label, job.ctx)
         outputs = [job.net(x.astype(job.precision.dtype, copy=False)).astype('float32')
                    for x in parts]
         top1.update(labels, outputs)

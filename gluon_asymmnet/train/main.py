@@ -18,6 +18,7 @@ parameters only.
 """
 import dataclasses
 import os
+import subprocess
 import sys
 import typing
 
@@ -37,6 +38,7 @@ from . import precision as precision_mod
 from .args import data_source, global_lr, net_spec, parse_args, train_recipe
 from .checkpoint import (RunLock, check_states_fit, checkpoint_problem, latest_checkpoint,
                          read_checkpoint)
+from .devices import training_devices
 from .errors import EXIT_DIVERGED, NonFiniteLoss
 from .loop import Job, StopFlag, train
 from .run_dir import DETAIL_LINE, RunDir
@@ -282,12 +284,9 @@ def build_job(args):
         One-line explanations of bad input, among them a resume that would
         change the network, the data or the recipe of the run.
     """
-    on_gpu = args.num_gpus > 0
-    if args.num_gpus > mx.context.num_gpus():
-        raise UsageError('--num-gpus %d, but MXNet sees %d GPU(s) here'
-                         % (args.num_gpus, mx.context.num_gpus()))
-    ctx = [mx.gpu(i) for i in range(args.num_gpus)] if on_gpu else [mx.cpu()]
-    precision = precision_mod.choose_precision(args.dtype, args.amp, on_gpu)
+    ctx = training_devices(args.num_gpus, args.kvstore, mx.context.num_gpus())
+    precision = precision_mod.choose_precision(args.dtype, args.amp, args.num_gpus > 0,
+                                               args.kvstore)
     kv = _kvstore(args.kvstore)
     num_workers, rank = (kv.num_workers, kv.rank) if kv is not None else (1, 0)
     setup = _setup(args, ctx, num_workers)
@@ -387,7 +386,8 @@ def _assemble(args, ctx, precision, kv, setup, model, teacher, run_dir, point):
         net.hybridize(static_alloc=True, static_shape=True)
     if teacher is not None:
         teacher_net, teacher_path = teacher
-        teacher_net.load_parameters(teacher_path, ctx=ctx)
+        teacher_net.load_parameters(teacher_path, ctx=ctx, cast_dtype=True,
+                                    dtype_source='current')
         teacher_net.cast(precision.dtype)
         if args.mode == 'hybrid':
             teacher_net.hybridize(static_alloc=True, static_shape=True)
@@ -398,14 +398,12 @@ def _assemble(args, ctx, precision, kv, setup, model, teacher, run_dir, point):
     else:
         schedule = server_lr_schedule(recipe, lr, num_batches * num_workers)
     optimizer_params = {'wd': args.wd, 'momentum': args.momentum, 'lr_scheduler': schedule}
-    if precision.dtype == 'float16':
-        optimizer_params['multi_precision'] = True
     # A list, in the network's structural order: given a dict, Trainer sorts the
     # parameters by their global names ('conv12_weight'), whose counters depend
     # on what the process built before, and saved states would not fit on resume.
-    trainer = gluon.Trainer(list(net.collect_params().values()), args.optimizer, optimizer_params,
-                            kvstore=kv if kv is not None else args.kvstore,
-                            update_on_kvstore=(not sync) if kv is not None else None)
+    trainer = precision_mod.make_trainer(list(net.collect_params().values()), args.optimizer,
+                                         optimizer_params, precision,
+                                         kv if kv is not None else args.kvstore)
     if point is not None and point.states:
         trainer.load_states(point.states)
         # load_states brings back the saved optimizer: keep its position (update
@@ -414,7 +412,7 @@ def _assemble(args, ctx, precision, kv, setup, model, teacher, run_dir, point):
         trainer._optimizer.lr_scheduler = schedule
         trainer._optimizer.wd = args.wd
         trainer._optimizer.momentum = args.momentum
-    precision_mod.init_trainer(trainer, precision)
+        precision_mod.match_optimizer_states(trainer, precision)   # another --dtype
     if sync:
         _pull_initial_parameters(trainer)
 
@@ -527,10 +525,34 @@ def _finish(job):
         return   # no epoch finished in this run folder
     # a fresh float32 copy with the run's class names, input size and crop ratio, exported
     # as `python -m gluon_asymmnet.export --run-dir` would (one export path)
-    net, config = run_dir_model(job.run_dir.path)
     prefix = job.run_dir.file(job.model)
-    export_model(net, prefix, config=config)
+    if precision_mod.amp_patched():
+        # AMP's casts stay in this process's MXNet (float16 convolutions cannot run on a CPU)
+        _export_in_fresh_process(job.run_dir.path, prefix)
+    else:
+        net, config = run_dir_model(job.run_dir.path)
+        export_model(net, prefix, config=config)
     job.run_dir.logger.info('exported %s-symbol.json, -0000.params and -info.json', prefix)
+
+
+def _export_in_fresh_process(run_dir, prefix):
+    """``python -m gluon_asymmnet.export --run-dir RUN_DIR --prefix PREFIX``, in a process of
+    its own (without the ``DMLC_*`` roles of a distributed job).
+
+    Raises
+    ------
+    OSError
+        The export failed (its error line).
+    """
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {name: value for name, value in os.environ.items() if not name.startswith('DMLC_')}
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [package_root, env.get('PYTHONPATH')]))
+    done = subprocess.run([sys.executable, '-m', 'gluon_asymmnet.export', '--run-dir', run_dir,
+                           '--prefix', prefix], env=env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode:
+        lines = done.stderr.strip().splitlines() or ['exit status %d' % done.returncode]
+        raise OSError('cannot export %s: %s' % (prefix, lines[-1]))
 
 
 def main(argv=None):
