@@ -164,6 +164,7 @@ class ConvBNAct(HybridBlock):
     def __init__(self, channels, kernel_size=1, strides=1, groups=1, act_func='relu',
                  norm_layer=nn.BatchNorm, norm_kwargs=None, in_channels=0, **kwargs):
         super(ConvBNAct, self).__init__(**kwargs)
+        self.channels = channels
         with self.name_scope():
             self.conv = nn.Conv2D(channels, kernel_size, strides=strides,
                                   padding=kernel_size // 2, groups=groups,
@@ -172,7 +173,7 @@ class ConvBNAct(HybridBlock):
             self.act = Activation(act_func) if act_func else None
 
     def hybrid_forward(self, F, x):
-        out = self.bn(_bn_input(F, self.conv(x), self.conv._channels))
+        out = self.bn(_bn_input(F, self.conv(x), self.channels))
         return self.act(out) if self.act is not None else out
 
 
