@@ -30,6 +30,7 @@ call's input shape.
 """
 import collections
 import contextlib
+import re
 import threading
 import warnings
 
@@ -37,7 +38,7 @@ import mxnet as mx
 from mxnet import autograd
 
 __all__ = ['GraphPlan', 'traced_for', 'graph_plan', 'graph_shape', 'is_training_graph',
-           'GraphPerInput']
+           'graph_key', 'GraphPerInput']
 
 #: Device, shape of the input ``data`` (None: unknown) and mode of a graph.
 GraphPlan = collections.namedtuple('GraphPlan', 'ctx input_shape training')
@@ -96,6 +97,13 @@ def graph_shape(F, x):
     return shapes[0] if shapes and shapes[0] and all(shapes[0]) else None
 
 
+def graph_key(symbol):
+    """``symbol``'s JSON without the versions of its inputs (which count the
+    mutations of a variable and differ between two traces of one graph): equal
+    for equal graphs."""
+    return re.sub(r'\[(\d+), (\d+), \d+\]', r'[\1, \2]', symbol.tojson())
+
+
 class GraphPerInput(object):
     """Mixin for a network (listed before ``HybridBlock``): hybridized, each call
     runs the graph of its own plan.
@@ -130,10 +138,16 @@ class GraphPerInput(object):
         out = self.graph_for(planned.latest)(x)
         return tuple(out) if isinstance(out, list) else out
 
+    @property
+    def latest_plan(self):
+        """The :class:`GraphPlan` of the latest call since ``hybridize`` (None if none)."""
+        return getattr(getattr(self, '_planned', None), 'latest', None)
+
     def planned_symbol(self, plan):
-        """The symbol a trace with ``plan`` (a :class:`GraphPlan`) gives."""
+        """The symbol a trace with ``plan`` (a :class:`GraphPlan`) gives (outputs grouped)."""
         with traced_for(*plan):
-            return self(mx.sym.var('data'))
+            out = self(mx.sym.var('data'))
+        return mx.sym.Group(list(out)) if isinstance(out, (list, tuple)) else out
 
     def graph_for(self, plan):
         """The hybridized ``SymbolBlock`` that runs the calls of ``plan``.
@@ -153,12 +167,13 @@ class GraphPerInput(object):
         block = planned.by_plan.get(plan)
         if block is None:
             symbol = self.planned_symbol(plan)
-            key = symbol.tojson()
+            key = graph_key(symbol)
             block = planned.by_graph.get(key)
             if block is None:
                 with warnings.catch_warnings():   # types are known at the first call
                     warnings.filterwarnings('ignore', message='Cannot decide type')
-                    block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'),
+                    outputs = [symbol[i] for i in range(len(symbol.list_outputs()))]
+                    block = mx.gluon.SymbolBlock(outputs, mx.sym.var('data'),
                                                  params=self.collect_params())
                 block.hybridize(**planned.flags)
                 planned.by_graph[key] = block
@@ -175,7 +190,7 @@ class GraphPerInput(object):
         RuntimeError
             The network is not hybridized or has not been called since.
         """
-        latest = getattr(getattr(self, '_planned', None), 'latest', None)
+        latest = self.latest_plan
         if latest is None:
             raise RuntimeError('Please first call block.hybridize() and then run forward with '
                                'this block at least once before calling export.')

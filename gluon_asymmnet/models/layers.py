@@ -83,10 +83,12 @@ def _bn_input(F, x, channels):
 
 def squeeze(F, x):
     """Global average of each channel, ``N x C x 1 x 1``: oneDNN's ``Pooling`` except
-    in CPU training graphs, where its backward is a reference kernel (module docstring)."""
+    in CPU training graphs, where its backward is a reference kernel (module
+    docstring): MXNet's adaptive average pooling there (``mean`` would do as
+    well, but MXNet's ONNX exporter writes it in a form that ONNX 1.16 rejects)."""
     plan = graph_plan(F, x)
     if plan.training and plan.ctx.device_type == 'cpu':
-        return F.mean(x, axis=(2, 3), keepdims=True)
+        return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
     return F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
 
 
