@@ -19,10 +19,12 @@ Training graphs on a CPU avoid two of oneDNN's slow reference kernels (MXNet
   layout in the backward pass (:func:`_bn_input`).
 - The backward of a global average ``Pooling`` whose gradient comes from a
   1x1 convolution (squeeze-excitation) runs ``pooling_v2:ref`` (0.1 s at
-  16x160x28x28): the squeeze is MXNet's ``mean`` there (:func:`squeeze`).
+  16x160x28x28): the squeeze is MXNet's adaptive average pooling there
+  (:func:`squeeze`).
 
-Inference graphs are unchanged; ``bench/train_step.py`` measures training
-steps.  The mathematics is identical.  Blocks carry no parameters of their own beyond their
+Which graph is a training graph: :mod:`~gluon_asymmnet.models.graphs` (every
+symbolic trace outside a plan is one, so that it can be trained).  Inference
+graphs are unchanged; ``bench/train_step.py`` measures training steps.  The mathematics is identical.  Blocks carry no parameters of their own beyond their
 convolutions and normalisation layers, so structural parameter names follow the attribute
 names (``conv``, ``bn``, ``conv1``, ``conv2``) of the original AsymmNet code.
 """
