@@ -203,3 +203,21 @@ def test_each_batch_runs_the_graph_a_fresh_network_runs_for_it():
         assert net.graph_for(plan) is graphs[n]   # built once, run again
         np.testing.assert_allclose(out, fresh[n][1], rtol=0, atol=1e-5 * np.abs(out).max())
     assert graphs[1] is not graphs[32]
+
+
+def test_export_after_a_large_batch_writes_its_split_graph_which_converts_to_onnx(tmp_path):
+    net = randomized(MODEL, classes=10, input_size=SIZE)
+    net.hybridize()
+    x = mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (256, 3, SIZE, SIZE)))
+    expected = net(x).asnumpy()
+    prefix = str(tmp_path / 'large')
+    net.export(prefix)
+    assert 'slice_axis' in _ops(mx.sym.load(prefix + '-symbol.json'))   # fastest at batch 256
+    path = mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params',
+                                in_shapes=[x.shape], in_types=[np.float32],
+                                onnx_file_path=prefix + '.onnx')
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    got = session.run(None, {session.get_inputs()[0].name: x.asnumpy()})[0]
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()

@@ -202,7 +202,7 @@ class GraphPerInput(object):
         for param in self.collect_params().values():
             kind = 'arg' if param.name in args else 'aux' if param.name in aux else None
             if kind:
-                saved['%s:%s' % (kind, param.name)] = param.data(plan.ctx).copyto(mx.cpu())
+                saved['%s:%s' % (kind, param.name)] = param.data(latest.ctx).copyto(mx.cpu())
         mx.nd.save('%s-%04d.params' % (path, epoch), saved)
 
 
