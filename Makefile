@@ -68,6 +68,7 @@ bench: venv
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/train_step.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/train_step.py --amp
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/concat_formulation.py
+	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/call_order.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/data_pipeline.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/gemm_ceiling.py
 	$(VPY) bench/report.py

@@ -88,6 +88,15 @@ def _concat(result):
             + _table(['variant', 'step ms', 'vs asymmrate=0 (oneDNN on)'], rows))
 
 
+def _call_order(result):
+    rows = [[r['batch'], r['variant'], '%.1f' % r['ms'] if r['ms'] != '' else '',
+             '%.2fx (%.2f-%.2f)' % (r['vs_asymmrate0'], r['lowest'], r['highest'])]
+            for r in result['rows']]
+    return '%s at %dx%d, hybridized inference, against %s:\n\n%s' % (
+        result['model'], result['size'], result['size'], result['baseline'],
+        _table(['batch', 'network', 'ms', 'ratio (rounds\' range)'], rows))
+
+
 def _pipeline(result):
     rows = [[r['what'], '%.1f' % r['samples_s'],
              '%.2f' % r['pipeline_2_threads_over_training']
@@ -107,6 +116,7 @@ def main():
     sections = [('Inference', 'inference', _inference),
                 ('Training step', None, None),
                 ('Concat formulation (training)', 'concat_formulation', _concat),
+                ('Call order (inference)', 'call_order', _call_order),
                 ('Data pipeline vs training demand', 'data_pipeline', _pipeline),
                 ('Machine ceiling', 'gemm_ceiling', _ceiling)]
     for title, name, render in sections:

@@ -15,10 +15,9 @@ prefix: ``['relu22_fwd', 'relu26_fwd']`` for its MobileNet 1.0.
 The names depend only on the network's structure (each block names its children
 from counters of its own), so they hold for every instance, wherever it is
 built (inside the SSD's name scope, its prefix is the SSD's).  GluonCV traces
-the network outside ``autograd.record()`` and outside
-:func:`~gluon_asymmnet.models.layers.inference_graph`, which gives the trainable
-graph (the channel concatenations that oneDNN can differentiate), so the
-detector trains.
+the network symbolically, which gives the universal graph
+(:mod:`~gluon_asymmnet.models.graphs`): the detector trains with oneDNN and
+exports, with no context manager around its construction.
 """
 import mxnet as mx
 

@@ -18,6 +18,7 @@ import re
 import mxnet as mx
 
 from .errors import UsageError
+from .mxnet_private import structured_params
 
 __all__ = ['load_param_file', 'param_shapes', 'saved_param_shapes', 'check_params_fit',
            'classifier_outputs', 'structured_weights', 'load_weights', 'load_matching',
@@ -34,11 +35,6 @@ def released_to_ours(name):
     for pattern, replacement in RELEASED_RENAMES:
         name = re.sub(pattern, replacement, name)
     return name
-
-
-def structured_params(net):
-    """``{structured name: Parameter}`` of ``net``, the names of ``save_parameters``."""
-    return net._collect_params_with_prefix()
 
 
 def load_param_file(path):

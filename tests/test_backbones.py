@@ -1,14 +1,18 @@
-"""Zoo models as detection backbones: GluonCV's FeatureExpander and SSD built by name."""
+"""Zoo models as detection backbones: GluonCV's FeatureExpander, SSD and YOLOV3 built
+as GluonCV's documentation builds them (no context manager): they train with
+GluonCV's losses (oneDNN on), export and reload."""
 import gluoncv
 import mxnet as mx
 import numpy as np
 import pytest
 from gluoncv.model_zoo.ssd.ssd import SSD
 from gluoncv.model_zoo.ssd.target import SSDTargetGenerator
+from gluoncv.model_zoo.yolo.yolo3 import YOLOV3
+from gluoncv.model_zoo.yolo.yolo_target import YOLOV3PrefetchTargetGenerator
 from gluoncv.nn.feature import FeatureExpander
 from mxnet import autograd, gluon
 
-from gluon_asymmnet import get_model, list_models, trainable_graph
+from gluon_asymmnet import get_model, list_models
 from gluon_asymmnet.backbones import ssd_features
 from gluon_asymmnet.model_zoo import list_aliases
 
@@ -16,6 +20,9 @@ NAMES = list_models() + sorted(list_aliases())
 # GluonCV's own MobileNetV3 has an empty prefix: its names hold in a fresh name scope
 # (where SSD builds it), not at the top level of a process that built other networks.
 EMPTY_PREFIX = ('mobilenetv3_large', 'mobilenetv3_small')
+#: AsymmNet-L/S, our MobileNetV3 (asymmrate=0), GhostNet: small widths, for speed.
+DETECTION_BACKBONES = ['asymmnet_large_0.35', 'asymmnet_small_0.35', 'mobilenetv3_large_0.35',
+                       'ghostnet_0.5']
 
 
 def _expander(name, outputs):
@@ -50,44 +57,94 @@ def test_ssd_features_of_chosen_strides_and_a_missing_one():
 
 
 def _ssd(name):
-    """An SSD to train: SSD traces its backbone when built, so inside ``trainable_graph()``."""
-    with trainable_graph():
-        return SSD(name, 128, features=ssd_features(name), num_filters=[128],
-                   sizes=[13, 26, 51, 77, 102], ratios=[[1, 2, 0.5]] * 4, steps=[8, 16, 32, 64],
-                   classes=['cat', 'dog'], pretrained=False)
+    return SSD(name, 128, features=ssd_features(name), num_filters=[128],
+               sizes=[13, 26, 51, 77, 102], ratios=[[1, 2, 0.5]] * 4, steps=[8, 16, 32, 64],
+               classes=['cat', 'dog'], pretrained=False)
 
 
-@pytest.mark.parametrize('name', ['asymmnet_large', 'asymmnet_small', 'ghostnet_0.5'])
+def _images():
+    return mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (2, 3, 128, 128)))
+
+
+GT_BOXES = mx.nd.array([[[10, 20, 60, 90]], [[40, 30, 120, 100]]])
+GT_IDS = mx.nd.array([[[0]], [[1]]])
+
+
+def _assert_backbone_gradients(params):
+    params = [param for param in params if param.grad_req != 'null']
+    assert len(params) > 30
+    for param in params:   # reading them runs the backward (a plain 4-D concat fails here)
+        grad = param.grad().asnumpy()
+        assert np.isfinite(grad).all() and np.abs(grad).sum() > 0, param.name
+
+
+def _export_and_reload(net, inputs, tmp_path):
+    """Export the hybridized ``net`` after a call on ``inputs``; the reloaded graph's outputs."""
+    expected = [o.asnumpy() for o in net(inputs)]
+    prefix = str(tmp_path / 'detector')
+    net.export(prefix)
+    loaded = gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'], prefix + '-0000.params')
+    for got, want in zip(loaded(inputs), expected):
+        np.testing.assert_allclose(got.asnumpy(), want, rtol=0, atol=1e-6)
+    return expected
+
+
+@pytest.mark.parametrize('name', DETECTION_BACKBONES)
 def test_ssd_trains_exports_and_reloads(name, tmp_path):
     net = _ssd(name)
     net.initialize()
-    x = mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (2, 3, 128, 128)))
+    net.hybridize(static_alloc=True, static_shape=True)   # as GluonCV's train_ssd.py
+    x = _images()
     with autograd.train_mode():
-        _, _, anchors = net(x[:1])
-    gt_boxes = mx.nd.array([[[10, 20, 60, 90]], [[40, 30, 120, 100]]])
-    gt_ids = mx.nd.array([[[0]], [[1]]])
+        _, _, anchors = net(x)
     cls_targets, box_targets, _ = SSDTargetGenerator(negative_mining_ratio=-1)(
-        anchors, None, gt_boxes, gt_ids)
+        anchors, None, GT_BOXES, GT_IDS)
     with autograd.record():
         cls_preds, box_preds, _ = net(x)
         loss, _, _ = gluoncv.loss.SSDMultiBoxLoss()([cls_preds], [box_preds], [cls_targets],
                                                     [box_targets])
     autograd.backward(loss)
     assert cls_preds.shape == (2, anchors.shape[1], 3) and box_preds.shape[2] == 4
-    backbone = [p for p in net.features.collect_params().values()
-                if 'expand_' not in p.name and p.grad_req != 'null']
-    assert len(backbone) > 50
-    for param in backbone:   # reading them runs the backward (a 4-D concat would fail here)
-        grad = param.grad().asnumpy()
-        assert np.isfinite(grad).all() and np.abs(grad).sum() > 0, param.name
+    _assert_backbone_gradients([p for p in net.features.collect_params().values()
+                                if 'expand_' not in p.name])   # not SSD's extra layers
 
-    ids, scores, boxes = net(x)   # inference: decoded, NMS'd detections
-    assert ids.shape == scores.shape == (2, 100, 1) and boxes.shape == (2, 100, 4)
     net.hybridize(static_alloc=True, static_shape=True)
-    expected = [o.asnumpy() for o in net(x)]
-    prefix = str(tmp_path / 'ssd')
-    net.export(prefix)
-    loaded = gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'], prefix + '-0000.params')
-    for got, want in zip(loaded(x), expected):
-        np.testing.assert_allclose(got.asnumpy(), want, rtol=0, atol=1e-6)
-    assert (expected[1] > 0).any()   # detections survived the score threshold
+    expected = _export_and_reload(net, x, tmp_path)
+    ids, scores, boxes = expected   # inference: decoded, NMS'd detections
+    assert ids.shape == scores.shape == (2, 100, 1) and boxes.shape == (2, 100, 4)
+    assert (scores > 0).any()   # detections survived the score threshold
+
+
+def _yolo(name):
+    """YOLOV3 on the stride 8, 16 and 32 stages of zoo model ``name``, as GluonCV's
+    ``yolo3_mobilenet1.0_voc`` slices its MobileNet."""
+    backbone = get_model(name)
+    ends = {info['reduction']: info['index'] + 1 for info in backbone.feature_info}
+    features = backbone.features
+    stages = [features[:ends[8]], features[ends[8]:ends[16]], features[ends[16]:ends[32]]]
+    anchors = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+    return YOLOV3(stages, [128, 64, 32], anchors, [8, 16, 32], classes=['cat', 'dog']), stages
+
+
+@pytest.mark.parametrize('name', DETECTION_BACKBONES)
+def test_yolov3_trains_exports_and_reloads(name, tmp_path):
+    net, stages = _yolo(name)
+    net.initialize()
+    x = _images()
+    with autograd.train_mode():   # what YOLO3DefaultTrainTransform asks the network
+        _, anchors, offsets, feat_maps, _, _, _, _ = net(x[:1])
+    generate = YOLOV3PrefetchTargetGenerator(num_class=2)
+    targets = [generate(x[:1], feat_maps, anchors, offsets, GT_BOXES[i:i + 1], GT_IDS[i:i + 1],
+                        None) for i in range(2)]
+    targets = [mx.nd.concat(*parts, dim=0) for parts in zip(*targets)]
+    net.hybridize()   # as GluonCV's train_yolo3.py
+    with autograd.record():
+        losses = net(x, GT_BOXES, *targets)   # YOLOV3Loss: objectness, center, scale, class
+        loss = sum(part.sum() for part in losses)
+    autograd.backward(loss)
+    assert len(losses) == 4 and np.isfinite(loss.asscalar())
+    _assert_backbone_gradients([p for stage in stages for p in stage.collect_params().values()])
+
+    net.hybridize()
+    ids, scores, boxes = _export_and_reload(net, x, tmp_path)
+    assert ids.shape[:2] == scores.shape[:2] == boxes.shape[:2] and boxes.shape[2] == 4

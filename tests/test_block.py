@@ -8,6 +8,7 @@ from mxnet import autograd, gluon
 from gluon_asymmnet import AsymmBottleneck, get_model
 from gluon_asymmnet.models.asymmnet import effective_asymmrate
 from gluon_asymmnet.models.layers import ChannelShuffle
+from gluon_asymmnet.mxnet_private import structured_params
 
 
 def _blocks(block):
@@ -96,8 +97,8 @@ def test_channel_shuffle_matches_numpy_and_changes_the_block():
     inp = mx.nd.array(np.random.RandomState(0).uniform(size=(1, 8, 6, 6)))
     plain(inp)
     shuffled(inp)
-    theirs = shuffled._collect_params_with_prefix()
-    for key, param in plain._collect_params_with_prefix().items():
+    theirs = structured_params(shuffled)
+    for key, param in structured_params(plain).items():
         theirs[key].set_data(param.data())
     assert not np.allclose(plain(inp).asnumpy(), shuffled(inp).asnumpy())
 

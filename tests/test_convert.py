@@ -18,6 +18,7 @@ import pytest
 import gluon_asymmnet
 from gluon_asymmnet.convert import convert_params
 from gluon_asymmnet.errors import UsageError
+from gluon_asymmnet.mxnet_private import structured_params
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 
@@ -86,7 +87,7 @@ def by_hand(arrays):
     net = gluon_asymmnet.get_model('asymmnet_large_1.0')
     net.initialize()
     net(mx.nd.zeros((1, 3, 32, 32)))
-    for name, param in net._collect_params_with_prefix().items():
+    for name, param in structured_params(net).items():
         released = re.sub(r'^(features\.\d+)\.dw_conv\.', r'\1.conv1.', name)
         released = re.sub(r'^(features\.\d+)\.pw_conv_linear\.', r'\1.conv2.', released)
         param.set_data(arrays[released])
@@ -102,7 +103,7 @@ def released(tmp_path_factory):
 def test_log_describes_every_tensor_of_asymmnet_large():
     shapes = released_shapes()
     net = gluon_asymmnet.get_model('asymmnet_large_1.0')
-    assert len(shapes) == len(net._collect_params_with_prefix())
+    assert len(shapes) == len(structured_params(net))
     assert shapes['features.0.weight'] == (16, 3, 3, 3)
     assert shapes['features.4.expand.conv.weight'] == (48, 16, 1, 1)
     assert shapes['features.4.conv1.conv.weight'] == (80, 1, 3, 3)

@@ -1,13 +1,14 @@
 """The fast formulations compute exactly what the plain concat does.
 
 Inference on a CPU runs the ``split`` formulation (no concatenated feature
-map), training ``onednn_concat`` (``channel_concat``: 5-D views when a gradient
-may be needed, oneDNN's 4-D ``Concat`` otherwise), a GPU the original
-``concat``; ``AsymmNet`` keeps one cached graph per mode.  These tests check the
-values and gradients against numpy and against the original plain 4-D concat
-run with oneDNN off (in a subprocess), which formulation each device and mode
-gets, and that a hybridized network can infer, train and infer again (which
-graph a symbolic trace gives: ``test_traced_graphs.py``).
+map) on large maps, training ``onednn_concat`` (``channel_concat``: oneDNN's
+4-D ``Concat``, followed by an identity ``clip`` in training graphs), a GPU
+the original ``concat``; a hybridized ``AsymmNet`` runs the graph of each
+call's plan.  These tests check the values and gradients against numpy and
+against the original plain 4-D concat run with oneDNN off (in a subprocess),
+which formulation each device, mode and size gets, and that a hybridized
+network can infer, train and infer again (which graph a symbolic trace gives,
+and the graph per batch size: ``test_traced_graphs.py``).
 """
 import json
 import os
@@ -21,9 +22,9 @@ from mxnet import autograd
 
 from gluon_asymmnet import AsymmBottleneck, get_model
 from gluon_asymmnet.models.feature_reuse import SPLIT_MIN_ELEMENTS, choose_formulation
-from gluon_asymmnet.models.layers import (HYBRIDBLOCK_INTERNALS, check_hybridblock_internals,
-                                          channel_concat, device_graph, inference_graph,
-                                          trainable_graph)
+from gluon_asymmnet.models.graphs import traced_for
+from gluon_asymmnet.models.layers import channel_concat
+from gluon_asymmnet.mxnet_private import structured_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL, SHAPE = 'asymmnet_small_0.35', (2, 3, 64, 64)
@@ -64,7 +65,7 @@ def test_channel_concat_values_and_gradients_match_numpy(record):
 def _graph(net, ctx, shape=None, inference=True):
     """Operator names of ``net``'s graph traced for ``ctx``, and the operators
     feeding each concat (built only, never run)."""
-    with (inference_graph() if inference else trainable_graph()), device_graph(ctx, shape):
+    with traced_for(ctx, shape, training=not inference):
         nodes = json.loads(net(mx.sym.var('data')).tojson())['nodes']
     ops = {node['op'] for node in nodes}
     concat_inputs = {nodes[i[0]]['op'] for node in nodes if node['op'] == 'Concat'
@@ -72,20 +73,20 @@ def _graph(net, ctx, shape=None, inference=True):
     return ops, concat_inputs
 
 
-def test_cpu_inference_splits_training_uses_5d_views_gpu_the_plain_concat():
+def test_cpu_inference_splits_training_clips_its_concat_gpu_the_plain_concat():
     net = _net(hybridize=False)
     ops, concat_inputs = _graph(net, mx.cpu())
-    assert 'slice_axis' in ops and 'expand_dims' not in ops
+    assert 'slice_axis' in ops and 'clip' not in ops
     assert concat_inputs == {'Pooling'}   # only the squeeze-excitation vectors
     ops, concat_inputs = _graph(net, mx.cpu(), inference=False)
-    assert 'expand_dims' in ops and 'slice_axis' not in ops
+    assert 'clip' in ops and 'slice_axis' not in ops and 'expand_dims' not in ops
     for inference in (True, False):
         ops, concat_inputs = _graph(_net(hybridize=False, formulation='auto'), mx.gpu(0),
                                     inference=inference)
-        assert 'Concat' in ops and 'expand_dims' not in ops and 'slice_axis' not in ops
+        assert 'Concat' in ops and 'clip' not in ops and 'slice_axis' not in ops
         assert 'Pooling' not in concat_inputs
     ops, _ = _graph(_net(hybridize=False, formulation='onednn_concat'), mx.cpu())
-    assert 'Concat' in ops and 'slice_axis' not in ops and 'expand_dims' not in ops
+    assert 'Concat' in ops and 'slice_axis' not in ops and 'clip' not in ops
 
 
 def test_auto_splits_only_feature_maps_worth_it():
@@ -101,19 +102,15 @@ def test_auto_splits_only_feature_maps_worth_it():
     assert 'slice_axis' not in small and 'slice_axis' in large
 
 
-def test_formulation_is_checked_and_internals_guarded():
+def test_formulation_is_checked():
     with pytest.raises(ValueError, match='formulation'):
         AsymmBottleneck(16, 48, 16, formulation='fast')
-    check_hybridblock_internals()
-    methods, attributes = HYBRIDBLOCK_INTERNALS
-    assert '_get_graph' in methods and '_cached_op' in attributes
-    with pytest.raises(ImportError, match='MXNet 1.9.x'):
-        check_hybridblock_internals(version='2.0.0')
 
-    class Renamed(mx.gluon.HybridBlock):
-        _get_graph = None
-    with pytest.raises(ImportError, match='_get_graph'):
-        check_hybridblock_internals(Renamed)
+
+def _ran(net):
+    """Operators of the graph that ran ``net``'s latest call."""
+    return {node['op'] for node in json.loads(net.planned_symbol(
+        net.latest_plan).tojson())['nodes']}
 
 
 def test_hybridized_net_infers_trains_and_infers_again(tmp_path):
@@ -124,7 +121,7 @@ def test_hybridized_net_infers_trains_and_infers_again(tmp_path):
     imperative.load_parameters(str(tmp_path / 'p.params'))
     first = net(x)
     assert np.allclose(first.asnumpy(), imperative(x).asnumpy(), atol=1e-5)
-    assert 'expand_dims' not in net._cached_graph[1].tojson()
+    assert 'clip' not in _ran(net)
     trainer = mx.gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1})
     loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
     for _ in range(2):
@@ -132,11 +129,11 @@ def test_hybridized_net_infers_trains_and_infers_again(tmp_path):
             loss = loss_fn(net(x), y)
         loss.backward()   # the 4-D oneDNN concat backward would fail here
         trainer.step(2)
-    assert 'expand_dims' in net._cached_graph[1].tojson()
+    assert 'clip' in _ran(net)
     grad = net.features[0].weight.grad().asnumpy()
     assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
     again = net(x)
-    assert 'expand_dims' not in net._cached_graph[1].tojson()
+    assert 'clip' not in _ran(net)
     assert not np.allclose(again.asnumpy(), first.asnumpy())   # the step changed weights
     with autograd.record(train_mode=False):
         predicted_by_training_graph = net(x)
@@ -148,6 +145,7 @@ import sys
 import mxnet as mx, numpy as np
 from mxnet import autograd
 from gluon_asymmnet import get_model
+from gluon_asymmnet.mxnet_private import structured_params
 
 
 def run(formulation, hybridize, out):
@@ -163,7 +161,7 @@ def run(formulation, hybridize, out):
     with autograd.record():
         loss = (net(x) * w).sum()
     loss.backward()
-    results.update({k: v.grad().asnumpy() for k, v in net._collect_params_with_prefix().items()
+    results.update({k: v.grad().asnumpy() for k, v in structured_params(net).items()
                     if v.grad_req != 'null'}, data=x.grad.asnumpy())
     np.savez(out, **results)
 
@@ -182,7 +180,7 @@ def _run(tmp_path, specs, onednn):
     x = _input()
     net(x)
     rng = np.random.RandomState(3)
-    for name, param in net._collect_params_with_prefix().items():   # BatchNorm that acts
+    for name, param in structured_params(net).items():   # BatchNorm that acts
         low, high = {'gamma': (0.5, 1.5), 'beta': (-0.2, 0.2), 'running_mean': (-0.2, 0.2),
                      'running_var': (0.5, 2.)}.get(name.rsplit('.', 1)[-1], (None, None))
         if low is not None:

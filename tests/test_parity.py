@@ -8,6 +8,7 @@ import pytest
 
 from gluon_asymmnet import get_asymm_net, get_asymmnet_cfgs, get_model
 from gluon_asymmnet.model_zoo import GHOSTNET_WIDTHS
+from gluon_asymmnet.mxnet_private import structured_params
 from gluon_asymmnet.models.ghostnet import GhostNet, ghostnet_config
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
@@ -41,7 +42,7 @@ def test_zoo_names_build_the_original_structure(case):
     name = '%s_%s' % (case['model'], case['multiplier'])
     net = get_model(name, classes=case['classes'])
     saved = mx.nd.load(os.path.join(PARITY, case['params_file']))
-    ours = net._collect_params_with_prefix()
+    ours = structured_params(net)
     assert sorted(ours) == sorted(saved)
     net.initialize()
     net(mx.nd.zeros((1, 3, 32, 32)))
@@ -69,4 +70,4 @@ def test_ghostnet_zoo_names_build_the_original_structure(width):
     net = get_model('ghostnet_' + width)
     net.initialize()
     net(mx.nd.zeros((1, 3, 32, 32)))
-    assert {k: v.shape for k, v in net._collect_params_with_prefix().items()} == original
+    assert {k: v.shape for k, v in structured_params(net).items()} == original

@@ -10,6 +10,7 @@ import pytest
 from mxnet import autograd
 
 from gluon_asymmnet.data import batches, prepare_digits
+from gluon_asymmnet.mxnet_private import structured_params
 from gluon_asymmnet.train.args import parse_args
 from gluon_asymmnet.train.loop import SMOOTHING_ETA, _train_batch
 from gluon_asymmnet.train.main import build_job
@@ -108,7 +109,7 @@ def test_no_wd_takes_batchnorm_and_biases_out_of_weight_decay(make_job):
     """A step with zero gradients changes a parameter by its weight decay alone."""
     for flags, decays in (([], True), (['--no-wd'], False)):
         job, data, _ = make_job('--wd', '0.1', '--momentum', '0', *flags)
-        params = job.net._collect_params_with_prefix()
+        params = structured_params(job.net)
         for name, param in params.items():   # zero-initialised: nothing to decay
             if name.endswith(('bias', 'beta')):
                 param.set_data(mx.nd.ones(param.shape))

@@ -1,19 +1,19 @@
 """Deploy graphs: the symbol of a network as it is exported, served and quantized.
 
-Graphs are traced inside :func:`gluon_asymmnet.models.layers.inference_graph`
-(plain 4-D ``Concat``, even for a caller inside ``trainable_graph()``), then
-:func:`deploy_symbol` removes ``amp_multicast`` (an identity in float32 that
-ONNX lacks) and turns any 5-D training concat
-(``expand_dims``, ``Concat``, ``Reshape(0, 0, -3, -2)``, as in a graph
-exported by a training run) into a plain ``Concat``: neither ONNX nor the INT8
-quantizer accepts those, and the values are identical.
+Graphs are traced as inference graphs of a CPU
+(:func:`gluon_asymmnet.models.graphs.traced_for`), then :func:`deploy_symbol`
+removes ``amp_multicast`` (an identity in float32 that ONNX lacks) and turns any
+5-D training concat (``expand_dims``, ``Concat``, ``Reshape(0, 0, -3, -2)``, as
+in graphs that earlier versions of the package exported from training runs)
+into a plain ``Concat``: neither ONNX nor the INT8 quantizer accepts those, and
+the values are identical.
 """
 import json
 import warnings
 
 import mxnet as mx
 
-from ..models.layers import inference_graph
+from ..models.graphs import traced_for
 
 __all__ = ['deploy_symbol', 'net_symbol', 'symbol_block']
 
@@ -94,8 +94,9 @@ def symbol_block(symbol, arg_params, aux_params, ctx=mx.cpu()):
 
 
 def net_symbol(net):
-    """``(deploy symbol, arg_params, aux_params)`` of an initialised HybridBlock."""
-    with inference_graph():
+    """``(deploy symbol, arg_params, aux_params)`` of an initialised HybridBlock: its
+    CPU inference graph for an input of any shape (the feature reuse concatenated)."""
+    with traced_for(mx.cpu()):
         symbol = deploy_symbol(net(mx.sym.var('data')))
     params = {param.name: param.data() for param in net.collect_params().values()}
     args = {name: params[name] for name in symbol.list_arguments() if name in params}

@@ -141,11 +141,11 @@ class _Reader:
             batches = [batch[i:i + size] for batch in batches
                        for i in range(0, len(batch) - size + 1, size)]
         self._batches = iter(batches)
-        self._name = graph_input.name
+        self._input_name = graph_input.name
 
     def get_next(self):
         batch = next(self._batches, None)
-        return None if batch is None else {self._name: batch}
+        return None if batch is None else {self._input_name: batch}
 
 
 def quantize_onnx(src, dst, calib, info=None):

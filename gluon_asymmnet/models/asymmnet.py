@@ -19,9 +19,9 @@ from mxnet.gluon.block import HybridBlock
 
 from .feature_reuse import FORMULATIONS, choose_formulation, split_forward
 from .features import record_stage
-from .layers import (Activation, ChannelShuffle, ConvBNAct, ModeCachedGraphs,
-                     SqueezeExcitation, channel_concat, graph_device, graph_shape,
-                     make_divisible, network_norm, _no_gradient)
+from .graphs import GraphPerInput, graph_plan, graph_shape
+from .layers import (Activation, ChannelShuffle, ConvBNAct, SqueezeExcitation, channel_concat,
+                     make_divisible, network_norm)
 
 __all__ = ['AsymmBottleneck', 'AsymmNet', 'BlockConfig', 'ArchConfig',
            'ASYMMNET_CFGS', 'get_asymmnet_cfgs', 'get_asymm_net', 'effective_asymmrate']
@@ -92,9 +92,9 @@ class AsymmBottleneck(HybridBlock):
     formulation : str, default 'auto'
         How the reused copies are computed: ``concat`` (the original 4-D
         concat), ``onednn_concat`` (the concat, trainable under oneDNN) or
-        ``auto``: chosen per device and mode by
+        ``auto``: chosen per device, mode and feature-map size by
         :func:`~gluon_asymmnet.models.feature_reuse.choose_formulation` (on a
-        CPU, inference computes without any concatenated feature map).  All
+        CPU, inference on large maps computes without the concatenated map).  All
         compute the same function with the same parameters
         (:mod:`gluon_asymmnet.models.feature_reuse`).  A block with a channel
         shuffle always concatenates.
@@ -163,8 +163,8 @@ class AsymmBottleneck(HybridBlock):
         if not self.do_expand:
             out = self.pw_conv_linear(self._dw_se(x))
             return x + out if self.use_short_cut_conv else out
-        formulation = self.formulation_for(graph_device(F, x), not _no_gradient(F),
-                                           graph_shape(F, x))
+        plan = graph_plan(F, x)
+        formulation = self.formulation_for(plan.ctx, plan.training, graph_shape(F, x))
         expanded = self.expand(x)
         if formulation == 'split':
             out = split_forward(F, self, x, expanded)
@@ -235,12 +235,12 @@ def get_asymmnet_cfgs(model_name):
     return ASYMMNET_CFGS[model_name]
 
 
-class AsymmNet(ModeCachedGraphs, HybridBlock):
+class AsymmNet(GraphPerInput, HybridBlock):
     """AsymmNet (MobileNetV3 when ``asymmrate=0``).
 
-    Hybridized, the network keeps one cached graph for inference (with oneDNN's
-    4-D channel concat) and one for training (see :class:`ModeCachedGraphs` and
-    :func:`~gluon_asymmnet.models.layers.channel_concat`).
+    Hybridized, each call runs the graph of its input's shape and mode
+    (:class:`~gluon_asymmnet.models.graphs.GraphPerInput`): on a CPU, inference
+    on large batches computes the feature reuse without the concatenated map.
 
     Parameters
     ----------

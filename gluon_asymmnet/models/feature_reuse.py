@@ -22,22 +22,24 @@ copies of the input need not be materialised in one concatenated feature map:
     (see :func:`~gluon_asymmnet.models.layers.channel_concat`).
 ``onednn_concat``
     The concat through :func:`~gluon_asymmnet.models.layers.channel_concat`:
-    oneDNN's 4-D concat when no gradient is needed, 5-D views (MXNet's own
-    concat kernel) when one is, since MXNet 1.9.1's oneDNN concat backward
-    fails on parts that are not multiples of 16 channels.
+    oneDNN's 4-D concat, followed in training graphs by an identity ``clip``
+    that hands its backward a plain-layout gradient, since MXNet 1.9.1's
+    oneDNN concat backward fails on parts that are not multiples of 16
+    channels otherwise.
 
 A network's ``formulation`` argument is one of :data:`FORMULATIONS`: ``split``
 (``onednn_concat`` where a gradient is needed), ``concat``, ``onednn_concat`` or
 ``auto`` (the default), resolved per block and graph by :func:`choose_formulation`
-for the device of :func:`~gluon_asymmnet.models.layers.graph_device` (a
-hybridized network's input's, or, traced by hand, ``mx.current_context()`` or
-the context of :func:`~gluon_asymmnet.models.layers.device_graph`).
+from the graph's plan (:mod:`~gluon_asymmnet.models.graphs`: device, input
+shape, mode).  A symbolic trace that knows no input shape (the universal graph,
+``net(mx.sym.var('data'))``) never splits.
 """
 import mxnet as mx
 
 from .layers import squeeze
 
-__all__ = ['FORMULATIONS', 'SPLIT_MIN_ELEMENTS', 'choose_formulation', 'split_forward']
+__all__ = ['FORMULATIONS', 'SPLIT_MIN_ELEMENTS', 'choose_formulation', 'split_forward',
+           'operator_attrs']
 
 #: The values of a network's ``formulation`` argument.
 FORMULATIONS = ('auto', 'split', 'concat', 'onednn_concat')
@@ -110,12 +112,12 @@ def split_forward(F, block, x, expanded):
     widths = [num_in] * r + [block.num_mid - r * num_in] + [num_in] * r
     starts = [sum(widths[:i]) for i in range(len(widths))]
     weight, bias = _folded_depthwise(F, block.dw_conv, x)
-    dw = block.dw_conv.conv
+    dw_attrs = operator_attrs(block.dw_conv.conv)
     outs = []
     for part, start, width in zip(parts, starts, widths):
         out = F.Convolution(part, _slice(F, weight, 0, start, width),
                             _slice(F, bias, 0, start, width),
-                            **dict(dw._kwargs, num_filter=width, num_group=width, no_bias=False))
+                            **dict(dw_attrs, num_filter=width, num_group=width, no_bias=False))
         outs.append(block.dw_conv.act(out))
     if block.use_se:
         pooled = [squeeze(F, out) for out in outs]
@@ -124,11 +126,20 @@ def split_forward(F, block, x, expanded):
                 for out, start, width in zip(outs, starts, widths)]
     pw = block.pw_conv_linear.conv
     pw_weight = _value(F, pw.weight, x)
+    pw_attrs = operator_attrs(pw)
     total = None
     for out, start, width in zip(outs, starts, widths):
-        term = F.Convolution(out, _slice(F, pw_weight, 1, start, width), **pw._kwargs)
+        term = F.Convolution(out, _slice(F, pw_weight, 1, start, width), **pw_attrs)
         total = term if total is None else total + term
     return block.pw_conv_linear.bn(total)
+
+
+def operator_attrs(layer):
+    """The attributes of the operator a Gluon layer runs (``Convolution`` of a
+    ``Conv2D``, ``BatchNorm``), as strings: read from its symbol, since the layer
+    keeps its own copy private."""
+    attrs = layer(mx.sym.var('data')).list_attr()
+    return {key: value for key, value in attrs.items() if not key.startswith('__')}
 
 
 def _folded_depthwise(F, unit, like):
@@ -137,8 +148,9 @@ def _folded_depthwise(F, unit, like):
     bn = unit.bn
     gamma, beta, mean, var = (_value(F, getattr(bn, name), like)
                               for name in ('gamma', 'beta', 'running_mean', 'running_var'))
-    std = F.sqrt(var + bn._kwargs['eps'])
-    scale = F.reciprocal(std) if bn._kwargs['fix_gamma'] else gamma / std
+    attrs = operator_attrs(bn)
+    std = F.sqrt(var + float(attrs['eps']))
+    scale = F.reciprocal(std) if attrs['fix_gamma'] == 'True' else gamma / std
     weight = F.broadcast_mul(_value(F, unit.conv.weight, like),
                              F.reshape(scale, shape=(-1, 1, 1, 1)))
     return weight, beta - mean * scale

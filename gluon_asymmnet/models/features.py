@@ -8,7 +8,7 @@ requested stage and returns the requested maps.
 """
 from mxnet.gluon.block import HybridBlock
 
-from .layers import ModeCachedGraphs
+from .graphs import GraphPerInput
 
 __all__ = ['FeatureExtractor', 'record_stage']
 
@@ -22,11 +22,11 @@ def record_stage(feature_info, index, reduction, channels):
         feature_info.append(entry)
 
 
-class FeatureExtractor(ModeCachedGraphs, HybridBlock):
+class FeatureExtractor(GraphPerInput, HybridBlock):
     """Return a network's feature maps at chosen strides.
 
-    Hybridized, it keeps a trainable and an inference graph as the networks do
-    (:class:`~gluon_asymmnet.models.layers.ModeCachedGraphs`).
+    Hybridized, each call runs the graph of its input's shape and mode, as the
+    networks do (:class:`~gluon_asymmnet.models.graphs.GraphPerInput`).
 
     Parameters
     ----------

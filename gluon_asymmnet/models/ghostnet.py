@@ -13,8 +13,8 @@ its files load unchanged.  Two differences, neither of which changes the
 mathematics at 224x224: global average pooling instead of the original's 7x7
 pooling (any input size works), and the ghost concatenation goes through
 :func:`~gluon_asymmnet.models.layers.channel_concat` (trainable under oneDNN;
-with :class:`~gluon_asymmnet.models.layers.ModeCachedGraphs` the network keeps
-an inference graph and a training graph).
+hybridized, the network runs the inference or the training graph per call,
+:class:`~gluon_asymmnet.models.graphs.GraphPerInput`).
 """
 import collections
 import math
@@ -23,8 +23,8 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from .features import record_stage
-from .layers import (Activation, ConvBNAct, ModeCachedGraphs, SqueezeExcitation,
-                     channel_concat, network_norm)
+from .graphs import GraphPerInput
+from .layers import Activation, ConvBNAct, SqueezeExcitation, channel_concat, network_norm
 
 __all__ = ['GhostConvBlock', 'GhostExpBlock', 'DepthwiseSeparableConv', 'GhostUnit',
            'GhostClassifier', 'GhostNet', 'GhostUnitConfig', 'GhostNetConfig', 'GHOSTNET',
@@ -250,7 +250,7 @@ def ghostnet_config(width_scale=1.0):
     return GHOSTNET._replace(stem=scale(GHOSTNET.stem), stages=stages, final=final)
 
 
-class GhostNet(ModeCachedGraphs, HybridBlock):
+class GhostNet(GraphPerInput, HybridBlock):
     """GhostNet: stem, five stages of ghost bottlenecks, 1x1 convolution,
     global pooling, classifier.
 

@@ -11,7 +11,8 @@ from mxnet.gluon.block import HybridBlock
 
 from .asymmnet import AsymmBottleneck
 from .features import record_stage
-from .layers import ConvBNAct, ModeCachedGraphs
+from .graphs import GraphPerInput
+from .layers import ConvBNAct
 
 __all__ = ['MobileNetV2Asymm', 'InvertedResidual', 'MOBILENETV2_BLOCKS']
 
@@ -26,7 +27,7 @@ MOBILENETV2_BLOCKS = tuple(InvertedResidual(*b) for b in (
     (6, 160, 2), (6, 160, 1), (6, 160, 1), (6, 320, 1)))
 
 
-class MobileNetV2Asymm(ModeCachedGraphs, HybridBlock):
+class MobileNetV2Asymm(GraphPerInput, HybridBlock):
     """MobileNetV2 whose inverted residuals are :class:`AsymmBottleneck` blocks.
 
     Parameters
