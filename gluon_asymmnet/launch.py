@@ -47,9 +47,9 @@ import threading
 import time
 
 from . import launch_tracker
-from .train import devices
 from .cli import OneLineParser, check_ranges, run
 from .errors import UsageError
+from .train import devices
 
 __all__ = ['LAUNCHERS', 'free_port', 'dmlc_env', 'Job', 'launch', 'launch_cluster', 'main']
 

@@ -48,10 +48,13 @@ def devices(gpus):
     return [mx.gpu(i) for i in ids]
 
 
-def load_exported(prefix, ctx=mx.cpu()):
+def load_exported(prefix, ctx=(mx.cpu(),)):
     """``SymbolBlock.imports`` of ``PREFIX-symbol.json`` + ``PREFIX-0000.params``, and its info.
 
-    ctx : mx.Context or list of mx.Context
+    Parameters
+    ----------
+    prefix : str
+    ctx : sequence of mx.Context
         Where the parameters are loaded (the check runs on the first).
 
     Returns
@@ -84,10 +87,10 @@ def load_exported(prefix, ctx=mx.cpu()):
     if info is not None:
         check_files(info, prefix)
     try:
-        block = symbol_block(symbol, saved, {}, ctx)
+        block = symbol_block(symbol, saved, {}, list(ctx))
         shape = info['input_shape'] if info else None
         if shape:
-            block(mx.nd.zeros(shape, ctx=ctx[0] if isinstance(ctx, list) else ctx))
+            block(mx.nd.zeros(shape, ctx=ctx[0]))
     except mx.base.MXNetError as error:
         message = str(error).strip().splitlines()
         raise UsageError('%s does not fit %s: %s' % (params_file, symbol_file,
@@ -189,7 +192,7 @@ def exported_predictor(prefix, input_size=None, crop_ratio=None, ctx=(mx.cpu(),)
 
     ``ctx``: the devices the batches are split over.
     """
-    block, info = load_exported(prefix, list(ctx))
+    block, info = load_exported(prefix, ctx)
     block.hybridize(static_alloc=True, static_shape=True)
     run = mxnet_runner(block, ctx)
     if info is None:
