@@ -18,7 +18,7 @@ import threading
 from .errors import DataError, UsageError
 
 __all__ = ['OneLineParser', 'check_ranges', 'run', 'add_zoo_model_flags', 'add_data_flags',
-           'validation_source', 'add_gpus_flag', 'DATA_RANGES']
+           'validation_source', 'add_gpus_flag', 'gpu_devices', 'DATA_RANGES']
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -206,3 +206,28 @@ def validation_source(args):
         raise UsageError('no data: give --rec-val/--rec-val-idx, --data-dir or --dataset digits')
     return DataSource(rec_val=args.rec_val, rec_val_idx=args.rec_val_idx,
                       data_dir=args.data_dir), None
+
+
+def gpu_devices(gpus):
+    """The devices of a ``--gpus`` flag: ``'0,1'`` gives ``[gpu(0), gpu(1)]``, None the CPU.
+
+    Raises
+    ------
+    UsageError
+        Not GPU ids, or a GPU that MXNet does not see (a CPU build of MXNet sees none).
+    """
+    import mxnet as mx
+    if gpus is None:
+        return [mx.cpu()]
+    try:
+        ids = [int(part) for part in gpus.split(',')]
+    except ValueError:
+        ids = [-1]
+    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise UsageError('--gpus must be distinct GPU ids such as 0 or 0,1, not %r' % gpus)
+    visible = mx.context.num_gpus()
+    if max(ids) >= visible:
+        raise UsageError('--gpus %s, but MXNet sees %d GPU(s) here%s' % (
+            gpus, visible, ' (a CPU build of MXNet: see README, "Training on GPUs")'
+            if visible == 0 else ''))
+    return [mx.gpu(i) for i in ids]

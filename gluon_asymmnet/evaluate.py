@@ -17,9 +17,9 @@ batch split over them. The library is :mod:`gluon_asymmnet.evaluation`.
 import sys
 
 from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_gpus_flag, \
-    add_zoo_model_flags, check_ranges, run, validation_source
+    add_zoo_model_flags, check_ranges, gpu_devices, run, validation_source
 from .data import default_digits_root
-from .deploy.runtime import devices, exported_predictor, onnx_predictor, zoo_predictor
+from .deploy.runtime import exported_predictor, onnx_predictor, zoo_predictor
 from .errors import UsageError
 from .evaluation import evaluate, predict_images, validation_data
 from .fileio import atomic_write_json, writable_target
@@ -77,7 +77,7 @@ def _predictor(args):
         if args.gpus is not None:
             raise UsageError('--gpus runs MXNet models; --onnx runs in ONNX Runtime on the CPU')
         return onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
-    ctx = devices(args.gpus)
+    ctx = gpu_devices(args.gpus)
     if args.model_prefix:
         return exported_predictor(args.model_prefix, args.input_size, args.crop_ratio, ctx)
     params_file = args.params_file or _stored_weights(args.model, args.width_scale)

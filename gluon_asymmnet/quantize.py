@@ -12,11 +12,11 @@ import sys
 import mxnet as mx
 
 from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_gpus_flag, check_ranges, run, \
-    validation_source
+    gpu_devices, validation_source
 from .data import default_digits_root, imagenet_rec_iters, prepare_digits
 from .deploy.export import save_export
 from .deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
-from .deploy.runtime import devices, exported_predictor, load_exported, onnx_predictor
+from .deploy.runtime import exported_predictor, load_exported, onnx_predictor
 from .errors import UsageError
 from .evaluation import evaluate, validation_data
 from .fileio import atomic_save, writable_target
@@ -72,7 +72,7 @@ def _quantize(args):
         before = onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
     else:
         before = exported_predictor(args.model_prefix, args.input_size, args.crop_ratio,
-                                    devices(args.gpus))
+                                    gpu_devices(args.gpus))
     data, class_names = validation_source(args)
     source, num_classes, _ = validation_data(before, data, args.batch_size, args.num_workers,
                                              class_names)

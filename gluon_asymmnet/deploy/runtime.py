@@ -20,32 +20,8 @@ from .info import check_files, make_info, read_info
 from .onnx import load_onnx
 from .sources import zoo_model
 
-__all__ = ['devices', 'load_exported', 'mxnet_runner', 'onnx_runner', 'Predictor', 'zoo_predictor',
+__all__ = ['load_exported', 'mxnet_runner', 'onnx_runner', 'Predictor', 'zoo_predictor',
            'exported_predictor', 'onnx_predictor']
-
-
-def devices(gpus):
-    """The devices of a ``--gpus`` flag: ``'0,1'`` gives ``[gpu(0), gpu(1)]``, None the CPU.
-
-    Raises
-    ------
-    UsageError
-        Not GPU ids, or a GPU that MXNet does not see (a CPU build of MXNet sees none).
-    """
-    if gpus is None:
-        return [mx.cpu()]
-    try:
-        ids = [int(part) for part in gpus.split(',')]
-    except ValueError:
-        ids = [-1]
-    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
-        raise UsageError('--gpus must be distinct GPU ids such as 0 or 0,1, not %r' % gpus)
-    visible = mx.context.num_gpus()
-    if max(ids) >= visible:
-        raise UsageError('--gpus %s, but MXNet sees %d GPU(s) here%s' % (
-            gpus, visible, ' (a CPU build of MXNet: see README, "Training on GPUs")'
-            if visible == 0 else ''))
-    return [mx.gpu(i) for i in ids]
 
 
 def load_exported(prefix, ctx=(mx.cpu(),)):

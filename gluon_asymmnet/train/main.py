@@ -30,6 +30,7 @@ from ..data import DataSource, check_data, image_folder_loaders, imagenet_rec_it
 from ..deploy.export import export_model
 from ..deploy.sources import run_dir_model
 from ..errors import DataError, UsageError
+from ..mxnet_private import init_trainer_now, trainer_optimizer
 from ..params import (check_params_fit, copy_weights, param_shapes, structured_params,
                       structured_weights)
 from ..records import (RESUMABLE_CHANGES, RUN_RECORD, InputSpec, NetSpec, RecordError, RunRecord,
@@ -409,9 +410,10 @@ def _assemble(args, ctx, precision, kv, setup, model, teacher, run_dir, point):
         # load_states brings back the saved optimizer: keep its position (update
         # count) and momentum buffers, but follow this command's schedule and
         # hyper-parameters
-        trainer._optimizer.lr_scheduler = schedule
-        trainer._optimizer.wd = args.wd
-        trainer._optimizer.momentum = args.momentum
+        optimizer = trainer_optimizer(trainer)
+        optimizer.lr_scheduler = schedule
+        optimizer.wd = args.wd
+        optimizer.momentum = args.momentum
         precision_mod.match_optimizer_states(trainer, precision)   # another --dtype
     if sync:
         _pull_initial_parameters(trainer)
@@ -511,8 +513,7 @@ def _pull_initial_parameters(trainer):
     hold the weights and update them, so there is nothing to race with; and
     the optimizer sent to them must first learn the step size from ``step``.)
     """
-    trainer._init_kvstore()
-    trainer._init_params()
+    init_trainer_now(trainer)
     mx.nd.waitall()
 
 
