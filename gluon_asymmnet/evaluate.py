@@ -16,7 +16,7 @@ each image; ``--benchmark`` measures speed without data
 import sys
 
 from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_zoo_model_flags, \
-    check_ranges, run
+    check_batch_memory, check_ranges, run
 from .data import default_digits_root
 from .deploy.runtime import exported_predictor, onnx_predictor, zoo_predictor
 from .errors import UsageError
@@ -118,7 +118,9 @@ def main(argv=None, prog='eval.py'):
     """Entry point of ``eval.py``; returns the exit status (2 with one line for bad input)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    check_ranges(parser, args, DATA_RANGES + (('runs', 1, None, True, True),))
+    check_ranges(parser, args, DATA_RANGES + (('runs', 1, 100000, True, True),))
+    if args.input_size:
+        check_batch_memory(parser, args.batch_size, args.input_size, 'inference')
     return run(parser, _run, args)
 
 

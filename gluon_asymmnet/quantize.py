@@ -11,7 +11,7 @@ import sys
 
 import mxnet as mx
 
-from .cli import DATA_RANGES, OneLineParser, add_data_flags, check_ranges, run
+from .cli import DATA_RANGES, OneLineParser, add_data_flags, check_batch_memory, check_ranges, run
 from .data import default_digits_root, imagenet_rec_iters, prepare_digits
 from .deploy.export import save_export
 from .deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
@@ -97,6 +97,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     check_ranges(parser, args, DATA_RANGES + (('num_calib', 1, None, True, True),))
+    if args.input_size:
+        check_batch_memory(parser, args.batch_size, args.input_size, 'inference')
     return run(parser, _quantize, args)
 
 

@@ -171,7 +171,7 @@ def test_eval_of_a_runs_own_export_reports_the_runs_accuracy(tmp_path):
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_while_mxnet_loads_is_one_line(signum):
-    """eval.py is a script: its handlers are in place before MXNet's seconds of importing."""
+    """The package's __init__ hears signals before MXNet's seconds of importing."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'eval.py'), '--help'],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

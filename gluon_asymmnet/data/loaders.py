@@ -195,7 +195,10 @@ def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAU
         (sorted names are the class numbers, as ``ImageFolderDataset`` does).
     batch_size, input_size, crop_ratio, num_workers, num_parts, part_index, mean, std
     min_random_area, mirror
-        As in :func:`imagenet_rec_iters` (``num_workers`` worker processes).
+        As in :func:`imagenet_rec_iters` (``num_workers`` worker threads: worker
+        processes, MXNet's default, can hang the command at its exit or on SIGTERM
+        while the pool respawns them; threads decode as fast, as OpenCV and MXNet
+        release the GIL).
 
     Returns
     -------
@@ -225,7 +228,7 @@ def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAU
         sampler = _PartSampler(len(dataset), num_parts, part_index, shuffle)
         loaders.append(gluon.data.DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-            last_batch='discard' if shuffle else 'keep'))
+            thread_pool=True, last_batch='discard' if shuffle else 'keep'))
     return tuple(loaders)
 
 

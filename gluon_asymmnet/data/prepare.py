@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 
-from ..cli import OneLineParser, run
+from ..cli import MAX_DATA_WORKERS, MAX_INPUT_SIZE, OneLineParser, check_ranges, run
 from ..errors import DataError
 from ..fileio import publish
 from .records import check_record_file
@@ -198,6 +198,10 @@ def main(argv=None):
                         help='fraction for OUT_train (the rest: OUT_val); 1: OUT only')
     parser.add_argument('-q', '--quiet', action='store_true', help="hide im2rec's output")
     args = parser.parse_args(argv)
+    check_ranges(parser, args, (('resize', 0, 4 * MAX_INPUT_SIZE, True, True),
+                                ('quality', 1, 100, True, True),
+                                ('num_thread', 1, MAX_DATA_WORKERS, True, True),
+                                ('train_ratio', 0, 1, False, True)))
     echo = (lambda line: None) if args.quiet else print
     written = run(parser, prepare_records, args.image_dir, args.out_prefix, args.resize,
                   args.quality, args.num_thread, args.train_ratio, echo)

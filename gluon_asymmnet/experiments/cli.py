@@ -18,11 +18,10 @@ import fcntl
 import json
 import os
 import platform
-import signal
 import sys
 import tempfile
 
-from ..cli import OneLineParser, run as run_command
+from ..cli import EXIT_INTERRUPTED, OneLineParser, run as run_command
 from ..errors import UsageError
 from ..fileio import atomic_write_json
 from . import grid as grid_mod
@@ -274,8 +273,13 @@ def run(args, flags, echo=print):
     recipe = _recipe(flags, cells[0])
     if args.latency_runs < 0 or args.latency_threads < 1:
         raise UsageError('need --latency-runs >= 0 and --latency-threads >= 1')
-    if args.jobs < 1:
-        raise UsageError('--jobs must be >= 1, not %d' % args.jobs)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    if not 1 <= args.jobs <= cores:
+        raise UsageError('--jobs must be between 1 and the %d cores here, not %d'
+                         % (cores, args.jobs))
+    if args.latency_threads > cores:
+        raise UsageError('--latency-threads must be <= the %d cores here, not %d'
+                         % (cores, args.latency_threads))
     if args.jobs > 1 and recipe.num_gpus > 0:
         raise UsageError('--jobs %d with --num-gpus %d: the cells would share the GPUs; use '
                          '--jobs 1' % (args.jobs, recipe.num_gpus))
@@ -288,7 +292,6 @@ def run(args, flags, echo=print):
     _pin_recipe(out, flags, write=not args.dry_run)
     runs_dir = os.path.join(out, 'runs')
     classes = _classes(recipe)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     threads = max(1, cores // args.jobs)
     for note in notes:
         echo('note: %s' % note)
@@ -325,7 +328,5 @@ def main(argv=None):
     args = parser.parse_args(own)
     try:   # a bad input: one line and SystemExit(2) (gluon_asymmnet.cli.run)
         return run_command(parser, run, args, flags)
-    except Interrupted as stop:
-        return 128 + getattr(signal, stop.signal_name)
-    except KeyboardInterrupt:   # Ctrl-C while measuring (the child gets it too)
-        return 128 + signal.SIGINT
+    except Interrupted:   # the cells in flight checkpointed (or were stopped)
+        return EXIT_INTERRUPTED

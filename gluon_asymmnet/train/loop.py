@@ -10,7 +10,6 @@ import collections
 import itertools
 import math
 import random
-import signal
 import sys
 import time
 
@@ -24,7 +23,7 @@ from .checkpoint import mark_best, prune_checkpoints, save_checkpoint
 from .errors import NonFiniteLoss
 from .run_dir import BATCH_LINE
 
-__all__ = ['Job', 'StopFlag', 'train', 'soft_targets']
+__all__ = ['Job', 'train', 'soft_targets']
 
 #: Label smoothing: the true class gets ``1 - eta + eta / classes``.
 SMOOTHING_ETA = 0.1
@@ -38,28 +37,6 @@ SMOOTHING_ETA = 0.1
 Job = collections.namedtuple(
     'Job', 'args model net trainer loss_fn precision ctx train_data val_data num_batches '
            'batch_size step_size classes teacher start best rank writes run_dir')
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM while installed (``with StopFlag() as stop``)."""
-
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signal_name = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        self.signal_name = signal.Signals(signum).name
-
-    def __enter__(self):
-        for signum in self._SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 def soft_targets(label, classes, eta=0.0, lam=1.0):
@@ -158,7 +135,7 @@ def train(job, stop):
     Parameters
     ----------
     job : Job
-    stop : StopFlag
+    stop : gluon_asymmnet.cli.StopFlag
     """
     args, log = job.args, job.run_dir.logger
     start_epoch, skip = job.start

@@ -23,16 +23,17 @@ import mxnet as mx
 from mxnet import gluon
 
 from .. import model_zoo
+from ..cli import EXIT_INTERRUPTED, StopFlag
+from ..cli import run as run_command
 from ..data import check_data_args, image_folder_loaders, imagenet_rec_iters, prepare_digits
 from ..deploy.export import export_model
 from ..deploy.sources import run_dir_model
-from ..errors import DataError, UsageError
+from ..errors import UsageError
 from ..params import check_params_fit, param_shapes
 from . import precision as precision_mod
 from .args import global_lr, model_kwargs, parse_args
 from .checkpoint import RunLock, latest_checkpoint, read_checkpoint
-from .errors import EXIT_DIVERGED, NonFiniteLoss
-from .loop import Job, StopFlag, train
+from .loop import Job, train
 from .run_dir import DETAIL_LINE, RunDir
 
 __all__ = ['main', 'build_job', 'lr_schedule', 'server_lr_schedule']
@@ -318,7 +319,8 @@ def run(args):
     """Train as ``args`` say; returns the exit status.
 
     SIGINT/SIGTERM are caught from the start: during start-up they stop the
-    run before its first step, later after the current batch (see ``loop``).
+    run before its first step, later after the current batch (see ``loop``);
+    the status is then :data:`~gluon_asymmnet.cli.EXIT_INTERRUPTED`.
     """
     with StopFlag() as stop:
         job, lock = build_job(args)
@@ -335,11 +337,11 @@ def run(args):
                 'AMP ' + job.precision.amp if job.precision.amp else job.precision.dtype)
             if stop.signal_name:
                 _stopped_before_training(job, stop)
-                return 0
+                return EXIT_INTERRUPTED
             train(job, stop)
             if not stop.signal_name:
                 _finish(job)
-            return 0
+            return EXIT_INTERRUPTED if stop.signal_name else 0
         finally:
             job.run_dir.close()
             if lock is not None:
@@ -381,16 +383,7 @@ def _finish(job):
 
 
 def main(argv=None):
-    """Entry point of ``train_imagenet.py`` / ``asymmnet-train``; returns the exit status."""
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (UsageError, DataError) as error:
-        print('%s: error: %s' % (PROG, error), file=sys.stderr)
-        return 2
-    except NonFiniteLoss as error:
-        print('%s: error: %s' % (PROG, error), file=sys.stderr)
-        return EXIT_DIVERGED
-    except OSError as error:   # what could not be written, e.g. a full disk
-        print('%s: error: %s' % (PROG, error), file=sys.stderr)
-        return 1
+    """Entry point of ``train_imagenet.py`` / ``asymmnet-train``; returns the exit status
+    (2 with one line for bad input or a file that cannot be written, 3 for a diverged run,
+    130 after SIGINT/SIGTERM: :func:`gluon_asymmnet.cli.run`)."""
+    return run_command(PROG, run, parse_args(argv))
