@@ -177,6 +177,22 @@ class _PartSampler(gluon.data.sampler.Sampler):
         return len(self._indices)
 
 
+class _Chain:
+    """The transforms applied in turn, each imperatively.
+
+    Not ``transforms.Compose``: it hybridizes its blocks, and the loaders' worker threads
+    then build one cached graph at once (``AttributeError`` in ``name_scope``).
+    """
+
+    def __init__(self, blocks):
+        self._blocks = blocks
+
+    def __call__(self, image):
+        for block in self._blocks:
+            image = block(image)
+        return image
+
+
 def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAULT.crop_ratio,
                          num_workers=4, num_parts=1, part_index=0, mean=IMAGENET_MEAN_RGB,
                          std=IMAGENET_STD_RGB,
@@ -208,14 +224,14 @@ def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAU
         An image that fails to decode raises :class:`DataError` naming it.
     """
     normalize = transforms.Normalize([m / 255. for m in mean], [s / 255. for s in std])
-    train_transform = transforms.Compose(
+    train_transform = _Chain(
         [transforms.RandomResizedCrop(input_size, scale=(min_random_area, 1.0))]
         + ([transforms.RandomFlipLeftRight()] if mirror else [])
         + [transforms.RandomColorJitter(brightness=_JITTER, contrast=_JITTER, saturation=_JITTER),
            transforms.RandomLighting(_LIGHTING),
            transforms.ToTensor(),
            normalize])
-    val_transform = transforms.Compose([
+    val_transform = _Chain([
         transforms.Resize(_resize_for(input_size, crop_ratio), keep_ratio=True),
         transforms.CenterCrop(input_size),
         transforms.ToTensor(),
