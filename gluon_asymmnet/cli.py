@@ -16,6 +16,7 @@ where the work stops at a safe point, as training does) to its exit.
 """
 import _thread
 import argparse
+import json
 import math
 import os
 import signal
@@ -27,7 +28,7 @@ from .errors import DataError, UsageError
 __all__ = ['OneLineParser', 'check_ranges', 'run', 'StopFlag', 'hear_signals_from_start',
            'EXIT_INTERRUPTED', 'add_zoo_model_flags', 'add_data_flags', 'DATA_RANGES',
            'MAX_INPUT_SIZE', 'MAX_DATA_WORKERS', 'MAX_BATCH_SIZE', 'physical_memory',
-           'check_memory', 'check_batch_memory']
+           'check_memory', 'check_batch_memory', 'OUTPUT_KINDS', 'check_output', 'add_force_flag']
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -306,6 +307,56 @@ def _interrupted_outside_run(signum, frame):
             'loading' else 'interrupted on its way out; what it wrote is complete')
     os.write(2, ('%s: %s\n' % (_STATE['prog'], what)).encode())
     os._exit(EXIT_INTERRUPTED)
+
+
+def _is_png(path):
+    with open(path, 'rb') as f:
+        return f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def _is_json_object(path, key):
+    try:
+        with open(path) as f:
+            return key in json.load(f)
+    except (ValueError, TypeError):   # not JSON, not an object
+        return False
+
+
+#: What a command's output file may replace: ``kind -> (what it is, test of a file)``.
+OUTPUT_KINDS = {'png': ('a PNG image', _is_png),
+                'eval-json': ('results of eval.py --json', lambda path: _is_json_object(path,
+                                                                                     'top1'))}
+
+
+def check_output(path, kind, force=False):
+    """Refuse (one line, status 2) to replace a file that is not the command's own kind of
+    output, unless ``force``: a plot's ``-o`` pointed at a run's ``metrics.jsonl``, its
+    ``log.txt`` or a checkpoint replaces only a PNG.
+
+    Parameters
+    ----------
+    path : str
+    kind : str
+        A key of :data:`OUTPUT_KINDS`.
+    force : bool
+        The command's ``--force``.
+
+    Raises
+    ------
+    UsageError
+    """
+    what, looks_like = OUTPUT_KINDS[kind]
+    if force or not os.path.isfile(path) or looks_like(path):
+        return
+    raise UsageError('%s holds a file that is not %s: not replaced (choose another output, '
+                     'or add --force)' % (path, what))
+
+
+def add_force_flag(parser):
+    """``--force``: replace an output path that holds another kind of file."""
+    parser.add_argument('--force', action='store_true',
+                        help='replace the output even if it holds a file that is not '
+                             "this command's kind of output")
 
 
 def add_zoo_model_flags(group):

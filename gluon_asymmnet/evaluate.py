@@ -16,7 +16,7 @@ each image; ``--benchmark`` measures speed without data
 import sys
 
 from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_zoo_model_flags, \
-    check_batch_memory, check_ranges, run
+    add_force_flag, check_batch_memory, check_output, check_ranges, run
 from .data import default_digits_root
 from .deploy.runtime import exported_predictor, onnx_predictor, zoo_predictor
 from .errors import UsageError
@@ -56,6 +56,7 @@ def build_parser(prog='eval.py'):
     add_data_flags(parser, default_digits_root())
     action = parser.add_argument_group('what to do (default: evaluate)')
     action.add_argument('--json', help='write the results to this JSON file')
+    add_force_flag(action)
     action.add_argument('--image', nargs='+', help='print the top-5 classes of these images')
     action.add_argument('--benchmark', action='store_true',
                         help='latency and throughput per backend, no data')
@@ -90,8 +91,9 @@ def _stored_weights(model, width_scale):
 
 
 def _run(args):
-    if args.json:
-        writable_target(args.json)   # before hours of evaluation, not after
+    if args.json:   # before hours of evaluation, not after
+        check_output(args.json, 'eval-json', args.force)
+        writable_target(args.json)
     if args.benchmark:
         models = [args.model or 'asymmnet_large_1.0'] + list(args.compare or [])
         run_benchmark(models, args.backends, args.input_size or 224, args.batch_size, args.runs)

@@ -14,6 +14,7 @@ import mxnet as mx
 from .cli import DATA_RANGES, OneLineParser, add_data_flags, check_batch_memory, check_ranges, run
 from .data import default_digits_root, imagenet_rec_iters, prepare_digits
 from .deploy.export import save_export
+from .deploy.info import export_of
 from .deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
 from .deploy.runtime import exported_predictor, load_exported, onnx_predictor
 from .errors import UsageError
@@ -61,6 +62,12 @@ def _quantize(args):
         raise UsageError('--out %s would overwrite the model it quantizes' % args.out)
     outputs = [args.out] if args.onnx else [args.out + '-symbol.json', args.out + '-0000.params']
     for path in outputs:
+        owner = export_of(path)
+        # a file of another export: replacing it would leave that export's record naming
+        # other files (an MXNet --out replaces its own export whole, record included)
+        if owner is not None and (args.onnx or owner != os.path.abspath(args.out)):
+            raise UsageError('--out %s: %s is a file of the export %s; write the INT8 model '
+                             'elsewhere' % (args.out, path, owner))
         writable_target(path)
     if args.onnx:
         before = onnx_predictor(args.onnx, args.input_size, args.crop_ratio)

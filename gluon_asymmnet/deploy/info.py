@@ -19,7 +19,7 @@ from ..fileio import atomic_write_json
 from ..model_zoo import ModelConfig, file_sha1
 
 __all__ = ['ExportInfo', 'make_info', 'parse_info', 'read_info', 'write_info', 'check_files',
-           'net_synset', 'META_KEY', 'LAYOUTS']
+           'export_of', 'net_synset', 'META_KEY', 'LAYOUTS']
 
 #: Metadata key of the record in ONNX files.
 META_KEY = 'gluon_asymmnet'
@@ -167,6 +167,31 @@ def check_files(info, prefix):
         if os.path.isfile(path) and file_sha1(path) != sha1:
             raise UsageError('%s does not belong to %s-info.json: the export was cut short or '
                              'overwritten by another one; export it again' % (path, prefix))
+
+
+def export_of(path):
+    """The prefix of the export that ``path`` is a file of (its ``-info.json`` included),
+    or None.
+
+    The exports of ``path``'s folder are those whose ``PREFIX-info.json`` lists their files
+    (``files``, by suffix); an unreadable record counts for nothing.
+    """
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    try:
+        names = [name for name in os.listdir(folder) if name.endswith('-info.json')]
+    except OSError:
+        return None
+    for name in sorted(names):
+        prefix = os.path.join(folder, name[:-len('-info.json')])
+        try:
+            with open(prefix + '-info.json') as f:
+                files = json.load(f).get('files') or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        if path == prefix + '-info.json' or any(path == prefix + suffix for suffix in files):
+            return prefix
+    return None
 
 
 def net_synset(net, classes):
