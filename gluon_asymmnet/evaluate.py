@@ -20,7 +20,7 @@ from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_zoo_model_flags
 from .data import default_digits_root
 from .deploy.runtime import exported_predictor, onnx_predictor, zoo_predictor
 from .errors import UsageError
-from .evaluation import evaluate, predict_images, validation_data
+from .evaluation import evaluate, predict_images, top5_text, validation_data
 from .fileio import atomic_write_json, writable_target
 from .model_zoo import model_file, zoo_name
 from .speed import run_benchmark
@@ -29,8 +29,8 @@ __all__ = ['build_parser', 'main']
 
 
 def _print_metrics(result, classes):
-    print('%s: top1=%.4f top5=%.4f loss=%.4f images=%d speed=%.1f images/s'
-          % (result['model'], result['top1'], result['top5'], result['loss'],
+    print('%s: top1=%.4f%s loss=%.4f images=%d speed=%.1f images/s'
+          % (result['model'], result['top1'], top5_text(result), result['loss'],
              result['num_images'], result['images_per_sec']))
     matrix = result.get('confusion_matrix')
     if matrix:

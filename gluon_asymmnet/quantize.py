@@ -18,7 +18,7 @@ from .deploy.info import export_of
 from .deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
 from .deploy.runtime import exported_predictor, load_exported, onnx_predictor
 from .errors import UsageError
-from .evaluation import evaluate, validation_data
+from .evaluation import evaluate, top5_text, validation_data
 from .fileio import atomic_save, writable_target
 
 __all__ = ['build_parser', 'main']
@@ -92,8 +92,8 @@ def _quantize(args):
         after = exported_predictor(args.out, args.input_size, args.crop_ratio)
     for name, predictor in (('float32', before), ('int8', after)):
         result = evaluate(predictor, source, num_classes)
-        print('%s: top1=%.4f top5=%.4f images/s=%.1f'
-              % (name, result['top1'], result['top5'], result['images_per_sec']))
+        print('%s: top1=%.4f%s images/s=%.1f'
+              % (name, result['top1'], top5_text(result), result['images_per_sec']))
     for path in outputs + ([] if args.onnx or not os.path.exists(args.out + '-info.json')
                            else [args.out + '-info.json']):
         print(path)

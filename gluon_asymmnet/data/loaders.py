@@ -381,8 +381,8 @@ def check_data_args(args, num_parts=1, max_decode=1000):
     DataError
         Missing or unreadable rec/idx/folder, a rec without idx, an index past
         the end of its rec, an image that does not decode, fewer training samples
-        per worker than one batch, or a number of classes in the data other than
-        ``args.classes``.
+        per worker than one batch, a single class, or a number of classes in the
+        data other than ``args.classes``.
     """
     get = lambda name: getattr(args, name, None)  # noqa: E731
     if get('rec_train'):
@@ -400,6 +400,9 @@ def check_data_args(args, num_parts=1, max_decode=1000):
         num_classes = len(names)
     else:
         raise DataError('no training data: give --rec-train and --rec-train-idx, or --data-dir')
+    if num_classes < 2:
+        raise DataError('%s: the training data hold one class only; a classifier needs at '
+                        'least 2' % source)
     devices = max(1, get('num_gpus') or 0)
     batch = (get('batch_size') or 1) * devices
     per_worker = num_train // max(1, num_parts)

@@ -98,13 +98,15 @@ def _arms(args):
 
 
 def _owned_given(flags):
-    """The runner-owned ``train_imagenet.py`` options among ``flags``."""
+    """The runner-owned ``train_imagenet.py`` options among ``flags``, as the command line
+    spells them (``-j/--num-data-workers``)."""
     from ..train.args import build_parser as train_parser
     parser = train_parser()
     unset, placeholder = object(), '<set by the runner>'
     parser.set_defaults(**{dest: unset for dest in OWNED})
     parsed = parser.parse_args(['--model', placeholder] + list(flags))
-    return [dest for dest in OWNED if getattr(parsed, dest) not in (unset, placeholder)]
+    spelled = {action.dest: '/'.join(action.option_strings) for action in parser._actions}
+    return [spelled[dest] for dest in OWNED if getattr(parsed, dest) not in (unset, placeholder)]
 
 
 def _recipe(flags, cell):
@@ -112,9 +114,8 @@ def _recipe(flags, cell):
     from ..train.args import parse_args
     owned = _owned_given(flags)
     if owned:
-        raise UsageError('the runner sets %s for every cell: leave %s out of the training flags'
-                         % (', '.join(owned), ', '.join('--' + d.replace('_', '-')
-                                                        for d in owned)))
+        raise UsageError('the runner sets %s for every cell: leave them out of the training '
+                         'flags' % ', '.join(owned))
     return parse_args(list(flags) + cell.train_flags())
 
 
@@ -157,10 +158,13 @@ def _check_block(readme):
             content = text.read()
     except OSError as error:
         raise UsageError('--update-readme %s: %s' % (readme, error.strerror)) from None
-    for marker in ('begin', 'end'):
-        if '<!-- %s:%s -->' % (_README_BLOCK, marker) not in content:
-            raise UsageError('--update-readme %s has no <!-- %s:%s --> line'
-                             % (readme, _README_BLOCK, marker))
+    begin, end = ('<!-- %s:%s -->' % (_README_BLOCK, marker) for marker in ('begin', 'end'))
+    for marker in (begin, end):
+        if marker not in content:
+            raise UsageError('--update-readme %s has no %s line' % (readme, marker))
+    if end not in content.split(begin, 1)[1]:
+        raise UsageError('--update-readme %s: its %s line comes before %s'
+                         % (readme, end, begin))
 
 
 def _lock(out):
@@ -183,6 +187,7 @@ def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, 
                                preset.cell_seconds if preset else None)
     for cell, state, seconds in zip(cells, states, estimates):
         status = {'done': 'done', 'todo': 'to train',
+                  'damaged': 'finished, its last metrics line missing (delete it to retrain)',
                   'partial': 'resume after %d/%d epochs' % (state.epochs, num_epochs)}
         echo('%-48s %-28s %s' % (cell.run_name, status[state.state],
                                  '' if seconds is None else '~%.0f s' % seconds))
@@ -319,7 +324,7 @@ def run(args, flags, echo=print):
 
 
 def main(argv=None):
-    """Entry point; returns the exit status (130/143: interrupted); a bad input raises
+    """Entry point; returns the exit status (130: interrupted); a bad input raises
     ``SystemExit(2)`` after one line on stderr."""
     argv = list(sys.argv[1:] if argv is None else argv)
     own, flags = (argv[:argv.index('--')], argv[argv.index('--') + 1:]) if '--' in argv \

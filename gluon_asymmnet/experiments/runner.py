@@ -45,8 +45,9 @@ TIMINGS_FILE = 'timings.json'
 _POLL = 0.2
 _PR_SET_PDEATHSIG = 1
 
-#: ``state``: 'done', 'partial' or 'todo'; ``epochs``: epochs recorded; ``final``: the
-#: metrics record of the last epoch when done.
+#: ``state``: 'done', 'partial', 'todo', or 'damaged' (exported, that is finished, but its
+#: metrics lack the last epoch: resuming cannot bring it back); ``epochs``: epochs
+#: recorded; ``final``: the metrics record of the last epoch when done.
 CellState = collections.namedtuple('CellState', 'state epochs final')
 
 
@@ -67,6 +68,8 @@ def cell_state(runs_dir, cell, num_epochs):
     exported = os.path.exists(os.path.join(folder, '%s-symbol.json' % cell.model))
     if last is not None and exported:
         return CellState('done', num_epochs, last)
+    if exported:
+        return CellState('damaged', len(records), None)
     if records or os.path.exists(os.path.join(folder, 'args.json')):
         return CellState('partial', len(records), None)
     return CellState('todo', 0, None)
@@ -208,6 +211,12 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
     pending = collections.deque(c for c in cells
                                 if cell_state(runs_dir, c, num_epochs).state != 'done')
     total, running, failed, waiting_since = len(pending), [], [], {}
+    for cell in [c for c in pending if cell_state(runs_dir, c, num_epochs).state == 'damaged']:
+        pending.remove(cell)
+        reason = ('finished (exported) but its %s lacks epoch %d: delete %s to train it again'
+                  % (METRICS_FILE, num_epochs - 1, os.path.join(runs_dir, cell.run_name)))
+        failed.append((cell, reason))
+        echo('FAILED %s: %s' % (cell.run_name, reason))
     with StopFlag() as stop:
         while (pending or running) and not stop.signal_name:
             for _ in range(len(pending)):

@@ -64,17 +64,19 @@ def _progress(iterable, total, epoch, enabled):
 
 
 def validate(job):
-    """``(top1, top5)`` of ``job.net`` on ``job.val_data``."""
+    """``(top1, top5)`` of ``job.net`` on ``job.val_data``; top5 is None for 5 classes or
+    fewer (it would always be 1)."""
     top1 = mx.metric.Accuracy()
-    top5 = mx.metric.TopKAccuracy(min(5, job.classes))
+    top5 = mx.metric.TopKAccuracy(5) if job.classes > 5 else None
     for data, label in batches(job.val_data):
         parts = gluon.utils.split_and_load(data, job.ctx, even_split=False)
         labels = gluon.utils.split_and_load(label, job.ctx, even_split=False)
         outputs = [job.net(x.astype(job.precision.dtype, copy=False)).astype('float32')
                    for x in parts]
         top1.update(labels, outputs)
-        top5.update(labels, outputs)
-    return top1.get()[1], top5.get()[1]
+        if top5 is not None:
+            top5.update(labels, outputs)
+    return top1.get()[1], top5.get()[1] if top5 is not None else None
 
 
 def _state(job, epoch, batch, best):
@@ -185,7 +187,8 @@ def train(job, stop):
         top1 = top5 = None
         if job.val_data is not None:
             top1, top5 = validate(job)
-            log.info('[Epoch %d] validation: top1=%f top5=%f', epoch, top1, top5)
+            log.info('[Epoch %d] validation: top1=%f%s', epoch, top1,
+                     '' if top5 is None else ' top5=%f' % top5)
         score = top1 if top1 is not None else train_acc
         improved = score > best_top1 or best_epoch < 0
         if improved:
