@@ -169,7 +169,7 @@ _RANGES = (
     ('num_training_samples', 1, None, True, True), ('num_gpus', 0, None, True, True),
     ('save_frequency', 0, None, True, True), ('warmup_epochs', 0, None, True, True),
     ('lr_decay_period', 0, None, True, True), ('resume_epoch', 0, None, True, True),
-    ('seed', 0, None, True, True), ('asymmrate', 0, None, True, True),
+    ('seed', 0, 2 ** 30, True, True), ('asymmrate', 0, None, True, True),
     ('shuffle_group', 0, None, True, True),
     ('lr', 0, None, True, True), ('lr_base', 0, None, False, True),
     ('momentum', 0, 1, True, False), ('wd', 0, None, True, True),

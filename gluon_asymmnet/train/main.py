@@ -116,9 +116,8 @@ def _build_net(name, kwargs, what):
         return model_zoo.get_model(name, **kwargs)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    except TypeError as error:
-        raise UsageError('%s does not take these options (%s): %s'
-                         % (what, ', '.join(sorted(kwargs)), error)) from None
+    except TypeError as error:   # get_model names the keyword
+        raise UsageError('%s: %s' % (what, error)) from None
 
 
 def _teacher(args, classes):

@@ -123,6 +123,7 @@ def _past_the_bounds(tmp_path, good_params, digits):
         ('train_imagenet.py', train + ['--batch-size', '1000000'], '--batch-size'),
         ('train_imagenet.py', train + ['--batch-size', '4096', '--input-size', '512'], 'GB'),
         ('train_imagenet.py', train + ['-j', '100000'], '-j'),
+        ('train_imagenet.py', train + ['--seed', '4294967296'], '--seed'),
         ('eval.py', faultlib.EVAL + data + ['--input-size', '100000'], '--input-size'),
         ('eval.py', faultlib.EVAL + data + ['-j', '100000'], '-j'),
         ('eval.py', faultlib.EVAL + data + ['--batch-size', '60000', '--input-size', '2048'],
