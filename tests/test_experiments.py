@@ -43,7 +43,7 @@ def status(argv):
     (['--models', 'mobilenetv2_asymm_0.5', '--shuffle-group', '2'], [],
      'mobilenetv2_asymm_0.5 has no channel shuffle'),
     (['--models', 'asymmnet_small_0.5', '--seeds', '0'], [], '--seeds must be >= 1'),
-    (['--models', 'asymmnet_small_0.5', '--jobs', '0'], TINY, '--jobs must be >= 1'),
+    (['--models', 'asymmnet_small_0.5', '--jobs', '0'], TINY, '--jobs must be between 1 and'),
     (['--models', 'asymmnet_small_0.5'], TINY + ['--seed', '3'], 'the runner sets seed'),
     (['--models', 'asymmnet_small_0.5'], TINY + ['--tag', 'x'], 'the runner sets tag_name'),
     (['--preset', 'digits', '--models', 'asymmnet_small_0.5'], [], '--preset or --models'),
@@ -210,6 +210,7 @@ def _wait(condition, timeout=120):
     return False
 
 
+@pytest.mark.slow
 def test_killed_runner_loses_only_the_cells_in_flight(tmp_path):
     cells = grid.expand([grid.Arm(('asymmnet_small_0.35',), None, (0, 1, 2))], 1)[0]
     runs = str(tmp_path / 'runs')

@@ -77,6 +77,7 @@ def start(tmp_path, mode, *options):
     return launcher, port
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('labels', [True, False])
 def test_two_workers_one_server_sum(tmp_path, labels):
     launcher, port = start(tmp_path, 'sum', *([] if labels else ['--no-labels']))
@@ -93,6 +94,7 @@ def test_two_workers_one_server_sum(tmp_path, labels):
         assert {line.split(']')[0] for line in out.splitlines()} == {'[worker 0', '[worker 1'}
 
 
+@pytest.mark.slow
 def test_a_failing_worker_stops_the_job(tmp_path):
     launcher, port = start(tmp_path, 'fail')
     out, err = launcher.communicate(timeout=60)                    # bounded: no hang
@@ -255,6 +257,7 @@ def start_on_hosts(tmp_path, launcher, command, *options):
     return launcher, port, folder
 
 
+@pytest.mark.slow
 def test_ssh_two_hosts_train_the_digits_to_identical_parameters(tmp_path):
     model = 'asymmnet_small_0.35'
     prepare_digits(str(tmp_path), size=32)      # once, not by each worker
@@ -279,6 +282,7 @@ def test_ssh_two_hosts_train_the_digits_to_identical_parameters(tmp_path):
     assert none_left(port)
 
 
+@pytest.mark.slow
 def test_ssh_a_failing_worker_stops_every_host(tmp_path):
     script = tmp_path / 'worker.py'
     script.write_text(WORKER)
@@ -291,6 +295,7 @@ def test_ssh_a_failing_worker_stops_every_host(tmp_path):
     assert none_left(port)
 
 
+@pytest.mark.slow
 def test_ssh_sigterm_stops_every_host(tmp_path):
     script = tmp_path / 'worker.py'
     script.write_text(WORKER)
@@ -309,6 +314,7 @@ def test_ssh_sigterm_stops_every_host(tmp_path):
     assert none_left(port)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('launcher', ['mpi', 'slurm'])
 def test_mpi_and_slurm_run_the_roles_through_their_launcher(tmp_path, launcher):
     script = tmp_path / 'worker.py'

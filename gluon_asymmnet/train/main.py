@@ -384,5 +384,9 @@ def _finish(job):
 def main(argv=None):
     """Entry point of ``train_imagenet.py`` / ``asymmnet-train``; returns the exit status
     (2 with one line for bad input or a file that cannot be written, 3 for a diverged run,
-    130 after SIGINT/SIGTERM: :func:`gluon_asymmnet.cli.run`)."""
-    return run_command(PROG, run, parse_args(argv))
+    130 after SIGINT/SIGTERM: :func:`gluon_asymmnet.cli.run`), also when called from Python."""
+    args = parse_args(argv)
+    try:
+        return run_command(PROG, run, args)
+    except SystemExit as ended:   # the one line is printed
+        return ended.code
