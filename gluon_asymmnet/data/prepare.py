@@ -145,6 +145,11 @@ def prepare_records(image_dir, out_prefix, resize=0, quality=95, num_thread=1, t
         raise DataError('--resize must be >= 0 and --num-thread >= 1')
     image_dir = os.path.abspath(os.path.expanduser(image_dir))
     classes = _check_image_tree(image_dir)
+    images = sum(os.path.splitext(f)[1].lower() in _IMAGE_EXTENSIONS
+                 for _, _, files in os.walk(image_dir) for f in files)
+    if train_ratio < 1 and int(images * train_ratio) < 1:   # as im2rec.py cuts the list
+        raise DataError('%s: a training part of %g of its %d images holds none; raise the '
+                        'ratio' % (image_dir, train_ratio, images))
     out_prefix = os.path.abspath(os.path.expanduser(out_prefix))
     out_dir, name = os.path.split(out_prefix)
     try:
