@@ -245,7 +245,7 @@ _MODULE_ORDER = ('test_fault_kill_resume.py', 'test_fault_graceful_stop.py', 'te
                  'test_fault_zoo_fuzz.py', 'test_fault_concurrency.py',
                  'test_fault_distributed.py', 'test_fault_tools.py', 'test_fault_tools_sigkill.py',
                  'test_fault_early_signals.py', 'test_fault_hangs_and_bounds.py',
-                 'test_fault_ownership.py', 'test_fault_records.py', 'test_fault_grids.py')
+                 'test_fault_ownership.py', 'test_fault_export_info.py', 'test_fault_grids.py')
 
 
 def _order(row):
