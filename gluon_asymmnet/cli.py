@@ -26,9 +26,10 @@ import threading
 from .errors import DataError, UsageError
 
 __all__ = ['OneLineParser', 'check_ranges', 'run', 'StopFlag', 'hear_signals_from_start',
-           'EXIT_INTERRUPTED', 'add_zoo_model_flags', 'add_data_flags', 'DATA_RANGES',
-           'MAX_INPUT_SIZE', 'MAX_DATA_WORKERS', 'MAX_BATCH_SIZE', 'physical_memory',
-           'check_memory', 'check_batch_memory', 'OUTPUT_KINDS', 'check_output', 'add_force_flag']
+           'EXIT_INTERRUPTED', 'add_zoo_model_flags', 'add_data_flags', 'validation_source',
+           'DATA_RANGES', 'MAX_INPUT_SIZE', 'MAX_DATA_WORKERS', 'MAX_BATCH_SIZE',
+           'physical_memory', 'check_memory', 'check_batch_memory', 'OUTPUT_KINDS',
+           'check_output', 'add_force_flag']
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -361,7 +362,10 @@ def add_force_flag(parser):
 
 def add_zoo_model_flags(group):
     """``--params-file --classes --width-scale --asymmrate``: a zoo model and its weights."""
-    group.add_argument('--params-file', help='weights of --model (save_parameters)')
+    group.add_argument('--params-file',
+                       help='weights of --model: a checkpoint, an export\'s or a converted '
+                            'file; a training checkpoint alone names its model, input size, '
+                            'crop ratio and class names')
     group.add_argument('--classes', type=int, default=None,
                        help='outputs of --model (default: from --params-file)')
     group.add_argument('--width-scale', type=float, default=None, help='width multiplier')
@@ -396,3 +400,21 @@ def add_data_flags(parser, digits_root):
                       help="centre-crop ratio (default: the export's or the model's)")
     data.add_argument('--batch-size', type=int, default=32)
     data.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4)
+
+
+def validation_source(args):
+    """``(DataSource, class names or None)`` of the flags of :func:`add_data_flags`.
+
+    Raises
+    ------
+    UsageError
+        No data flag given.
+    """
+    from .data import DataSource, prepare_digits
+    if args.dataset == 'digits':
+        digits = prepare_digits(args.digits_root, size=32)
+        return DataSource(rec_val=digits.val_rec, rec_val_idx=digits.val_idx), digits.classes
+    if not (args.rec_val or args.data_dir):
+        raise UsageError('no data: give --rec-val/--rec-val-idx, --data-dir or --dataset digits')
+    return DataSource(rec_val=args.rec_val, rec_val_idx=args.rec_val_idx,
+                      data_dir=args.data_dir), None

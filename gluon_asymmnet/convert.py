@@ -36,22 +36,12 @@ from .cli import OneLineParser, run
 from .errors import UsageError
 from .fileio import atomic_save
 from .model_zoo import file_sha1, get_model, get_model_config, model_store_root
-from .params import classifier_outputs, load_param_file, param_shapes
+from .params import RELEASED_RENAMES, classifier_outputs, param_shapes, structured_weights
 
-__all__ = ['RELEASED_RENAMES', 'released_to_ours', 'convert_params', 'main']
+__all__ = ['RELEASED_RENAMES', 'convert_params', 'main']
 
-#: ``(released pattern, our replacement)`` for structural parameter names.
-RELEASED_RENAMES = ((r'^(features\.\d+)\.conv1\.', r'\1.dw_conv.'),
-                    (r'^(features\.\d+)\.conv2\.', r'\1.pw_conv_linear.'))
 _OURS_TO_RELEASED = ((r'^(features\.\d+)\.dw_conv\.', r'\1.conv1.'),
                      (r'^(features\.\d+)\.pw_conv_linear\.', r'\1.conv2.'))
-
-
-def released_to_ours(name):
-    """Our structural name for a released (or already converted) parameter name."""
-    for pattern, replacement in RELEASED_RENAMES:
-        name = re.sub(pattern, replacement, name)
-    return name
 
 
 def _released_name(name):
@@ -85,20 +75,15 @@ def convert_params(src, model='asymmnet_large_1.0', root=None):
     """
     if not os.path.isfile(src):
         raise UsageError('%s: no such file' % src)
-    saved = load_param_file(src)
-    if not saved:
-        raise UsageError('%s: holds no named parameters' % src)
-    converted = {}
-    for name, value in saved.items():
-        ours = released_to_ours(name)
-        if ours in converted:
-            raise UsageError('%s: both %s and another tensor map to %s' % (src, name, ours))
-        converted[ours] = value
-    classes = classifier_outputs({name: value.shape for name, value in converted.items()}) or 1000
     try:
-        net = get_model(model, classes=classes)
+        probe = get_model(model)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    converted = structured_weights(src, probe)   # released, structural or an export's names
+    if not converted:
+        raise UsageError('%s: holds no named parameters' % src)
+    classes = classifier_outputs({name: value.shape for name, value in converted.items()}) or 1000
+    net = get_model(model, classes=classes)
     shapes = param_shapes(net, get_model_config(model).input_size)
     for name, shape in shapes.items():
         if name not in converted:

@@ -16,7 +16,7 @@ each image; ``--benchmark`` measures speed without data
 import sys
 
 from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_zoo_model_flags, \
-    add_force_flag, check_batch_memory, check_output, check_ranges, run
+    add_force_flag, check_batch_memory, check_output, check_ranges, run, validation_source
 from .data import default_digits_root
 from .deploy.runtime import exported_predictor, onnx_predictor, zoo_predictor
 from .errors import UsageError
@@ -69,8 +69,9 @@ def build_parser(prog='eval.py'):
 
 
 def _predictor(args):
-    if sum(bool(x) for x in (args.model, args.model_prefix, args.onnx)) != 1:
-        raise UsageError('give exactly one of --model, --model-prefix and --onnx')
+    if sum(bool(x) for x in (args.model or args.params_file, args.model_prefix, args.onnx)) != 1:
+        raise UsageError('give exactly one of --model (or a training checkpoint\'s '
+                         '--params-file), --model-prefix and --onnx')
     if args.model_prefix:
         return exported_predictor(args.model_prefix, args.input_size, args.crop_ratio)
     if args.onnx:
@@ -99,7 +100,7 @@ def _run(args):
         run_benchmark(models, args.backends, args.input_size or 224, args.batch_size, args.runs)
         return
     zoo = not (args.model_prefix or args.onnx)
-    if args.input_size is None and args.dataset == 'digits' and zoo:
+    if args.input_size is None and args.dataset == 'digits' and zoo and not args.params_file:
         args.input_size = 32
     predictor = _predictor(args)
     args.input_size = predictor.info.input_size
@@ -109,7 +110,9 @@ def _run(args):
             for rank, (name, prob) in enumerate(top, 1):
                 print('  %d. %s (%.4f)' % (rank, name, prob))
         return
-    source, num_classes, classes = validation_data(args, predictor)
+    data, class_names = validation_source(args)
+    source, num_classes, classes = validation_data(predictor, data, args.batch_size,
+                                                   args.num_workers, class_names)
     result = evaluate(predictor, source, num_classes)
     _print_metrics(result, classes or predictor.info.get('synset'))
     if args.json:

@@ -14,8 +14,8 @@ import time
 import mxnet as mx
 import numpy as np
 
-from .data import (check_image_folder, check_record_file, image_folder_loaders,
-                   imagenet_rec_iters, prepare_digits, record_labels, batches)
+from .data import (batches, check_record_file, check_val_folder, imagenet_rec_iters,
+                   record_labels, record_synset, val_folder_loader)
 from .data.records import count_classes
 from .errors import UsageError
 
@@ -33,40 +33,49 @@ def _check_outputs(predictor, num_classes):
                          % (predictor.name, outputs, num_classes))
 
 
-def validation_data(args, predictor):
-    """``(source for batches(), number of classes, class names or None)`` of the data flags.
+def validation_data(predictor, source, batch_size=32, num_workers=4, class_names=None):
+    """``(source for batches(), number of classes, class names or None)`` of validation data.
 
-    The preprocessing (input size, crop ratio, mean/std) is what ``predictor``
-    takes (``predictor.info``); a model whose outputs do not match the data's
-    classes is refused before the data are opened.
+    Parameters
+    ----------
+    predictor : Predictor
+        Its ``info`` gives the preprocessing (input size, crop ratio, mean/std);
+        a model whose outputs do not match the data's classes is refused before
+        the data are opened.
+    source : gluon_asymmnet.data.DataSource
+        ``rec_val``/``rec_val_idx`` (RecordIO), else ``data_dir`` (its ``val/``
+        class folders; a ``train/`` beside it is not needed).
+    batch_size, num_workers : int
+    class_names : list of str, optional
+        Of RecordIO data (default: the names beside the ``.rec``, see
+        :func:`gluon_asymmnet.data.record_synset`).
+
+    Raises
+    ------
+    UsageError, DataError
     """
     info = predictor.info
     size, crop = info.input_size, info['crop_ratio']
     norm = {'mean': tuple(info['mean']), 'std': tuple(info['std'])}
-    if args.dataset == 'digits':
-        digits = prepare_digits(args.digits_root, size=32)
-        rec, idx, classes = digits.val_rec, digits.val_idx, digits.classes
-    elif args.rec_val:
-        rec, idx = args.rec_val, args.rec_val_idx
+    if source.rec_val:
+        rec, idx = source.rec_val, source.rec_val_idx
         check_record_file(rec, idx)
-        labels = record_labels(rec, idx)
-        classes = None
-        num_classes = count_classes(labels, rec)
-    elif args.data_dir:
-        classes = check_image_folder(args.data_dir)[0]
+        num_classes = count_classes(record_labels(rec, idx), rec)
+        classes = class_names or record_synset(rec)
+        if classes is not None:
+            num_classes = max(num_classes, len(classes))
+    elif source.data_dir:
+        classes = check_val_folder(source.data_dir)
         _check_outputs(predictor, len(classes))
-        loader = image_folder_loaders(args.data_dir, args.batch_size, size, crop,
-                                      num_workers=args.num_workers, **norm)[1]
+        loader = val_folder_loader(source.data_dir, batch_size, size, crop,
+                                   num_workers=num_workers, **norm)
         return loader, len(classes), classes
     else:
-        raise UsageError('no data: give --rec-val/--rec-val-idx, --data-dir or --dataset digits '
-                         '(or --image, or --benchmark)')
-    if classes is not None:
-        num_classes = len(classes)
+        raise UsageError('no validation data')
     _check_outputs(predictor, num_classes)
-    source = imagenet_rec_iters(None, None, rec, idx, args.batch_size, size, crop,
-                                num_workers=max(1, args.num_workers), **norm)[1]
-    return source, num_classes, classes
+    data = imagenet_rec_iters(None, None, rec, idx, batch_size, size, crop,
+                              num_workers=max(1, num_workers), **norm)[1]
+    return data, num_classes, classes
 
 
 def evaluate(predictor, source, num_classes):

@@ -15,7 +15,6 @@ from .deploy.export import export_model
 from .deploy.onnx import require_onnxruntime
 from .deploy.sources import run_dir_model, zoo_model
 from .errors import UsageError
-from .model_zoo import get_model_config
 
 __all__ = ['build_parser', 'main']
 
@@ -27,8 +26,9 @@ def build_parser():
         description='Export a zoo model with its parameters, or the best weights of a training '
                     'run, to PREFIX-symbol.json + PREFIX-0000.params or ONNX, with '
                     'PREFIX-info.json.')
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument('--model', help='zoo name (see gluon_asymmnet.list_models())')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--model', help='zoo name (see gluon_asymmnet.list_models()); not '
+                                        'needed for a training checkpoint\'s --params-file')
     source.add_argument('--run-dir', help='a train_imagenet.py run folder')
     add_zoo_model_flags(parser)
     parser.add_argument('--input-size', type=int, default=None,
@@ -49,14 +49,16 @@ def _export(args):
     if not os.path.basename(args.prefix):
         raise UsageError('--prefix %s names a folder; give a path prefix such as %smodel'
                          % (args.prefix, args.prefix))
+    if not (args.model or args.run_dir or args.params_file):
+        raise UsageError('give --run-dir, --params-file of a training checkpoint, or --model '
+                         'with --params-file')
     if args.model and not args.params_file:
         raise UsageError('--model needs --params-file (the weights to export)')
     if args.run_dir:
         net, config = run_dir_model(args.run_dir)
     else:
-        net = zoo_model(args.model, args.params_file, args.classes, args.width_scale,
-                        args.asymmrate, args.input_size)
-        config = get_model_config(net.model_name)
+        net, config = zoo_model(args.model, args.params_file, args.classes, args.width_scale,
+                                args.asymmrate, args.input_size)
     config = config._replace(input_size=args.input_size or config.input_size,
                              crop_ratio=args.crop_ratio or config.crop_ratio)
     if args.fmt == 'onnx':

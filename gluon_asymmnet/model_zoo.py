@@ -46,11 +46,12 @@ from .models.asymmnet import AsymmNet, get_asymmnet_cfgs
 from .models.features import FeatureExtractor
 from .models.ghostnet import get_ghostnet
 from .models.mobilenetv2 import MobileNetV2Asymm
+from .params import classifier_outputs, load_matching, load_weights, structured_weights
 
 __all__ = ['get_model', 'list_models', 'list_aliases', 'resolve_name', 'zoo_name',
            'register_model', 'register_alias', 'get_model_config', 'ModelConfig', 'PaperResult',
            'IMAGENET_MEAN_RGB', 'IMAGENET_STD_RGB', 'model_store_root', 'model_file', 'file_sha1',
-           'WIDTHS', 'GHOSTNET_WIDTHS']
+           'WIDTHS', 'GHOSTNET_WIDTHS', 'pretrained_file', 'run_weights_file']
 
 #: The width multipliers of the zoo.
 WIDTHS = ('1.0', '0.75', '0.5', '0.35')
@@ -218,9 +219,9 @@ def zoo_name(model, width_scale=None):
     if model in _MODELS and family and _is_float(width):
         if float(width) == width_scale:
             return model
-        raise ValueError('--model %s has width %s but --width-scale is %s'
+        raise ValueError('%s has width %s but the width asked for is %s'
                          % (model, width, width_scale))
-    raise ValueError('--model %s has no width %s; zoo names with a width: %s'
+    raise ValueError('%s has no width %s; zoo names with a width: %s'
                      % (model, width_scale,
                         ', '.join(n for n in sorted(_MODELS) if n.startswith(model + '_'))
                         or 'none for this model'))
@@ -312,6 +313,41 @@ def _unknown_keyword(name, error):
     return TypeError('%s does not take %s=: %s' % (name, keyword, hint))
 
 
+def run_weights_file(run_dir):
+    """The weights of a ``train_imagenet.py`` run folder: ``<model>-best.params``, else the
+    newest epoch checkpoint.
+
+    Raises
+    ------
+    FileNotFoundError
+    """
+    folder = glob.escape(run_dir)
+    found = sorted(glob.glob(os.path.join(folder, '*-best.params')))
+    found = found or sorted(glob.glob(os.path.join(folder, '*-epoch[0-9][0-9][0-9][0-9].params')))
+    if not found:
+        raise FileNotFoundError('%s: no <model>-best.params or epoch checkpoint' % run_dir)
+    return found[-1]
+
+
+def pretrained_file(name, pretrained, root=None):
+    """The weights file that ``get_model(name, pretrained=...)`` loads.
+
+    ``True``: the model store's file of ``name``; a folder: a training run's
+    best weights; an existing file: that file; another string: the store's file
+    whose sha1 starts with it.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        See :func:`model_file`.
+    """
+    if isinstance(pretrained, str) and os.path.isdir(pretrained):
+        return run_weights_file(pretrained)
+    if isinstance(pretrained, str) and os.path.isfile(pretrained):
+        return pretrained
+    return model_file(name, pretrained if isinstance(pretrained, str) else None, root)
+
+
 def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
               out_indices=(1, 2, 3, 4), **kwargs):
     """Build a model of the zoo.
@@ -322,9 +358,13 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
         See :func:`list_models`; an unknown name raises ``ValueError`` naming
         the closest ones.
     pretrained : bool or str
-        Load weights from the local model store (``True``) or the file with this
-        sha1 prefix (a str); never downloads.  Attaches ``classes``/``synset``
-        (ImageNet's for 1000-class weights).
+        Load weights (never downloads): ``True``, the local model store's; a
+        string: a weights file (any the package writes: checkpoint, export, store
+        entry, or the original release's), a training run folder (its best
+        weights), or the sha1 prefix of a store file. With ``classes`` other than
+        the weights', every tensor that fits is loaded and the classifier is new
+        (Xavier): fine-tuning, as timm's ``num_classes``. ImageNet weights attach
+        ``classes``/``synset`` names.
     ctx : Context or list of Context
         Where parameters live.
     root : str, optional
@@ -346,11 +386,13 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
     Raises
     ------
     ValueError
-        Unknown name (or not a str), ``classes`` not an int >= 1, a negative
-        ``asymmrate`` or ``shuffle_group``.
+        Unknown name (or not a str), bad ``classes``, a negative ``asymmrate`` or
+        ``shuffle_group``, weights that do not fit (naming the tensor).
     TypeError
         A keyword the network does not take, named (a width keyword: the width is
         part of the name).
+    FileNotFoundError
+        No such weights.
     """
     canonical = resolve_name(name)
     classes = kwargs.get('classes', 1000)
@@ -364,14 +406,19 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
     except TypeError as error:
         raise _unknown_keyword(canonical, error) from None
     if pretrained:
-        tag = pretrained if isinstance(pretrained, str) else None
-        net.load_parameters(model_file(canonical, tag, root), ctx=ctx)
-        if kwargs.get('classes', 1000) == 1000:
-            from gluoncv.data import ImageNet1kAttr
-            attrib = ImageNet1kAttr()
-            net.synset, net.classes, net.classes_long = (attrib.synset, attrib.classes,
-                                                         attrib.classes_long)
+        path = pretrained_file(canonical, pretrained, root)
+        size = _CONFIGS[canonical].input_size
+        weights = structured_weights(path, net)
+        saved_classes = classifier_outputs({n: v.shape for n, v in weights.items()})
+        if saved_classes is not None and saved_classes != classes:
+            load_matching(net, path, size, ctx=ctx)
+        else:
+            load_weights(net, path, size, ctx=ctx, what=canonical)
+            if classes == 1000:
+                from gluoncv.data import ImageNet1kAttr
+                attrib = ImageNet1kAttr()
+                net.synset, net.classes, net.classes_long = (attrib.synset, attrib.classes,
+                                                             attrib.classes_long)
     if features_only:
         net = FeatureExtractor(net, out_indices)
     return net
-

@@ -1,15 +1,44 @@
-"""Parameter files: their shapes, and whether one fits a network.
+"""Parameter files: their shapes, whether one fits a network, and loading them.
 
 The one reader of ``.params`` files for the package (training, export,
-evaluation, conversion): every failure is a one-line :class:`UsageError` that
-names the file and, for a misfit, the first parameter that differs.
+evaluation, conversion, fine-tuning): every failure is a one-line
+:class:`UsageError` that names the file and, for a misfit, the first parameter
+that differs.
+
+Every weights file the package writes loads wherever weights are accepted
+(:func:`structured_weights`): ``save_parameters`` files (checkpoints, the model
+store; structural names such as ``features.4.dw_conv.conv.weight``), the
+parameters of an export (``arg:``/``aux:`` and Gluon's global names such as
+``asymmnet0_asymmbottleneck3_conv1_weight``), and the original release's
+names (``features.4.conv1.conv.weight``, see :data:`RELEASED_RENAMES`).
 """
+import os
+import re
+
 import mxnet as mx
 
 from .errors import UsageError
 
 __all__ = ['load_param_file', 'param_shapes', 'saved_param_shapes', 'check_params_fit',
-           'classifier_outputs']
+           'classifier_outputs', 'structured_weights', 'load_weights', 'load_matching',
+           'RELEASED_RENAMES', 'released_to_ours', 'structured_params', 'copy_weights']
+
+#: ``(released pattern, our replacement)`` for the structural names of the released
+#: AsymmNet weights, whose bottlenecks name their children ``conv1``/``conv2``.
+RELEASED_RENAMES = ((r'^(features\.\d+)\.conv1\.', r'\1.dw_conv.'),
+                    (r'^(features\.\d+)\.conv2\.', r'\1.pw_conv_linear.'))
+
+
+def released_to_ours(name):
+    """Our structural name for a released (or already converted) parameter name."""
+    for pattern, replacement in RELEASED_RENAMES:
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
+def structured_params(net):
+    """``{structured name: Parameter}`` of ``net``, the names of ``save_parameters``."""
+    return net._collect_params_with_prefix()
 
 
 def load_param_file(path):
@@ -47,8 +76,7 @@ def param_shapes(net, input_size):
                          % (input_size, input_size)) from None
     inferred = dict(zip(out.list_arguments(), args))
     inferred.update(zip(out.list_auxiliary_states(), aux))
-    return {name: tuple(inferred[param.name])
-            for name, param in net._collect_params_with_prefix().items()}
+    return {name: tuple(inferred[param.name]) for name, param in structured_params(net).items()}
 
 
 def saved_param_shapes(path):
@@ -78,7 +106,7 @@ def classifier_outputs(shapes):
     return int(shapes[heads[-1]][0]) if heads else None
 
 
-def check_params_fit(path, shapes, what):
+def check_params_fit(path, shapes, what, net=None):
     """Check that the parameter file ``path`` fits a network with these ``shapes``.
 
     Parameters
@@ -87,14 +115,22 @@ def check_params_fit(path, shapes, what):
     shapes : dict
         From :func:`param_shapes`.
     what : str
-        The network, for the message (e.g. ``'--model asymmnet_small_0.5'``).
+        The network, for the message (e.g. ``'asymmnet_small_0.5'``).
+    net : HybridBlock, optional
+        The network of ``shapes``: with it, every format of :func:`structured_weights`
+        is read (without, the names must be structural).
 
     Raises
     ------
     UsageError
         Naming the file and the first parameter that is missing, extra, or of another shape.
     """
-    saved = saved_param_shapes(path)
+    saved = (saved_param_shapes(path) if net is None else
+             {name: tuple(value.shape) for name, value in structured_weights(path, net).items()})
+    _check_fit(path, saved, shapes, what)
+
+
+def _check_fit(path, saved, shapes, what):
     for name, shape in shapes.items():
         if name not in saved:
             raise UsageError('%s does not fit %s: parameter %s is missing' % (path, what, name))
@@ -105,3 +141,113 @@ def check_params_fit(path, shapes, what):
     if extra:
         raise UsageError('%s does not fit %s: it has parameter %s that the model lacks'
                          % (path, what, extra[0]))
+
+
+def _common_prefix(names):
+    """The longest prefix of all ``names`` that ends with ``_`` ('' if none)."""
+    prefix = os.path.commonprefix(list(names))
+    return prefix[:prefix.rfind('_') + 1]
+
+
+def structured_weights(path, net):
+    """``{structured name: NDArray}`` of a weights file in any of the package's formats.
+
+    Parameters
+    ----------
+    path : str
+    net : HybridBlock
+        The network the file is for (its names translate an export's global names).
+
+    Raises
+    ------
+    UsageError
+        Unreadable, or not a file of named parameters.
+    """
+    saved = {}
+    for name, value in load_param_file(path).items():
+        ours = released_to_ours(name)
+        if ours in saved:
+            raise UsageError('%s: both %s and another tensor map to %s' % (path, name, ours))
+        saved[ours] = value
+    structured = structured_params(net)
+    if not saved or set(saved) & set(structured):
+        return saved
+    # an export: global names, whose top-level prefix depends on the process that built it
+    saved_prefix = _common_prefix(saved)
+    net_prefix = _common_prefix(param.name for param in structured.values())
+    by_global = {param.name[len(net_prefix):]: name for name, param in structured.items()}
+    return {by_global.get(name[len(saved_prefix):], name): value for name, value in saved.items()}
+
+
+def copy_weights(net, weights):
+    """Set the tensors of the initialised ``net`` that ``weights`` holds with their shape
+    (cast to the parameter's dtype).
+
+    Parameters
+    ----------
+    net : HybridBlock
+    weights : dict
+        ``{structured name: NDArray}`` (see :func:`structured_weights`).
+
+    Returns
+    -------
+    (list of str, list of str)
+        The structured names set, and those of ``net`` left as they were.
+    """
+    loaded, kept = [], []
+    for name, param in structured_params(net).items():
+        value = weights.get(name)
+        if value is not None and tuple(value.shape) == tuple(param.shape):
+            param.set_data(value.astype(param.dtype, copy=False))
+            loaded.append(name)
+        else:
+            kept.append(name)
+    return loaded, kept
+
+
+def _initialize(net, shapes, ctx, init):
+    for name, param in structured_params(net).items():
+        param.shape = shapes[name]
+    net.initialize(init, ctx=ctx, force_reinit=True)
+
+
+def load_weights(net, path, input_size, ctx=mx.cpu(), what='the model'):
+    """Load a weights file (any of :func:`structured_weights`' formats) into ``net``.
+
+    Every tensor must fit (see :func:`check_params_fit`); float16 weights load into a
+    float32 network.
+
+    Raises
+    ------
+    UsageError
+    """
+    weights = structured_weights(path, net)
+    shapes = param_shapes(net, input_size)
+    _check_fit(path, {name: tuple(value.shape) for name, value in weights.items()}, shapes,
+               what)
+    _initialize(net, shapes, ctx, mx.init.Zero())   # every tensor is set below
+    copy_weights(net, weights)
+
+
+def load_matching(net, path, input_size, ctx=mx.cpu(), init=None):
+    """Fine-tuning: load every tensor of ``path`` that fits ``net`` by name and shape.
+
+    The rest (a classifier for another number of classes) is initialised with
+    ``init`` (default: Xavier).
+
+    Returns
+    -------
+    (list of str, list of str)
+        The structured names loaded, and those of ``net`` left to their initialisation.
+
+    Raises
+    ------
+    UsageError
+        Unreadable, or nothing in it fits ``net``.
+    """
+    weights = structured_weights(path, net)
+    _initialize(net, param_shapes(net, input_size), ctx, init or mx.init.Xavier())
+    loaded, fresh = copy_weights(net, weights)
+    if not loaded:
+        raise UsageError('%s: none of its tensors fits the model' % path)
+    return loaded, fresh

@@ -11,7 +11,8 @@ import sys
 
 import mxnet as mx
 
-from .cli import DATA_RANGES, OneLineParser, add_data_flags, check_batch_memory, check_ranges, run
+from .cli import (DATA_RANGES, OneLineParser, add_data_flags, check_batch_memory, check_ranges,
+                  run, validation_source)
 from .data import default_digits_root, imagenet_rec_iters, prepare_digits
 from .deploy.export import save_export
 from .deploy.info import export_of
@@ -73,7 +74,9 @@ def _quantize(args):
         before = onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
     else:
         before = exported_predictor(args.model_prefix, args.input_size, args.crop_ratio)
-    source, num_classes, _ = validation_data(args, before)
+    data, class_names = validation_source(args)
+    source, num_classes, _ = validation_data(before, data, args.batch_size, args.num_workers,
+                                             class_names)
     calib = _calibration(args, source, before.info)
     if args.onnx:
         atomic_save(args.out, lambda tmp: quantize_onnx(args.onnx, tmp, calib, before.info))

@@ -149,7 +149,7 @@ def run_benchmark(models, backends=None, input_size=224, batch_size=32, runs=50,
     echo('%-22s %-17s %10s %10s %8s %12s %8s' % ('model', 'backend', 'b1 ms', 'b1 p90', 'ratio',
                                                  'b%d img/s' % batch_size, 'ratio'))
     for model in models:
-        net = zoo_model(model, input_size=input_size)
+        net = zoo_model(model, input_size=input_size)[0]
         baseline = None
         for backend in backends:
             run = build_backend(backend, net, (1, 3, input_size, input_size))

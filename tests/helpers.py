@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def randomized(name, classes=1000, seed=0, input_size=32):
     """A zoo net with random weights and random BatchNorm statistics (logits of order 1)."""
     mx.random.seed(seed)
-    net = zoo_model(name, classes=classes, input_size=input_size)
+    net = zoo_model(name, classes=classes, input_size=input_size)[0]
     rng = np.random.RandomState(seed)
     for param_name, param in net.collect_params().items():
         if param_name.endswith('running_var'):

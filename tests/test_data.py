@@ -1,5 +1,4 @@
 """Data: the digits demo set, RecordIO and image-folder pipelines, input checks, im2rec packing."""
-import argparse
 import os
 import subprocess
 import sys
@@ -9,9 +8,9 @@ import numpy as np
 import pytest
 from mxnet import recordio
 
-from gluon_asymmnet.data import (DataError, batches, check_data_args, check_image_folder,
+from gluon_asymmnet.data import (DataError, batches, check_data, check_image_folder, DataSource,
                                  check_record_file, image_folder_loaders, imagenet_rec_iters,
-                                 prepare_digits, record_labels)
+                                 prepare_digits, record_labels, record_synset)
 from gluon_asymmnet.model_zoo import IMAGENET_MEAN_RGB as MEAN_RGB, IMAGENET_STD_RGB as STD_RGB
 from gluon_asymmnet.data.prepare import main as prepare_main
 
@@ -262,8 +261,8 @@ def test_undecodable_record_is_named(tmp_path):
     assert 'record 4' in one_line_error(check_record_file, rec, idx)
     assert 'record 4' in one_line_error(imagenet_rec_iters, rec, idx, None, None, 4,
                                         input_size=8, num_workers=1)
-    args = argparse.Namespace(rec_train=rec, rec_train_idx=idx, batch_size=2)
-    assert 'record 4' in one_line_error(check_data_args, args)
+    assert 'record 4' in one_line_error(check_data, DataSource(rec_train=rec, rec_train_idx=idx),
+                                        batch_size=2)
 
 
 def test_undecodable_folder_image_is_named(tmp_path, digits):
@@ -289,24 +288,27 @@ def test_folder_errors(tmp_path):
     assert 'do not match' in one_line_error(check_image_folder, str(tmp_path))
 
 
-def test_check_data_args(digits):
-    args = argparse.Namespace(rec_train=digits.train_rec, rec_train_idx=digits.train_idx,
-                              rec_val=digits.val_rec, rec_val_idx=digits.val_idx,
-                              batch_size=64, num_gpus=0, classes=10, data_dir=None)
-    info = check_data_args(args)
-    assert info == ('rec', 1437, 360, 10)
-    assert check_data_args(argparse.Namespace(data_dir=os.path.dirname(digits.train_dir),
-                                              batch_size=8)) == ('folder', 1437, 360, 10)
-    message = one_line_error(check_data_args, argparse.Namespace(**dict(vars(args), classes=1000)))
+def test_check_data(digits, tmp_path):
+    source = DataSource(digits.train_rec, digits.train_idx, digits.val_rec, digits.val_idx)
+    info = check_data(source, 64, classes=10)
+    assert info[:4] == ('rec', 1437, 360, 10)
+    folder = DataSource(data_dir=os.path.dirname(digits.train_dir))
+    assert check_data(folder, 8) == ('folder', 1437, 360, 10, [str(d) for d in range(10)])
+    message = one_line_error(check_data, source, 64, classes=1000)
     assert '10 classes' in message and '1000' in message
-    message = one_line_error(check_data_args, argparse.Namespace(**dict(vars(args),
-                                                                        batch_size=1500)))
-    assert 'fewer than one batch' in message
-    message = one_line_error(check_data_args, argparse.Namespace(**dict(vars(args),
-                                                                        batch_size=400)),
-                             num_parts=4)
-    assert 'per worker' in message
-    assert 'no training data' in one_line_error(check_data_args, argparse.Namespace())
+    assert 'fewer than one batch' in one_line_error(check_data, source, 1500)
+    assert 'per worker' in one_line_error(check_data, source, 400, num_parts=4)
+    assert 'no training data' in one_line_error(check_data, DataSource(), 1)
+
+
+def test_record_class_names_come_from_the_synset_beside_the_rec(tmp_path):
+    rec, idx = write_records(str(tmp_path / 'set_train'), 3)   # labels 0, 1, 2
+    source = DataSource(rec_train=rec, rec_train_idx=idx)
+    assert check_data(source, 2).class_names is None
+    (tmp_path / 'set.synset.txt').write_text('cat\ndog\nemu\n')    # what prepare writes
+    assert check_data(source, 2).class_names == ['cat', 'dog', 'emu']
+    (tmp_path / 'set.synset.txt').write_text('cat\n')
+    assert 'class names' in one_line_error(check_data, source, 2)
 
 
 # -- im2rec packing ----------------------------------------------------------------------------
@@ -333,7 +335,9 @@ def test_prepare_packs_with_im2rec(tmp_path):
     assert result.returncode == 0, result.stderr
     rec, idx = str(tmp_path / 'out' / 'data.rec'), str(tmp_path / 'out' / 'data.idx')
     assert os.path.isfile(str(tmp_path / 'out' / 'data.lst'))
-    assert sorted(os.listdir(tmp_path / 'out')) == ['data.idx', 'data.lst', 'data.rec']
+    assert sorted(os.listdir(tmp_path / 'out')) == ['data.idx', 'data.lst', 'data.rec',
+                                                    'data.synset.txt']
+    assert record_synset(rec) == sorted(os.listdir(images))          # the class names travel
     assert np.bincount(record_labels(rec, idx).astype(int)).tolist() == [4, 4, 4]
     _, val = imagenet_rec_iters(None, None, rec, idx, 5, input_size=16, num_workers=1)
     shapes = [data.shape for data, _ in batches(val)]

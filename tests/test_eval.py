@@ -120,11 +120,11 @@ def test_bad_inputs_are_one_line_errors(tmp_path, digits, digits_params, photo):
     randomized('asymmnet_small_0.5', classes=10).save_parameters(half)
     status, _, err = run_cli('eval.py', '--model', 'asymmnet_small_0.35', '--params-file', half,
                              *data)
-    assert_one_line_error(status, err, 'does not fit --model asymmnet_small_0.35',
+    assert_one_line_error(status, err, 'does not fit asymmnet_small_0.35',
                           'parameter features.4.expand.conv.weight')
     status, _, err = run_cli('eval.py', '--model', 'asymmnet_large_0.35', '--params-file',
                              digits_params, *data)
-    assert_one_line_error(status, err, 'does not fit --model asymmnet_large_0.35')
+    assert_one_line_error(status, err, 'does not fit asymmnet_large_0.35')
 
     prefix = str(tmp_path / 'exported')
     export_model(randomized('asymmnet_small_0.35', classes=10), prefix, 32)

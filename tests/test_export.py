@@ -51,13 +51,14 @@ def test_folded_preprocessing_takes_raw_hwc_images(tmp_path):
 
 
 def fake_run_dir(folder, name='asymmnet_small_0.35', classes=10, input_size=32):
-    """A ``train_imagenet.py`` run folder: ``args.json`` and ``<model>-best.params``."""
+    """A run folder of gluon-asymmnet 0.1: ``args.json`` (the flags; read as the run's record)
+    and ``<model>-best.params``."""
     os.makedirs(folder)
     net = randomized(name, classes=classes)
     net.save_parameters(os.path.join(folder, '%s-best.params' % name))
     args = dict(model=name, width_scale=None, dataset='digits', input_size=input_size,
                 dropout=None, asymmrate=None, shuffle_group=None, last_gamma=False,
-                data_dir=None)
+                data_dir=None, num_epochs=1, batch_size=32)   # as gluon-asymmnet 0.1 wrote it
     with open(os.path.join(folder, 'args.json'), 'w') as out:
         json.dump(args, out)
     return net
@@ -87,6 +88,6 @@ def test_cli_refuses_params_of_another_width(tmp_path):
     net.save_parameters(params)
     status, _, err = run_cli('gluon_asymmnet.export', '--model', 'asymmnet_small_0.35',
                              '--params-file', params, '--prefix', tmp_path / 'x')
-    assert_one_line_error(status, err, 'does not fit --model asymmnet_small_0.35',
+    assert_one_line_error(status, err, 'does not fit asymmnet_small_0.35',
                           'parameter features.4.expand.conv.weight has shape (32, 8, 1, 1)')
     assert not os.path.exists(str(tmp_path / 'x-symbol.json'))

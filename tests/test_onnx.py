@@ -110,7 +110,7 @@ def test_onnx_of_another_model_is_refused(tmp_path):
     assert_one_line_error(status, err, 'has 1000 outputs but the data have 10 classes')
     status, _, err = run_cli('eval.py', '--onnx', tmp_path / 'imagenet.onnx', '--dataset',
                              'digits', '--digits-root', tmp_path / 'data', '--input-size', 64)
-    assert_one_line_error(status, err, 'takes 32x32 images, not --input-size 64')
+    assert_one_line_error(status, err, 'takes 32x32 images, not 64x64')
 
 
 def test_channel_shuffle_exports_to_onnx(tmp_path):

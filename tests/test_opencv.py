@@ -46,7 +46,7 @@ def calibrated(name, size=224, seed=0):
         The network and the ``(2, 3, size, size)`` images.
     """
     mx.random.seed(seed)
-    net = zoo_model(name, input_size=size)
+    net = zoo_model(name, input_size=size)[0]
     net(mx.nd.zeros((1, 3, 32, 32)))   # initialise deferred parameters
     images = np.random.RandomState(seed).normal(size=(2, 3, size, size)).astype(np.float32)
     hooks = [norm.register_forward_pre_hook(_set_running_stats) for norm in _batch_norms(net)]

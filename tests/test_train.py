@@ -106,7 +106,9 @@ def test_outputs_validation_log_lines_and_export(digits, tmp_path):
     assert set(record) == {'epoch', 'train_loss', 'train_acc', 'val_top1', 'val_top5', 'lr',
                            'samples_per_sec', 'time'}
     assert 0 <= record['val_top1'] <= record['val_top5'] <= 1
-    assert json.load(open(os.path.join(folder, 'args.json')))['model'] == MODEL
+    record = json.load(open(os.path.join(folder, 'run.json')))
+    assert record['net']['name'] == MODEL and record['input']['input_size'] == 32
+    assert record['input']['class_names'] is None      # RecordIO without a synset file
     exported = mx.gluon.SymbolBlock.imports(os.path.join(folder, MODEL + '-symbol.json'),
                                             ['data'], os.path.join(folder, MODEL + '-0000.params'))
     assert exported(mx.nd.zeros((2, 3, 32, 32))).shape == (2, 10)
@@ -124,7 +126,7 @@ def _bad(capsys, args):
     (['--rec-train-idx', '/nonexistent/train.idx'], 'does not exist'),
     (['--num-gpus', '1'], 'MXNet sees 0 GPU(s) here'),
     (['--batch-size', '5000'], 'fewer than one batch'),
-    (['--classes', '5'], 'the data have 10 classes, not --classes 5'),
+    (['--classes', '5'], 'the data have 10 classes, not the 5 asked for'),
     (['--dtype', 'float16'], 'needs GPUs'),
     (['--kvstore', 'dist_sync'], 'needs the DMLC_* variables'),
     (['--teacher', 'asymmnet_large_0.35'], 'no weights for asymmnet_large_0.35'),
@@ -163,7 +165,7 @@ def test_resume_file_of_another_model_is_refused(digits, tmp_path, capsys):
     status, err = _bad(capsys, argv(digits, tmp_path, '--resume-params',
                                     str(tmp_path / 'other.params')))
     assert status == 2 and len(err.splitlines()) == 1
-    assert 'other.params does not fit --model %s: parameter features.' % MODEL in err
+    assert 'other.params does not fit %s: parameter features.' % MODEL in err
 
 
 def test_a_finished_or_busy_run_folder_is_refused(digits, tmp_path, capsys):
@@ -195,17 +197,17 @@ def test_sigterm_checkpoints_and_resume_auto_continues(digits, tmp_path):
     assert proc.wait(timeout=120) == 130, ''.join(output)
     assert any('SIGTERM: stopped after Epoch[1] Batch' in line for line in output)
     folder = run_dir(interrupted)
-    meta = latest_checkpoint(folder)
-    assert meta['next_epoch'] == 1 and 0 < meta['next_batch'] < 20
+    meta = latest_checkpoint(folder)[0].record
+    assert meta.next_epoch == 1 and 0 < meta.next_batch < 20
     net = get_model(MODEL, classes=10)
-    net.load_parameters(meta['params'])               # loadable
+    net.load_parameters(os.path.join(folder, meta.params))               # loadable
     assert len(metrics(folder)) == 1
 
     assert main(argv(digits, interrupted, *common, '--resume', 'auto', samples=320)) == 0
     resumed, expected = metrics(folder), metrics(run_dir(reference))
     assert [r['epoch'] for r in resumed] == [0, 1, 2]
     assert [r['lr'] for r in resumed] == pytest.approx([r['lr'] for r in expected])
-    assert 'resuming %s at epoch 1 batch %d' % (folder, meta['next_batch']) in \
+    assert 'resuming %s at epoch 1 batch %d' % (folder, meta.next_batch) in \
         open(os.path.join(folder, 'log.txt')).read()
 
 
@@ -214,7 +216,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(digits, tmp_pa
     folder = run_dir(tmp_path)
     good = latest_checkpoint(folder)
     status = main(argv(digits, tmp_path, '--num-epochs', '2', '--lr', '1e30', '--resume', 'auto',
-                       samples=64))
+                       '--allow-recipe-change', samples=64))
     assert status == EXIT_DIVERGED != 2   # not the status of bad usage
     assert 'train_imagenet.py: error: Epoch[1] Batch [' in capsys.readouterr().err
     log = open(os.path.join(folder, 'log.txt')).read()
@@ -292,8 +294,8 @@ def test_dist_async_trains_on_the_servers_and_checkpoints_the_parameters(digits,
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, out
     folder = run_dir(tmp_path)
-    meta = latest_checkpoint(folder)
-    assert meta['next_epoch'] == 1 and meta['states'] is None   # optimizer states: on servers
+    meta = latest_checkpoint(folder)[0].record
+    assert meta.next_epoch == 1 and meta.states is None   # optimizer states: on servers
     assert np.isfinite(metrics(folder)[0]['train_loss'])
     assert os.path.exists(os.path.join(folder, MODEL + '-symbol.json'))
 
@@ -302,8 +304,9 @@ def test_resume_follows_this_commands_weight_decay_and_momentum(digits, tmp_path
     from gluon_asymmnet.train.args import parse_args
     from gluon_asymmnet.train.main import build_job
     assert main(argv(digits, tmp_path, '--wd', '1e-4', '--momentum', '0.9')) == 0
-    job, lock = build_job(parse_args(argv(digits, tmp_path, '--num-epochs', '2', '--resume',
-                                          'auto', '--wd', '0.01', '--momentum', '0.5')))
+    job, lock, _ = build_job(parse_args(argv(digits, tmp_path, '--num-epochs', '2', '--resume',
+                                             'auto', '--allow-recipe-change', '--wd', '0.01',
+                                             '--momentum', '0.5')))
     try:
         assert job.start == (1, 0)
         assert job.trainer._optimizer.wd == 0.01 and job.trainer._optimizer.momentum == 0.5

@@ -11,7 +11,7 @@ from gluon_asymmnet.errors import UsageError
 from gluon_asymmnet.fileio import atomic_save
 from gluon_asymmnet.model_zoo import zoo_name
 from gluon_asymmnet.params import check_params_fit, param_shapes
-from gluon_asymmnet.train.args import global_lr, model_kwargs, parse_args
+from gluon_asymmnet.train.args import global_lr, net_spec, parse_args, train_recipe
 from gluon_asymmnet.train.checkpoint import RunLock, latest_checkpoint, prune_checkpoints
 from gluon_asymmnet.train.loop import soft_targets
 from gluon_asymmnet.train.main import lr_schedule, server_lr_schedule
@@ -44,7 +44,7 @@ def test_model_name_rejects_bad_widths(argv, message):
 def test_model_flags_reach_the_model():
     args = parse_args(['--model', 'asymmnet_small_0.35', '--dropout', '0.3', '--asymmrate', '0',
                        '--doshuffle', '--last-gamma'])
-    kwargs = model_kwargs(args, 7)
+    kwargs = net_spec(args, 'asymmnet_small_0.35', 7).get_model_kwargs()
     assert kwargs == {'classes': 7, 'dropout': 0.3, 'asymmrate': 0, 'shuffle_group': 2,
                       'last_gamma': True}
     net = get_model('asymmnet_small_0.35', **kwargs)
@@ -84,7 +84,7 @@ def test_lr_scales_with_the_global_batch():
 def test_lr_schedule_warms_up_from_warmup_lr_then_follows_the_mode():
     args = parse_args(['--model', 'm', '--lr-mode', 'cosine', '--num-epochs', '5',
                        '--warmup-epochs', '1', '--warmup-lr', '0.01'])
-    schedule = lr_schedule(args, 0.4, num_batches=10)
+    schedule = lr_schedule(train_recipe(args, 'digits'), 0.4, num_batches=10)
     assert schedule(0) == pytest.approx(0.01)
     assert schedule(5) == pytest.approx(0.01 + (0.4 - 0.01) * 5 / 9)
     assert schedule(10) == pytest.approx(0.4)
@@ -147,7 +147,7 @@ def _fake_checkpoint(folder, stem, next_epoch, next_batch, complete=True):
     if complete:
         (folder / (stem + '.json')).write_text(json.dumps(
             {'next_epoch': next_epoch, 'next_batch': next_batch, 'params': stem + '.params',
-             'states': None}))
+             'states': None, 'model': 'm'}))
 
 
 def test_latest_checkpoint_skips_incomplete_ones_and_prune_keeps_periodic(tmp_path):
@@ -156,7 +156,7 @@ def test_latest_checkpoint_skips_incomplete_ones_and_prune_keeps_periodic(tmp_pa
     _fake_checkpoint(tmp_path, 'm-epoch0003-batch4', 3, 4)
     _fake_checkpoint(tmp_path, 'm-epoch0003', 4, 0, complete=False)   # died before its .json
     _fake_checkpoint(tmp_path, 'm-best', 2, 0)
-    assert latest_checkpoint(str(tmp_path))['params'].endswith('m-epoch0003-batch4.params')
+    assert latest_checkpoint(str(tmp_path))[0].params.endswith('m-epoch0003-batch4.params')
     prune_checkpoints(str(tmp_path), frequency=2)
     left = sorted(p for p in os.listdir(tmp_path) if p.endswith('.json'))
     assert left == ['m-best.json', 'm-epoch0001.json', 'm-epoch0003-batch4.json']

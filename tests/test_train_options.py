@@ -35,7 +35,7 @@ def make_job(digits, tmp_path):
                            '--tag-name', 'job%d' % len(locks), '--lr', '0.1',
                            '--warmup-epochs', '0', '--dropout', '0', '--mode', 'imperative']
                           + list(flags))
-        job, lock = build_job(args)
+        job, lock, _ = build_job(args)
         locks.append(lock)
         data, label = next(iter(batches(job.train_data)))
         return job, data, label
@@ -75,7 +75,7 @@ def test_mixup_mixes_images_and_targets(make_job):
     params = job.net.collect_params().values()
     weights = [p.data().copy() for p in params]
     np.random.seed(7)   # the step draws its mixing weight as GluonCV's recipe does
-    lam = np.random.beta(job.args.mixup_alpha, job.args.mixup_alpha)
+    lam = np.random.beta(job.recipe.mixup_alpha, job.recipe.mixup_alpha)
     np.random.seed(7)
     outputs, _, loss_sum = _train_batch(job, data, label, epoch=0)
     logits = outputs[0].asnumpy()

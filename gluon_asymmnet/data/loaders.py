@@ -13,6 +13,7 @@ import itertools
 import math
 import os
 import random
+import typing
 
 import cv2
 import mxnet as mx
@@ -25,7 +26,8 @@ from .records import check_record_file, count_classes, read_index, record_labels
 
 __all__ = ['DataInfo', 'imagenet_rec_iters', 'image_folder_loaders',
            'batches', 'check_record_file', 'record_labels', 'check_image_folder',
-           'check_data_args']
+           'check_data', 'DataSource', 'check_val_folder', 'val_folder_loader', 'record_synset',
+           'synset_paths', 'SYNSET_SUFFIX']
 
 #: ImageNet channel means and standard deviations (RGB, pixel values 0-255).
 _JITTER = 0.4
@@ -35,6 +37,8 @@ _LIGHTING = 0.1
 _MAX_SEARCH = 50000
 #: ImageNet's preprocessing (the defaults of the zoo's model records).
 _DEFAULT = ModelConfig()
+#: Suffix of the class-name file of a RecordIO set (see :func:`synset_paths`).
+SYNSET_SUFFIX = '.synset.txt'
 
 
 def _resize_for(input_size, crop_ratio):
@@ -248,6 +252,21 @@ def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAU
     return tuple(loaders)
 
 
+def val_folder_loader(data_dir, batch_size, input_size=224, crop_ratio=_DEFAULT.crop_ratio,
+                      num_workers=4, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
+    """The validation loader of :func:`image_folder_loaders` alone: ``data_dir/val`` (no
+    ``train/`` needed), in order, every sample."""
+    transform = transforms.Compose([
+        transforms.Resize(_resize_for(input_size, crop_ratio), keep_ratio=True),
+        transforms.CenterCrop(input_size),
+        transforms.ToTensor(),
+        transforms.Normalize([m / 255. for m in mean], [s / 255. for s in std]),
+    ])
+    dataset = _CheckedImageFolder(os.path.join(data_dir, 'val')).transform_first(transform)
+    return gluon.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
+                                 sampler=_PartSampler(len(dataset), 1, 0, False))
+
+
 def batches(source):
     """``(data, label)`` NDArray batches of one epoch from a DataIter or a DataLoader.
 
@@ -295,9 +314,49 @@ def batches(source):
         yield data, label
 
 
-#: What :func:`check_data_args` found: ``kind`` is ``'rec'`` or ``'folder'``;
-#: ``num_val`` is 0 without validation data; ``num_classes`` is ``max label + 1``.
-DataInfo = collections.namedtuple('DataInfo', 'kind num_train num_val num_classes')
+#: What :func:`check_data` found: ``kind`` is ``'rec'`` or ``'folder'``;
+#: ``num_val`` is 0 without validation data; ``num_classes`` is ``max label + 1``;
+#: ``class_names``: the class folders, or the ``synset.txt`` beside a ``.rec`` (else None).
+DataInfo = collections.namedtuple('DataInfo', 'kind num_train num_val num_classes class_names')
+
+
+class DataSource(typing.NamedTuple):
+    """Where a training run's data are: RecordIO files (used when ``rec_train`` is set),
+    else a folder with ``train/`` and ``val/`` class folders."""
+    rec_train: typing.Optional[str] = None
+    rec_train_idx: typing.Optional[str] = None
+    rec_val: typing.Optional[str] = None
+    rec_val_idx: typing.Optional[str] = None
+    data_dir: typing.Optional[str] = None
+
+    def describe(self):
+        """What a training recipe records as its data: the training file or folder."""
+        return os.path.abspath(self.rec_train or self.data_dir or '')
+
+
+def synset_paths(rec):
+    """Where the class names of the RecordIO file ``rec`` may be, in the order they are looked
+    for: ``STEM.synset.txt`` (``STEM``: the path without ``.rec``), the same without a
+    ``_train``/``_val`` suffix (what ``prepare`` writes for both parts), ``synset.txt`` in its
+    folder (ImageNet's convention)."""
+    stem = os.path.splitext(os.path.abspath(rec))[0]
+    paths = [stem + SYNSET_SUFFIX]
+    for part in ('_train', '_val'):
+        if stem.endswith(part):
+            paths.append(stem[:-len(part)] + SYNSET_SUFFIX)
+    paths.append(os.path.join(os.path.dirname(stem), 'synset.txt'))
+    return paths
+
+
+def record_synset(rec):
+    """Class names of a RecordIO file (one name per line, in label order, in the first of
+    :func:`synset_paths` that exists), or None."""
+    for path in synset_paths(rec):
+        if os.path.isfile(path):
+            with open(path) as handle:
+                names = [line.strip() for line in handle if line.strip()]
+            return names or None
+    return None
 
 
 def _folder_split(folder, max_decode):
@@ -314,6 +373,23 @@ def _folder_split(folder, max_decode):
         if cv2.imread(path, cv2.IMREAD_COLOR) is None:
             raise DataError('%s: image does not decode' % path)
     return dataset
+
+
+def check_val_folder(data_dir, max_decode=1000):
+    """Validate ``data_dir/val`` class folders (for evaluation: no ``train/`` needed).
+
+    Returns
+    -------
+    list of str
+        The class names (the sub-folders, sorted).
+
+    Raises
+    ------
+    DataError
+    """
+    if not os.path.isdir(data_dir):
+        raise DataError('%s: data folder does not exist' % data_dir)
+    return list(_folder_split(os.path.join(data_dir, 'val'), max_decode).synsets)
 
 
 def check_image_folder(data_dir, max_decode=1000):
@@ -355,18 +431,16 @@ def _check_records(rec, idx, max_decode):
     return len(labels), count_classes(labels, rec)
 
 
-def check_data_args(args, num_parts=1, max_decode=1000):
-    """Validate the data arguments of a training run before any model is built.
-
-    Reads ``args.rec_train, rec_train_idx, rec_val, rec_val_idx`` (RecordIO, used
-    when ``rec_train`` is set), else ``args.data_dir`` (class folders), and
-    ``args.batch_size`` (per device), ``args.num_gpus``, ``args.classes``
-    (``None``/0: take the number from the data); missing attributes count as unset.
+def check_data(source, batch_size, classes=None, num_parts=1, max_decode=1000):
+    """Validate a training run's data before any model is built.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The parsed training arguments.
+    source : DataSource
+    batch_size : int
+        Images per step of one worker (over all of its devices).
+    classes : int, optional
+        Number of classes the run expects (None: take it from the data).
     num_parts : int
         Number of workers that share the training data (``kv.num_workers``).
     max_decode : int
@@ -382,36 +456,39 @@ def check_data_args(args, num_parts=1, max_decode=1000):
         Missing or unreadable rec/idx/folder, a rec without idx, an index past
         the end of its rec, an image that does not decode, fewer training samples
         per worker than one batch, a single class, or a number of classes in the
-        data other than ``args.classes``.
+        data other than ``classes``.
     """
-    get = lambda name: getattr(args, name, None)  # noqa: E731
-    if get('rec_train'):
-        kind, source = 'rec', get('rec_train')
-        num_train, num_classes = _check_records(source, get('rec_train_idx'), max_decode)
+    class_names = None
+    if source.rec_train:
+        kind, where = 'rec', source.rec_train
+        num_train, num_classes = _check_records(where, source.rec_train_idx, max_decode)
         num_val = 0
-        if get('rec_val'):
-            num_val, val_classes = _check_records(get('rec_val'), get('rec_val_idx'), max_decode)
+        if source.rec_val:
+            num_val, val_classes = _check_records(source.rec_val, source.rec_val_idx,
+                                                  max_decode)
             if val_classes > num_classes:
                 raise DataError('%s: has labels up to %d but %s only up to %d'
-                                % (get('rec_val'), val_classes - 1, source, num_classes - 1))
-    elif get('data_dir'):
-        kind, source = 'folder', get('data_dir')
-        names, num_train, num_val = check_image_folder(source, max_decode)
-        num_classes = len(names)
+                                % (source.rec_val, val_classes - 1, where, num_classes - 1))
+        class_names = record_synset(where)
+        if class_names is not None and len(class_names) < num_classes:
+            raise DataError('the class names of %s are %d, but it has %d classes'
+                            % (where, len(class_names), num_classes))
+    elif source.data_dir:
+        kind, where = 'folder', source.data_dir
+        class_names, num_train, num_val = check_image_folder(where, max_decode)
+        num_classes = len(class_names)
     else:
-        raise DataError('no training data: give --rec-train and --rec-train-idx, or --data-dir')
+        raise DataError('no training data: give RecordIO files or a class folder')
     if num_classes < 2:
         raise DataError('%s: the training data hold one class only; a classifier needs at '
-                        'least 2' % source)
-    devices = max(1, get('num_gpus') or 0)
-    batch = (get('batch_size') or 1) * devices
+                        'least 2' % where)
     per_worker = num_train // max(1, num_parts)
-    if per_worker < batch:
-        raise DataError('%s: %d training samples%s, fewer than one batch of %d (--batch-size %d '
-                        'x %d devices)' % (source, per_worker,
-                                           ' per worker' if num_parts > 1 else '',
-                                           batch, batch // devices, devices))
-    if get('classes') and get('classes') != num_classes:
-        raise DataError('%s: the data have %d classes, not --classes %d'
-                        % (source, num_classes, get('classes')))
-    return DataInfo(kind, num_train, num_val, num_classes)
+    if per_worker < batch_size:
+        raise DataError('%s: %d training samples%s, fewer than one batch of %d'
+                        % (where, per_worker, ' per worker' if num_parts > 1 else '', batch_size))
+    if classes and classes != num_classes:
+        raise DataError('%s: the data have %d classes, not the %d asked for'
+                        % (where, num_classes, classes))
+    if class_names is not None:
+        class_names = class_names[:num_classes]
+    return DataInfo(kind, num_train, num_val, num_classes, class_names)

@@ -12,6 +12,10 @@ then renamed into place::
     python -m gluon_asymmnet.data.prepare IMAGES OUT --train-ratio 0.9
     # -> OUT_train.{lst,rec,idx} and OUT_val.{lst,rec,idx}
 
+Beside them goes ``OUT.synset.txt`` (for both parts of a split): the class names
+in label order, which training records so that evaluation and exports name the
+classes.
+
 An image that fails to decode stops the command with its name (im2rec itself
 would skip or crash on it).
 """
@@ -27,6 +31,7 @@ import tempfile
 from ..cli import MAX_DATA_WORKERS, MAX_INPUT_SIZE, OneLineParser, check_ranges, run
 from ..errors import DataError
 from ..fileio import publish
+from .loaders import SYNSET_SUFFIX
 from .records import check_record_file
 
 __all__ = ['im2rec_script', 'prepare_records', 'main']
@@ -181,6 +186,9 @@ def prepare_records(image_dir, out_prefix, resize=0, quality=95, num_thread=1, t
                 raise DataError('%s: im2rec packed %d of %d images' % (image_dir, count, listed))
             written.append((out_prefix + part + '.rec', out_prefix + part + '.idx', count))
             files += [part + extension for extension in ('.lst', '.rec', '.idx')]
+        with open(prefix + SYNSET_SUFFIX, 'w') as names:   # class names, in label order
+            names.writelines(name + '\n' for name in classes)
+        files.append(SYNSET_SUFFIX)
         publish(prefix, out_prefix, files)   # all in place, or none (SIGINT, SIGTERM, a folder)
     finally:
         shutil.rmtree(work, ignore_errors=True)

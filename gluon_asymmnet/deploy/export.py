@@ -90,10 +90,10 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
     """
     from gluoncv.utils import export_block
     if layout not in ('CHW', 'HWC'):
-        raise UsageError('--layout must be CHW or HWC, not %s' % layout)
+        raise UsageError('the input layout must be CHW or HWC, not %s' % layout)
     if layout == 'HWC' and not preprocess:
-        raise UsageError('--layout HWC needs --preprocess (a graph without the folded '
-                         'normalisation takes normalised NCHW input)')
+        raise UsageError('the HWC layout needs the normalisation folded in (a graph without '
+                         'it takes normalised NCHW input)')
     if fmt not in ('mxnet', 'onnx'):
         raise UsageError('unknown export format %r: mxnet or onnx' % fmt)
     config = config or _config_of(net)

@@ -83,12 +83,13 @@ def _is_identity_reshape(node):
     return bool(shape) and all(dim == '0' for dim in shape.split(','))
 
 
-def symbol_block(symbol, args, aux, ctx=mx.cpu()):
+def symbol_block(symbol, arg_params, aux_params, ctx=mx.cpu()):
     """A ``SymbolBlock`` of ``symbol`` with these parameter values."""
     with warnings.catch_warnings():   # the parameters' types are known once loaded
         warnings.filterwarnings('ignore', message='Cannot decide type')
         block = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
-    block.collect_params().load_dict(dict(args, **aux), ctx=ctx, ignore_extra=True)
+    block.collect_params().load_dict(dict(arg_params, **aux_params), ctx=ctx,
+                                     ignore_extra=True)
     return block
 
 

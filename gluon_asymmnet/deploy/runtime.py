@@ -12,7 +12,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import UsageError
-from ..model_zoo import ModelConfig, get_model_config
+from ..model_zoo import ModelConfig
 from ..params import load_param_file
 from .graph import symbol_block
 from .info import check_files, make_info, read_info
@@ -39,7 +39,7 @@ def load_exported(prefix, ctx=mx.cpu()):
     symbol_file, params_file = prefix + '-symbol.json', prefix + '-0000.params'
     for path, what in ((symbol_file, 'symbol'), (params_file, 'parameters')):
         if not os.path.isfile(path):
-            raise UsageError('%s: no such file (the %s of --model-prefix %s)'
+            raise UsageError('%s: no such file (the %s of the export %s)'
                              % (path, what, prefix))
     try:
         with open(symbol_file) as f:
@@ -118,10 +118,10 @@ def zoo_predictor(model, params_file, classes=None, width_scale=None, asymmrate=
                   input_size=None, crop_ratio=None):
     """A hybridized (static alloc/shape) zoo model with the weights of ``params_file``.
 
-    ``input_size``/``crop_ratio`` default to the model's record.
+    ``input_size``/``crop_ratio`` default to what a training checkpoint records,
+    else to the model's record (see :func:`~gluon_asymmnet.deploy.sources.zoo_model`).
     """
-    net = zoo_model(model, params_file, classes, width_scale, asymmrate, input_size)
-    config = get_model_config(net.model_name)
+    net, config = zoo_model(model, params_file, classes, width_scale, asymmrate, input_size)
     config = config._replace(input_size=input_size or config.input_size,
                              crop_ratio=crop_ratio or config.crop_ratio)
     net.hybridize(static_alloc=True, static_shape=True)
@@ -140,8 +140,8 @@ def _recorded_info(info, source, input_size, crop_ratio, outputs):
                                   crop_ratio=crop_ratio or default.crop_ratio)
         return make_info(None, outputs, config=config)
     if input_size and input_size != info.input_size:
-        raise UsageError('%s takes %dx%d images, not --input-size %d'
-                         % (source, info.input_size, info.input_size, input_size))
+        raise UsageError('%s takes %dx%d images, not %dx%d'
+                         % (source, info.input_size, info.input_size, input_size, input_size))
     if crop_ratio and crop_ratio != info['crop_ratio']:
         info = type(info)(info, crop_ratio=crop_ratio)
     return info
@@ -172,11 +172,11 @@ def onnx_predictor(path, input_size=None, crop_ratio=None):
             raise UsageError('%s: input %s is not (N, 3, H, W)' % (path, shape))
         if isinstance(shape[2], int):
             if input_size and shape[2] != input_size:
-                raise UsageError('%s takes %dx%d images, not --input-size %d'
-                                 % (path, shape[2], shape[3], input_size))
+                raise UsageError('%s takes %dx%d images, not %dx%d'
+                                 % (path, shape[2], shape[3], input_size, input_size))
             input_size = shape[2]
         elif not input_size:   # symbolic height and width ('H', 'W'): any size runs
-            raise UsageError('%s: input %s has no fixed image size; give the size it takes '
-                             '(--input-size)' % (path, shape))
+            raise UsageError('%s: input %s has symbolic sides; give the image size it takes'
+                             % (path, shape))
     info = _recorded_info(info, path, input_size, crop_ratio, outputs)
     return Predictor(onnx_runner(session), info, path)

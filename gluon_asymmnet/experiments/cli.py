@@ -144,12 +144,15 @@ def _pin_recipe(out, flags, write):
 
 def _classes(recipe):
     """The number of classes of the data (checked as ``train_imagenet.py`` checks it)."""
-    from ..data import check_data_args, prepare_digits
+    from ..data import DataSource, check_data, prepare_digits
+    if recipe.classes:
+        return recipe.classes
     if recipe.dataset == 'digits':   # built once, where the cells' trainings will find it
         digits = prepare_digits(recipe.digits_root, size=recipe.input_size)
-        recipe.rec_train, recipe.rec_train_idx = digits.train_rec, digits.train_idx
-        recipe.rec_val, recipe.rec_val_idx = digits.val_rec, digits.val_idx
-    return recipe.classes or check_data_args(recipe).num_classes
+        return len(digits.classes)
+    source = DataSource(recipe.rec_train, recipe.rec_train_idx, recipe.rec_val,
+                        recipe.rec_val_idx, recipe.data_dir)
+    return check_data(source, recipe.batch_size).num_classes
 
 
 def _check_block(readme):

@@ -31,6 +31,7 @@ import time
 from ..cli import StopFlag
 from ..fileio import atomic_write_json
 from ..run_metrics import METRICS_FILE, read_metrics
+from ..records import LEGACY_RUN_RECORD, RUN_RECORD
 
 __all__ = ['CellState', 'cell_state', 'run_cells', 'Interrupted', 'STOP_GRACE', 'TIMINGS_FILE',
            'cell_estimates', 'die_with_parent', 'read_timings']
@@ -70,7 +71,8 @@ def cell_state(runs_dir, cell, num_epochs):
         return CellState('done', num_epochs, last)
     if exported:
         return CellState('damaged', len(records), None)
-    if records or os.path.exists(os.path.join(folder, 'args.json')):
+    if records or any(os.path.exists(os.path.join(folder, name))
+                      for name in (RUN_RECORD, LEGACY_RUN_RECORD)):
         return CellState('partial', len(records), None)
     return CellState('todo', 0, None)
 

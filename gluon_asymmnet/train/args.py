@@ -21,14 +21,16 @@ scaling rule of Goyal et al. 2017). The original AsymmNet recipe is lr 2.6 for
 The schedule is per iteration: ``--warmup-epochs`` of linear warm-up from
 ``--warmup-lr`` to ``lr``, then ``--lr-mode`` (step/poly/cosine) down to 0.
 """
+import dataclasses
 import os
 
 from ..cli import (MAX_BATCH_SIZE, MAX_DATA_WORKERS, MAX_INPUT_SIZE, OneLineParser,
                    check_batch_memory, check_ranges)
-from ..data import default_digits_root
+from ..data import DataSource, default_digits_root
 from ..model_zoo import ModelConfig
+from ..records import NetSpec, TrainRecipe
 
-__all__ = ['build_parser', 'parse_args', 'model_kwargs', 'global_lr']
+__all__ = ['build_parser', 'parse_args', 'data_source', 'net_spec', 'train_recipe', 'global_lr']
 
 #: ``--lr-base`` is the learning rate of this many images per step.
 LR_BASE_BATCH = 256
@@ -91,6 +93,20 @@ def build_parser(prog='train_imagenet.py'):
                        help='zero-initialise the last BatchNorm gamma of every residual block')
     model.add_argument('--mode', default='hybrid', choices=['hybrid', 'imperative'],
                        help='hybrid: hybridize with static_alloc/static_shape')
+    model.add_argument('--pretrained', default=None, metavar='NAME|FILE|RUN_DIR',
+                       help='start from these weights (fine-tuning): a zoo name (its weights '
+                            'in the local model store), a .params file of any kind this package '
+                            'writes, or a training run folder (its best weights); every tensor '
+                            'that fits is loaded, the classifier is new for the data\'s classes')
+    model.add_argument('--use-pretrained', action='store_true',
+                       help="GluonCV's spelling of --pretrained MODEL: the model store's weights "
+                            'of --model')
+    model.add_argument('--backbone-lr-mult', type=float, default=1.0,
+                       help='learning-rate multiplier of everything but the classifier '
+                            '(fine-tuning; 1: the same rate)')
+    model.add_argument('--freeze-epochs', type=int, default=0,
+                       help='train only the classifier for this many epochs first '
+                            '(fine-tuning; the backbone\'s BatchNorm statistics still adapt)')
 
     optim = parser.add_argument_group('optimisation')
     optim.add_argument('--batch-size', type=int, default=32, help='batch size per device')
@@ -153,6 +169,11 @@ def build_parser(prog='train_imagenet.py'):
     output.add_argument('--resume', default=None,
                         help="'auto': continue the run folder from its newest complete "
                              "checkpoint; or a checkpoint .json file")
+    output.add_argument('--allow-recipe-change', action='store_true',
+                        help='let --resume change the optimisation recipe (learning rate, '
+                             'schedule, weight decay, momentum, mixup...): the changes are '
+                             'recorded as a new phase in run.json. Network, input and classes '
+                             'can never change on resume')
     output.add_argument('--resume-epoch', type=int, default=0,
                         help='epoch to start from (with --resume-params/--resume-states)')
     output.add_argument('--resume-params', default='', help='parameters to start from')
@@ -177,7 +198,8 @@ _RANGES = (
     ('crop_ratio', 0, 1, False, True), ('min_random_area', 0, 1, False, True),
     ('mixup_alpha', 0, None, False, True), ('temperature', 0, None, False, True),
     ('hard_weight', 0, 1, True, True), ('dropout', 0, 1, True, False),
-    ('width_scale', 0, None, False, True),
+    ('width_scale', 0, None, False, True), ('backbone_lr_mult', 0, None, True, True),
+    ('freeze_epochs', 0, None, True, True),
 )
 
 
@@ -211,6 +233,15 @@ def parse_args(argv=None):
         parser.error('--mixup-off-epoch must be between 0 and --num-epochs')
     if args.resume and (args.resume_params or args.resume_states):
         parser.error('--resume cannot be combined with --resume-params/--resume-states')
+    if args.use_pretrained and args.pretrained:
+        parser.error('give --pretrained or --use-pretrained, not both')
+    if args.freeze_epochs >= args.num_epochs:
+        parser.error('--freeze-epochs %d leaves no epoch of --num-epochs %d to train the whole '
+                     'network' % (args.freeze_epochs, args.num_epochs))
+    if args.resume_epoch and not args.resume_params:
+        parser.error('--resume-epoch needs --resume-params (the weights of that epoch)')
+    if (args.pretrained or args.use_pretrained) and (args.resume or args.resume_params):
+        parser.error('--pretrained starts a new run; --resume continues one: give one of them')
     if args.doshuffle and args.shuffle_group is None:
         args.shuffle_group = 2
     try:
@@ -223,19 +254,30 @@ def parse_args(argv=None):
     return args
 
 
-def model_kwargs(args, classes):
-    """Keyword arguments of ``get_model`` from the flags the user gave."""
-    kwargs = {'classes': classes}
-    for name in ('dropout', 'asymmrate', 'shuffle_group'):
-        if getattr(args, name) is not None:
-            kwargs[name] = getattr(args, name)
-    if args.last_gamma:
-        kwargs['last_gamma'] = True
-    return kwargs
+def data_source(args):
+    """The :class:`~gluon_asymmnet.data.DataSource` of the data flags (after digits are set)."""
+    return DataSource(args.rec_train, args.rec_train_idx, args.rec_val, args.rec_val_idx,
+                      args.data_dir)
 
 
-def global_lr(args, global_batch):
-    """The learning rate: ``--lr``, or ``--lr-base x global_batch / 256``."""
-    if args.lr_base is None:
-        return args.lr
-    return args.lr_base * global_batch / LR_BASE_BATCH
+def net_spec(args, name, classes):
+    """The :class:`~gluon_asymmnet.records.NetSpec` of the model flags."""
+    return NetSpec(name=name, classes=classes, dropout=args.dropout, asymmrate=args.asymmrate,
+                   shuffle_group=args.shuffle_group, last_gamma=args.last_gamma)
+
+
+def train_recipe(args, data, pretrained=None):
+    """The :class:`~gluon_asymmnet.records.TrainRecipe` of the flags: each field is the flag
+    of the same name; ``data`` names the training data, ``pretrained`` the initial weights."""
+    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainRecipe)
+              if field.name not in ('data', 'pretrained', 'lr_decay_epochs')}
+    return TrainRecipe(data=data, pretrained=pretrained,
+                       lr_decay_epochs=tuple(args.lr_decay_epochs), **values)
+
+
+def global_lr(recipe, global_batch):
+    """The learning rate of a :class:`~gluon_asymmnet.records.TrainRecipe`: ``lr``, or
+    ``lr_base x global_batch / 256``."""
+    if recipe.lr_base is None:
+        return recipe.lr
+    return recipe.lr_base * global_batch / LR_BASE_BATCH

@@ -2,27 +2,36 @@
 
 A checkpoint is three files with one stem in the run folder: ``STEM.params``
 (``net.save_parameters``), ``STEM.states`` (``trainer.save_states``: optimizer
-state, its update count and so the learning-rate position) and ``STEM.json``
-(where training stands: ``next_epoch``, ``next_batch``, ``best_top1``,
-``best_epoch``, ``seed``, file names). Every file is written to a temporary
-name, flushed to disk (fsync) and renamed over its target, and the ``.json``
-comes last, so a checkpoint whose ``.json`` exists is complete.
+state, its update count and so the learning-rate position) and ``STEM.json``, a
+:class:`~gluon_asymmnet.records.CheckpointRecord` (where training stands, and the
+network and input the weights need, so that a checkpoint alone evaluates and
+exports as its run would). Every file is written to a temporary name, flushed to
+disk (fsync) and renamed over its target, and the ``.json`` comes last, so a
+checkpoint whose ``.json`` exists was complete when written; resuming still
+checks every file (:func:`checkpoint_problem`) and passes over damaged ones.
 
 Stems: ``<model>-epoch<epoch:04d>`` after an epoch (the finished epoch, as
 GluonCV numbers them), ``<model>-epoch<epoch:04d>-batch<k>`` after an
 interruption inside an epoch (``k`` batches of it done), ``<model>-best`` for
 the best validation top-1.
 """
+import dataclasses
 import fcntl
 import glob
-import json
 import os
+import pickle
+import re
+import typing
+
+import mxnet as mx
 
 from ..errors import UsageError
-from ..fileio import atomic_link, atomic_save, atomic_write_json
+from ..fileio import atomic_link, atomic_save
+from ..params import check_params_fit
+from ..records import CheckpointRecord, read_checkpoint_record, write_checkpoint_record
 
-__all__ = ['RunLock', 'save_checkpoint', 'mark_best', 'latest_checkpoint', 'read_checkpoint',
-           'prune_checkpoints']
+__all__ = ['RunLock', 'Checkpoint', 'save_checkpoint', 'mark_best', 'latest_checkpoint',
+           'read_checkpoint', 'checkpoint_problem', 'check_states_fit', 'prune_checkpoints']
 
 _BEST = 'best'
 
@@ -75,6 +84,29 @@ class RunLock:
             self._file = None
 
 
+class Checkpoint(typing.NamedTuple):
+    """A checkpoint's record and where its files are."""
+    record: CheckpointRecord
+    path: str     #: its ``.json``
+
+    @property
+    def params(self):
+        """Absolute path of the parameters."""
+        return os.path.join(os.path.dirname(os.path.abspath(self.path)), self.record.params)
+
+    @property
+    def states(self):
+        """Absolute path of the optimizer states, or None."""
+        if self.record.states is None:
+            return None
+        return os.path.join(os.path.dirname(os.path.abspath(self.path)), self.record.states)
+
+    @property
+    def position(self):
+        """``(next_epoch, next_batch)``."""
+        return self.record.next_epoch, self.record.next_batch
+
+
 def _stem(run_dir, model, next_epoch, next_batch):
     if next_batch:
         name = '%s-epoch%04d-batch%d' % (model, next_epoch, next_batch)
@@ -83,29 +115,28 @@ def _stem(run_dir, model, next_epoch, next_batch):
     return os.path.join(run_dir, name)
 
 
-def save_checkpoint(run_dir, model, net, trainer, state):
+def save_checkpoint(run_dir, net, trainer, record):
     """Write a complete checkpoint and return its ``.json`` path.
 
     Parameters
     ----------
     run_dir : str
-    model : str
-        Zoo name (the stem's prefix).
     net : gluon.Block
     trainer : gluon.Trainer or None
         ``None`` or a trainer that cannot save its states (parameters kept on
         a distributed kvstore's servers): only the parameters are saved.
-    state : dict
-        JSON-able training position; must hold ``next_epoch`` and ``next_batch``.
+    record : CheckpointRecord
+        Its ``params``/``states`` are replaced by the files written here.
     """
-    stem = _stem(run_dir, model, state['next_epoch'], state['next_batch'])
+    stem = _stem(run_dir, record.model, record.next_epoch, record.next_batch)
     atomic_save(stem + '.params', net.save_parameters)
     states = None
     if trainer is not None and _can_save_states(trainer):
         atomic_save(stem + '.states', trainer.save_states)
         states = os.path.basename(stem + '.states')
-    meta = dict(state, model=model, params=os.path.basename(stem + '.params'), states=states)
-    atomic_write_json(meta, stem + '.json')
+    record = dataclasses.replace(record, params=os.path.basename(stem + '.params'),
+                                 states=states)
+    write_checkpoint_record(record, stem + '.json')
     return stem + '.json'
 
 
@@ -115,14 +146,14 @@ def mark_best(checkpoint):
     Its files are hard-linked (no extra space, nothing rewritten), so a failure
     leaves the previous best checkpoint's files as they were.
     """
-    meta = read_checkpoint(checkpoint)
-    stem = os.path.join(os.path.dirname(checkpoint), '%s-%s' % (meta['model'], _BEST))
-    atomic_link(meta['params'], stem + '.params')
-    if meta['states']:
-        atomic_link(meta['states'], stem + '.states')
-    best = dict(meta, params=os.path.basename(stem + '.params'),
-                states=meta['states'] and os.path.basename(stem + '.states'))
-    atomic_write_json(best, stem + '.json')
+    found = read_checkpoint(checkpoint)
+    stem = os.path.join(os.path.dirname(checkpoint), '%s-%s' % (found.record.model, _BEST))
+    atomic_link(found.params, stem + '.params')
+    if found.states:
+        atomic_link(found.states, stem + '.states')
+    best = dataclasses.replace(found.record, params=os.path.basename(stem + '.params'),
+                               states=found.states and os.path.basename(stem + '.states'))
+    write_checkpoint_record(best, stem + '.json')
 
 
 def _can_save_states(trainer):
@@ -131,54 +162,128 @@ def _can_save_states(trainer):
 
 
 def read_checkpoint(path):
-    """The state of the checkpoint ``path`` (``.json``), with absolute ``params``/``states``.
+    """The :class:`Checkpoint` of ``path`` (its ``.json``), its files present.
 
     Raises
     ------
     UsageError
-        Not a complete checkpoint (unreadable, or its files are missing).
+        Not a checkpoint record (naming the field), or one of its files is missing.
+    """
+    record = read_checkpoint_record(path)
+    found = Checkpoint(record, path)
+    for file in (found.params, found.states):
+        if file and not os.path.isfile(file):
+            raise UsageError('%s: checkpoint file %s is missing' % (path, file))
+    return found
+
+
+def check_states_fit(path, shapes):
+    """Check that optimizer states saved by ``trainer.save_states`` fit the parameters.
+
+    Parameters
+    ----------
+    path : str
+    shapes : list of tuple
+        The shapes of the trainer's parameters, in its order.
+
+    Raises
+    ------
+    UsageError
+        Unreadable (empty, truncated, not MXNet's), or a state of another shape
+        or for a parameter the network does not have.
     """
     try:
-        with open(path) as meta_file:
-            meta = json.load(meta_file)
-        folder = os.path.dirname(os.path.abspath(path))
-        for key in ('params', 'states'):
-            if meta.get(key):
-                meta[key] = os.path.join(folder, meta[key])
-                if not os.path.isfile(meta[key]):
-                    raise UsageError('%s: checkpoint file %s is missing' % (path, meta[key]))
-        if 'next_epoch' not in meta or 'next_batch' not in meta:
-            raise ValueError('no training position')
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        if isinstance(error, UsageError):
-            raise
-        raise UsageError('%s: not a checkpoint of train_imagenet.py (%s)' % (path, error)) \
-            from None
-    return meta
+        with open(path, 'rb') as handle:
+            saved = pickle.loads(handle.read())
+        states = saved[0] if isinstance(saved, tuple) else saved
+        if not isinstance(states, dict):
+            raise ValueError('no states')
+    except Exception as error:   # pickle raises anything its input makes it raise
+        raise UsageError('%s: not readable optimizer states (%s)'
+                         % (path, type(error).__name__)) from None
+    for index, state in states.items():
+        if not isinstance(index, int) or not 0 <= index < len(shapes):
+            raise UsageError('%s: holds states of a parameter %r that the model lacks '
+                             '(it has %d)' % (path, index, len(shapes)))
+        arrays = state if isinstance(state, (tuple, list)) else [state]
+        for array in arrays:
+            if isinstance(array, mx.nd.NDArray) and tuple(array.shape) != tuple(shapes[index]):
+                raise UsageError('%s does not fit the model: the state of parameter %d has '
+                                 'shape %s, the parameter %s' % (path, index, array.shape,
+                                                                 tuple(shapes[index])))
 
 
-def _checkpoints(run_dir):
-    """``[((next_epoch, next_batch), meta)]`` of the complete checkpoints, oldest first.
+def checkpoint_problem(found, shapes, state_shapes):
+    """Why the checkpoint ``found`` cannot be resumed from, or None if it is whole.
 
-    The best-score checkpoint is left out: training continues from where it
-    stopped, not from its best epoch.
+    Parameters
+    ----------
+    found : Checkpoint
+    shapes : dict
+        ``{structured name: shape}`` of the network.
+    state_shapes : list of tuple
+        The parameter shapes in the trainer's order (see :func:`check_states_fit`).
     """
-    found = []
-    for path in glob.glob(os.path.join(run_dir, '*.json')):
-        if path.endswith('-%s.json' % _BEST) or os.path.basename(path) == 'args.json':
+    try:
+        check_params_fit(found.params, shapes, 'the model')
+        if found.states:
+            check_states_fit(found.states, state_shapes)
+    except UsageError as error:
+        return str(error)
+    return None
+
+
+#: Names of the checkpoint records of a run folder (``-best`` included).
+_RECORD_NAME = re.compile(r'.+-(epoch\d{4}(-batch\d+)?|%s)\.json$' % _BEST)
+
+
+def _checkpoints(run_dir, best=False):
+    """``([Checkpoint], [(path, reason)])``: the checkpoints of ``run_dir`` whose record
+    reads, oldest first (the best-score one last among equals), and the records that do not.
+
+    The best-score checkpoint is left out unless ``best``: training continues from
+    where it stopped, not from its best epoch.
+    """
+    found, damaged = [], []
+    for path in glob.glob(os.path.join(glob.escape(run_dir), '*.json')):
+        name = os.path.basename(path)
+        if not _RECORD_NAME.match(name) or (name.endswith('-%s.json' % _BEST) and not best):
             continue
         try:
-            meta = read_checkpoint(path)
-        except UsageError:
-            continue
-        found.append(((meta['next_epoch'], meta['next_batch']), meta))
-    return sorted(found, key=lambda item: item[0])
+            found.append(read_checkpoint(path))
+        except UsageError as error:
+            damaged.append((path, str(error)))
+    return (sorted(found, key=lambda item: (item.position, not item.path.endswith(
+        '-%s.json' % _BEST))), sorted(damaged))
 
 
-def latest_checkpoint(run_dir):
-    """The newest complete checkpoint of ``run_dir`` (see :func:`read_checkpoint`), or None."""
-    found = _checkpoints(run_dir)
-    return found[-1][1] if found else None
+def latest_checkpoint(run_dir, shapes=None, state_shapes=None):
+    """The newest whole checkpoint of ``run_dir``, and those passed over as damaged.
+
+    The best-score checkpoint counts only where every newer one is damaged.
+
+    Parameters
+    ----------
+    run_dir : str
+    shapes, state_shapes : optional
+        Check the files against the network (see :func:`checkpoint_problem`);
+        None: only that the record reads and its files exist.
+
+    Returns
+    -------
+    (Checkpoint or None, list of (str, str))
+        The checkpoint, and ``(file, why it was passed over)`` of every newer
+        (or unreadable) one.
+    """
+    found, damaged = _checkpoints(run_dir, best=True)
+    skipped = list(damaged)
+    for candidate in reversed(found):
+        problem = None if shapes is None else checkpoint_problem(candidate, shapes,
+                                                                 state_shapes)
+        if problem is None:
+            return candidate, skipped
+        skipped.append((candidate.path, problem))
+    return None, skipped
 
 
 def prune_checkpoints(run_dir, frequency):
@@ -186,10 +291,11 @@ def prune_checkpoints(run_dir, frequency):
 
     A checkpoint's ``.json`` goes first, so a listed file is never missing.
     """
-    for (next_epoch, next_batch), meta in _checkpoints(run_dir)[:-1]:
+    for found in _checkpoints(run_dir)[0][:-1]:
+        next_epoch, next_batch = found.position
         if next_batch == 0 and frequency > 0 and next_epoch % frequency == 0:
             continue
-        stem = os.path.splitext(meta['params'])[0]
+        stem = os.path.splitext(found.params)[0]
         for suffix in ('.json', '.params', '.states'):
             if os.path.exists(stem + suffix):
                 os.remove(stem + suffix)

@@ -18,6 +18,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from ..data import batches
+from ..records import CheckpointRecord
 from . import precision as precision_mod
 from .checkpoint import mark_best, prune_checkpoints, save_checkpoint
 from .errors import NonFiniteLoss
@@ -28,15 +29,19 @@ __all__ = ['Job', 'train', 'soft_targets']
 #: Label smoothing: the true class gets ``1 - eta + eta / classes``.
 SMOOTHING_ETA = 0.1
 
-#: Everything :func:`train` uses. ``train_data``/``val_data``: DataIters or
-#: DataLoaders (``val_data`` may be None); ``num_batches``: training batches per
-#: epoch; ``step_size``: the ``batch_size`` of ``trainer.step``; ``teacher``: a
-#: network or None; ``start``: ``(epoch, batch)`` to begin at; ``best``:
-#: ``(top1, epoch)`` so far; ``rank``: kvstore rank; ``writes``: whether this
-#: process writes checkpoints.
+#: Everything :func:`train` uses. ``recipe``: the run's
+#: :class:`~gluon_asymmnet.records.TrainRecipe`; ``net_spec``/``input_spec``: what
+#: the checkpoints record; ``train_data``/``val_data``: DataIters or DataLoaders
+#: (``val_data`` may be None); ``num_batches``: training batches per epoch;
+#: ``step_size``: the ``batch_size`` of ``trainer.step``; ``teacher``: a network or
+#: None; ``start``: ``(epoch, batch)`` to begin at; ``best``: ``(top1, epoch)`` so
+#: far; ``rank``: kvstore rank; ``writes``: whether this process writes checkpoints;
+#: ``backbone``: the parameters outside the classifier (``recipe.backbone_lr_mult``,
+#: frozen for ``recipe.freeze_epochs``).
 Job = collections.namedtuple(
-    'Job', 'args model net trainer loss_fn precision ctx train_data val_data num_batches '
-           'batch_size step_size classes teacher start best rank writes run_dir')
+    'Job', 'recipe net_spec input_spec model net trainer loss_fn precision ctx train_data '
+           'val_data num_batches batch_size step_size classes teacher start best rank writes '
+           'run_dir backbone log_interval save_frequency')
 
 
 def soft_targets(label, classes, eta=0.0, lam=1.0):
@@ -79,28 +84,37 @@ def validate(job):
     return top1.get()[1], top5.get()[1] if top5 is not None else None
 
 
-def _state(job, epoch, batch, best):
-    return {'next_epoch': epoch, 'next_batch': batch, 'best_top1': best[0],
-            'best_epoch': best[1], 'seed': job.args.seed}
+def _record(job, epoch, batch, best):
+    """The :class:`~gluon_asymmnet.records.CheckpointRecord` of a checkpoint at this point."""
+    return CheckpointRecord(next_epoch=epoch, next_batch=batch, params='-', model=job.model,
+                            best_top1=best[0], best_epoch=best[1], seed=job.recipe.seed,
+                            dtype=job.precision.dtype, net=job.net_spec, input=job.input_spec)
+
+
+def _set_backbone_lr(job, epoch):
+    """The backbone's learning-rate multiplier for ``epoch``: 0 while it is frozen."""
+    frozen = epoch < job.recipe.freeze_epochs
+    for param in job.backbone:
+        param.lr_mult = 0.0 if frozen else job.recipe.backbone_lr_mult
 
 
 def _train_batch(job, data, label, epoch):
     """One step; returns ``(outputs, labels, loss sum)``; no update if the loss is not finite."""
-    args = job.args
+    recipe = job.recipe
     parts = gluon.utils.split_and_load(data, job.ctx)
     labels = gluon.utils.split_and_load(label, job.ctx)
-    mixing = args.mixup and epoch < args.num_epochs - args.mixup_off_epoch
-    lam = np.random.beta(args.mixup_alpha, args.mixup_alpha) if mixing else 1.0
+    mixing = recipe.mixup and epoch < recipe.num_epochs - recipe.mixup_off_epoch
+    lam = np.random.beta(recipe.mixup_alpha, recipe.mixup_alpha) if mixing else 1.0
     if mixing:
         parts = [lam * x + (1 - lam) * x[::-1] for x in parts]
-    if args.mixup or args.label_smoothing:
-        eta = SMOOTHING_ETA if args.label_smoothing else 0.0
+    if recipe.mixup or recipe.label_smoothing:
+        eta = SMOOTHING_ETA if recipe.label_smoothing else 0.0
         targets = [soft_targets(y, job.classes, eta, lam) for y in labels]
     else:
         targets = labels
     parts = [x.astype(job.precision.dtype, copy=False) for x in parts]
     if job.teacher is not None:
-        soft = [mx.nd.softmax(job.teacher(x).astype('float32') / args.temperature)
+        soft = [mx.nd.softmax(job.teacher(x).astype('float32') / recipe.temperature)
                 for x in parts]
     with autograd.record():
         outputs = [job.net(x).astype('float32') for x in parts]
@@ -119,11 +133,11 @@ def _train_batch(job, data, label, epoch):
 
 def _save_epoch(job, epoch, best, improved):
     """This epoch's checkpoint, which also becomes the best one if ``improved``."""
-    path = save_checkpoint(job.run_dir.path, job.model, job.net, job.trainer,
-                           _state(job, epoch + 1, 0, best))
+    path = save_checkpoint(job.run_dir.path, job.net, job.trainer,
+                           _record(job, epoch + 1, 0, best))
     if improved:
         mark_best(path)
-    prune_checkpoints(job.run_dir.path, job.args.save_frequency)
+    prune_checkpoints(job.run_dir.path, job.save_frequency)
 
 
 def train(job, stop):
@@ -139,12 +153,13 @@ def train(job, stop):
     job : Job
     stop : gluon_asymmnet.cli.StopFlag
     """
-    args, log = job.args, job.run_dir.logger
+    recipe, log = job.recipe, job.run_dir.logger
     start_epoch, skip = job.start
     best_top1, best_epoch = job.best
     show_bar = job.writes and sys.stderr.isatty()
-    for epoch in range(start_epoch, args.num_epochs):
-        _seed(args.seed * 100003 + epoch)
+    for epoch in range(start_epoch, recipe.num_epochs):
+        _seed(recipe.seed * 100003 + epoch)
+        _set_backbone_lr(job, epoch)
         accuracy = mx.metric.Accuracy()
         loss_total, samples, tic = 0.0, 0, time.time()
         interval_tic, interval_samples = tic, 0
@@ -157,7 +172,7 @@ def train(job, stop):
             if not math.isfinite(loss_sum):
                 message = ('Epoch[%d] Batch [%d]: the loss is %s; stopping without saving these '
                            'weights. The newest good checkpoint stays in %s: resume with '
-                           '--resume auto, perhaps with a lower --lr'
+                           '--resume auto, perhaps with --allow-recipe-change and a lower --lr'
                            % (epoch, i, loss_sum, job.run_dir.path))
                 log.error('%s', message)
                 raise NonFiniteLoss(message)
@@ -165,7 +180,7 @@ def train(job, stop):
             loss_total += loss_sum
             samples += data.shape[0]
             interval_samples += data.shape[0]
-            if (i + 1) % args.log_interval == 0:
+            if (i + 1) % job.log_interval == 0:
                 now = time.time()
                 log.info('Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\taccuracy=%f\tlr=%f',
                          epoch, i, interval_samples / max(now - interval_tic, 1e-9),
@@ -173,8 +188,8 @@ def train(job, stop):
                 interval_tic, interval_samples = now, 0
             if stop.signal_name and i + 1 < job.num_batches:
                 if job.writes:
-                    save_checkpoint(job.run_dir.path, job.model, job.net, job.trainer,
-                                    _state(job, epoch, i + 1, (best_top1, best_epoch)))
+                    save_checkpoint(job.run_dir.path, job.net, job.trainer,
+                                    _record(job, epoch, i + 1, (best_top1, best_epoch)))
                 log.info('%s: stopped after Epoch[%d] Batch [%d]; checkpoint written to %s; '
                          'continue with --resume auto', stop.signal_name, epoch, i,
                          job.run_dir.path)
@@ -200,7 +215,7 @@ def train(job, stop):
                 'lr': job.trainer.learning_rate, 'samples_per_sec': samples / max(elapsed, 1e-9),
                 'time': elapsed})
             _save_epoch(job, epoch, (best_top1, best_epoch), improved)
-        if stop.signal_name and epoch + 1 < args.num_epochs:
+        if stop.signal_name and epoch + 1 < recipe.num_epochs:
             log.info('%s: stopped after epoch %d; checkpoint written to %s; continue with '
                      '--resume auto', stop.signal_name, epoch, job.run_dir.path)
             return

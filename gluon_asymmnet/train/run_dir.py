@@ -5,7 +5,8 @@ other workers log to their console and save nothing but, at the end, their
 parameters as ``worker<rank>-final.params`` so that runs can be compared)::
 
     log.txt          the original AsymmNet/GluonCV log lines (--logging-file)
-    args.json        the parsed arguments
+    run.json         the run's record (network, input, recipe, phases;
+                     gluon_asymmnet.records.RunRecord; 0.1 wrote args.json)
     metrics.jsonl    one JSON object per epoch: epoch, train_loss, train_acc,
                      val_top1, val_top5, lr, samples_per_sec, time
     <model>-*.params/.states/.json   checkpoints (see ``checkpoint``)
@@ -19,7 +20,8 @@ import sys
 
 
 from ..errors import UsageError
-from ..fileio import atomic_save, atomic_write_json
+from ..fileio import atomic_save
+from ..records import LEGACY_RUN_RECORD, RUN_RECORD
 from ..run_metrics import METRICS_FILE, read_metrics
 
 __all__ = ['RunDir', 'METRICS_FILE', 'BATCH_LINE', 'DETAIL_LINE']
@@ -101,12 +103,8 @@ class RunDir:
 
     def has_run(self):
         """Whether the folder already holds (part of) a training run."""
-        return os.path.exists(self.file(METRICS_FILE)) or os.path.exists(self.file('args.json'))
-
-    def write_args(self, args):
-        """Save the arguments as ``args.json``."""
-        if self.writable:
-            atomic_write_json(vars(args), self.file('args.json'), sort_keys=True)
+        return any(os.path.exists(self.file(name))
+                   for name in (METRICS_FILE, RUN_RECORD, LEGACY_RUN_RECORD))
 
     def read_metrics(self):
         """The per-epoch records written so far.

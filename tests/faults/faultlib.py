@@ -363,7 +363,8 @@ def complete_checkpoints(run_dir):
     import mxnet as mx
     found = {}
     for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
-        if not name.endswith('.json') or name.startswith('.') or name == 'args.json' \
+        if not name.endswith('.json') or name.startswith('.') \
+                or name in ('args.json', 'run.json') \
                 or name.endswith(('-symbol.json', '-info.json')):   # the export, not a checkpoint
             continue
         path = os.path.join(run_dir, name)

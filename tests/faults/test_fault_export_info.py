@@ -93,7 +93,7 @@ def test_every_reader_refuses_a_hand_edited_record(tmp_path, export_prefix, digi
 
 def test_onnx_with_symbolic_sides_runs_with_input_size(tmp_path, digits, trials, cli):
     """An ONNX graph of input ``['N', 3, 'H', 'W']`` and no record: evaluated at
-    ``--input-size``; without it, one line saying what to give."""
+    ``--input-size``; without it, one line asking for the image size."""
     import onnx
     from gluon_asymmnet.deploy.export import export_model
     prefix = str(tmp_path / 'model')
@@ -113,7 +113,7 @@ def test_onnx_with_symbolic_sides_runs_with_input_size(tmp_path, digits, trials,
     unsized = cli.run(argv, tmp_path)
     good = sized.returncode == 0 and 'top1=' in sized.stdout
     try:
-        assert_one_line_error(unsized, ['input-size'], codes=(2,))
+        assert_one_line_error(unsized, ['image size'], codes=(2,))
     except AssertionError:
         good = False
     trials.record("an ONNX input ['N', 3, 'H', 'W'] without a record",
@@ -122,4 +122,4 @@ def test_onnx_with_symbolic_sides_runs_with_input_size(tmp_path, digits, trials,
                                              (sized.stderr + unsized.stderr)[-300:]),
                   lost=0 if good else 1, tool='eval.py')
     assert sized.returncode == 0 and 'top1=' in sized.stdout, sized.stderr[-3000:]
-    assert_one_line_error(unsized, ['input-size'], codes=(2,))
+    assert_one_line_error(unsized, ['image size'], codes=(2,))
