@@ -23,12 +23,12 @@ import signal
 import sys
 import threading
 
-from .errors import DataError, UsageError
+from .errors import DataError, UsageError, check_memory
 
 __all__ = ['OneLineParser', 'check_ranges', 'run', 'StopFlag', 'hear_signals_from_start',
            'EXIT_INTERRUPTED', 'add_zoo_model_flags', 'add_data_flags', 'validation_source',
            'DATA_RANGES', 'MAX_INPUT_SIZE', 'MAX_DATA_WORKERS', 'MAX_BATCH_SIZE',
-           'physical_memory', 'check_memory', 'check_batch_memory', 'OUTPUT_KINDS',
+           'check_batch_memory', 'OUTPUT_KINDS',
            'check_output', 'add_force_flag']
 
 
@@ -88,27 +88,6 @@ MAX_BATCH_SIZE = 65536
 #: AsymmNet-L at 224 px: 26 for inference, 220 for a training step; these lower figures
 #: refuse only what cannot fit).
 MEMORY_PER_INPUT_BYTE = {'inference': 4, 'training': 50}
-
-
-def physical_memory():
-    """Bytes of memory of this machine."""
-    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-
-
-def check_memory(need, what):
-    """Raise a one-line :class:`UsageError` when ``need`` bytes exceed this machine's memory.
-
-    Parameters
-    ----------
-    need : int
-        Bytes the work needs at least.
-    what : str
-        The work, as the message's subject (``'the digits at 4096 px'``).
-    """
-    have = physical_memory()
-    if need > have:
-        raise UsageError('%s needs at least %.1f GB of memory; this machine has %.1f GB'
-                         % (what, need / 2 ** 30, have / 2 ** 30))
 
 
 def check_batch_memory(parser, batch_size, input_size, work):

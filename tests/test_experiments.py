@@ -44,8 +44,8 @@ def status(argv):
      'mobilenetv2_asymm_0.5 has no channel shuffle'),
     (['--models', 'asymmnet_small_0.5', '--seeds', '0'], [], '--seeds must be >= 1'),
     (['--models', 'asymmnet_small_0.5', '--jobs', '0'], TINY, '--jobs must be between 1 and'),
-    (['--models', 'asymmnet_small_0.5'], TINY + ['--seed', '3'], 'the runner sets seed'),
-    (['--models', 'asymmnet_small_0.5'], TINY + ['--tag', 'x'], 'the runner sets tag_name'),
+    (['--models', 'asymmnet_small_0.5'], TINY + ['--seed', '3'], 'the runner sets --seed'),
+    (['--models', 'asymmnet_small_0.5'], TINY + ['--tag', 'x'], 'the runner sets --tag-name'),
     (['--preset', 'digits', '--models', 'asymmnet_small_0.5'], [], '--preset or --models'),
 ])
 def test_a_bad_grid_is_one_line_and_status_2(tmp_path, capsys, own, flags, message):

@@ -25,8 +25,7 @@ import numpy as np
 from mxnet import recordio
 from PIL import Image
 
-from ..cli import check_memory
-from ..errors import DataError
+from ..errors import DataError, check_memory
 
 __all__ = ['DigitsData', 'default_digits_root', 'prepare_digits', 'digits_images']
 
