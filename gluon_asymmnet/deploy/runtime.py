@@ -180,17 +180,22 @@ def exported_predictor(prefix, input_size=None, crop_ratio=None, ctx=(mx.cpu(),)
 
 
 def onnx_predictor(path, input_size=None, crop_ratio=None):
-    """An ONNX Runtime session; its shape and classes come from the file."""
+    """An ONNX Runtime session; its shape and classes come from the file (``input_size``
+    gives the side of a graph whose input is ``(N, 3, H, W)`` with symbolic ``H``, ``W``)."""
     session, info = load_onnx(path)
     graph_input = session.get_inputs()[0]
     outputs = session.get_outputs()[0].shape[-1]
     if info is None:
         shape = graph_input.shape
-        if not (len(shape) == 4 and shape[1] == 3 and isinstance(shape[2], int)):
+        if not (len(shape) == 4 and shape[1] == 3):
             raise UsageError('%s: input %s is not (N, 3, H, W)' % (path, shape))
-        if input_size and shape[2] != input_size:
-            raise UsageError('%s takes %dx%d images, not %dx%d'
-                             % (path, shape[2], shape[3], input_size, input_size))
-        input_size = shape[2]
+        if isinstance(shape[2], int):
+            if input_size and shape[2] != input_size:
+                raise UsageError('%s takes %dx%d images, not %dx%d'
+                                 % (path, shape[2], shape[3], input_size, input_size))
+            input_size = shape[2]
+        elif not input_size:   # symbolic height and width ('H', 'W'): any size runs
+            raise UsageError('%s: input %s has symbolic sides; give the image size it takes'
+                             % (path, shape))
     info = _recorded_info(info, path, input_size, crop_ratio, outputs)
     return Predictor(onnx_runner(session), info, path)
