@@ -10,10 +10,10 @@ export MXNET_HOME ?= $(CURDIR)/.mxnet_home
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt setup.py
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt setup.py
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -c constraints.txt -r requirements.txt
+	$(VPY) -m pip install -q -c constraints.txt -r requirements-dev.txt
 	$(VPY) -m pip install -q -c constraints.txt --no-deps -e .
 	touch $(STAMP)
 
