@@ -32,8 +32,24 @@ __all__ = ['OneLineParser', 'check_ranges', 'run', 'StopFlag', 'hear_signals_fro
            'add_force_flag']
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default after its help, unless the help already speaks of its default
+    or there is none to show (None, False)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        if action.default is None or action.default is False or 'default' in text:
+            return text
+        return super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage block), exit status 2."""
+    """An ArgumentParser whose errors are one line (no usage block), exit status 2, and whose
+    ``--help`` shows every flag's default."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('formatter_class', _DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
@@ -385,8 +401,9 @@ def add_data_flags(parser, digits_root):
                       help="input side (default: the export's or the model's)")
     data.add_argument('--crop-ratio', type=float, default=None,
                       help="centre-crop ratio (default: the export's or the model's)")
-    data.add_argument('--batch-size', type=int, default=32)
-    data.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4)
+    data.add_argument('--batch-size', type=int, default=32, help='images per batch')
+    data.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4,
+                      help='data decoding threads')
 
 
 def validation_source(args):

@@ -38,9 +38,10 @@ def main(argv=None):
     parser = OneLineParser(prog='python -m gluon_asymmnet.summary',
                            description='Count parameters and MACs of a zoo model.')
     parser.add_argument('model', help='zoo name, e.g. asymmnet_large_1.0')
-    parser.add_argument('--input-size', type=int, default=224)
-    parser.add_argument('--classes', type=int, default=1000)
-    parser.add_argument('--asymmrate', type=int, default=None)
+    parser.add_argument('--input-size', type=int, default=224, help='side of the square input')
+    parser.add_argument('--classes', type=int, default=1000, help='outputs of the classifier')
+    parser.add_argument('--asymmrate', type=int, default=None,
+                        help='reused input copies per side (default: the model\'s)')
     parser.add_argument('--totals-only', action='store_true', help='skip the per-layer table')
     args = parser.parse_args(argv)
     check_ranges(parser, args, (('input_size', 32, MAX_INPUT_SIZE, True, True),

@@ -111,17 +111,19 @@ def build_parser(prog='train_imagenet.py'):
     optim = parser.add_argument_group('optimisation')
     optim.add_argument('--batch-size', type=int, default=32, help='batch size per device')
     optim.add_argument('--num-epochs', type=int, default=120, help='number of epochs')
-    optim.add_argument('--optimizer', default='nag', choices=['nag', 'sgd'])
+    optim.add_argument('--optimizer', default='nag', choices=['nag', 'sgd'],
+                       help='Nesterov momentum SGD (the original recipe) or plain momentum SGD')
     optim.add_argument('--lr', type=float, default=0.1, help='learning rate of the global batch')
     optim.add_argument('--lr-base', type=float, default=None,
                        help='learning rate per %d images: lr = LR_BASE x global batch / %d '
                             '(overrides --lr; the original recipe is 0.325)'
                             % (LR_BASE_BATCH, LR_BASE_BATCH))
-    optim.add_argument('--momentum', type=float, default=0.9)
+    optim.add_argument('--momentum', type=float, default=0.9, help='optimizer momentum')
     optim.add_argument('--wd', type=float, default=0.0001, help='weight decay')
     optim.add_argument('--no-wd', action='store_true',
                        help='no weight decay on BatchNorm beta/gamma and biases')
-    optim.add_argument('--lr-mode', default='step', choices=['step', 'poly', 'cosine'])
+    optim.add_argument('--lr-mode', default='step', choices=['step', 'poly', 'cosine'],
+                       help='schedule after warm-up, per iteration (GluonCV\'s LRScheduler)')
     optim.add_argument('--lr-decay', type=float, default=0.1, help='step decay factor')
     optim.add_argument('--lr-decay-period', type=int, default=0,
                        help='decay every this many epochs (0: use --lr-decay-epoch)')
