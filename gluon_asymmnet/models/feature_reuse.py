@@ -137,8 +137,8 @@ def split_forward(F, block, x, expanded):
 def operator_attrs(layer):
     """The attributes of the operator a Gluon layer runs (``Convolution`` of a
     ``Conv2D``, ``BatchNorm``), as strings: read from its symbol, since the layer
-    keeps its own copy private."""
-    attrs = layer(mx.sym.var('data')).list_attr()
+    keeps its own copy private (traced by ``forward``: its hooks do not see the probe)."""
+    attrs = layer.forward(mx.sym.var('data')).list_attr()
     return {key: value for key, value in attrs.items() if not key.startswith('__')}
 
 

@@ -145,8 +145,8 @@ class GraphPerInput(object):
 
     def planned_symbol(self, plan):
         """The symbol a trace with ``plan`` (a :class:`GraphPlan`) gives (outputs grouped)."""
-        with traced_for(*plan):
-            out = self(mx.sym.var('data'))
+        with traced_for(*plan):   # as HybridBlock traces its graph: the network's hooks stay out
+            out = self.forward(mx.sym.var('data'))
         return mx.sym.Group(list(out)) if isinstance(out, (list, tuple)) else out
 
     def graph_for(self, plan):
