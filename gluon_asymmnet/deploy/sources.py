@@ -94,8 +94,8 @@ def zoo_model(model, params_file=None, classes=None, width_scale=None, asymmrate
     if params_file and not os.path.isfile(params_file):
         raise UsageError('%s: no such weights file' % params_file)
     record = checkpoint_record_of(params_file) if params_file else None
-    try:
-        name = zoo_name(model, width_scale) if model else None
+    try:   # a width the family lacks is an unknown name (the message lists the closest)
+        name = resolve_name(zoo_name(model, width_scale)) if model else None
     except ValueError as error:
         raise UsageError(str(error)) from None
     if record is not None and record.net is not None:
