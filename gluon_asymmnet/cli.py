@@ -391,7 +391,9 @@ def add_data_flags(parser, digits_root):
     (or the export's ``-info.json``) says what the model takes.
     """
     data = parser.add_argument_group('data')
-    data.add_argument('--dataset', default='imagenet', choices=['imagenet', 'digits'])
+    data.add_argument('--dataset', default='imagenet', choices=['imagenet', 'digits'],
+                      help="'digits': the embedded digits' validation split; 'imagenet': the "
+                           'files or folder given below')
     data.add_argument('--digits-root', default=digits_root,
                       help='cache folder of the digits data set (default: %(default)s)')
     data.add_argument('--rec-val', help='validation RecordIO (.rec)')

@@ -39,7 +39,9 @@ def build_parser():
                         help="evaluation crop ratio recorded (default: the run's, else the "
                              "model's)")
     parser.add_argument('--prefix', required=True, help='output path prefix')
-    parser.add_argument('--format', dest='fmt', default='mxnet', choices=['mxnet', 'onnx'])
+    parser.add_argument('--format', dest='fmt', default='mxnet', choices=['mxnet', 'onnx'],
+                        help='MXNet symbol/params, or ONNX (a dynamic-batch and a batch-1 file, '
+                             'checked in ONNX Runtime)')
     parser.add_argument('--preprocess', action='store_true',
                         help='fold mean/std normalisation in: the graph takes 0-255 RGB')
     parser.add_argument('--layout', default='CHW', choices=['CHW', 'HWC'],

@@ -187,6 +187,8 @@ class NetSpec(_Record):
         options = dict(self.get_model_kwargs(), **kwargs)
         try:
             return get_model(self.name, **options)
+        except ValueError as error:   # an unknown name, a bad value
+            raise UsageError(str(error)) from None
         except TypeError:
             pass
         for option in sorted(options):      # find the one the family refuses
