@@ -2,6 +2,11 @@
 
 Importing the package registers every model in GluonCV's zoo as well.
 """
+# First, before MXNet loads: MXNet computes with every core unless the user chose
+# (gluon_asymmnet.threads).
+from .threads import use_all_cores
+
+use_all_cores()
 from .model_zoo import get_model, get_model_config, list_models
 from .models.asymmnet import AsymmBottleneck, AsymmNet, get_asymm_net, get_asymmnet_cfgs
 from .models.features import FeatureExtractor
