@@ -210,7 +210,7 @@ def main(argv=None):
     trial_backends = [backend for _, backend in WIDTH_TABLE if backend in chosen]
     trials = [{key: row['asymm_vs_r0'] for key, row in ours.items()
                if key[0] in trial_backends and key[1] == 1}] + trial_ratios(args, trial_backends)
-    result['batch1_asymm_vs_r0_trials'] = [{'%s %s %s' % (key[0],) + key[2:]: ratio
+    result['batch1_asymm_vs_r0_trials'] = [{'%s %s %s' % ((key[0],) + key[2:]): ratio
                                             for key, ratio in t.items() if isinstance(key, tuple)}
                                            for t in trials]
     result['tolerance'], result['bound_margin'] = args.tolerance, BOUND_MARGIN
