@@ -68,14 +68,14 @@ def across_processes(values, tolerance=SPREAD_TOLERANCE):
 
 
 def describe_spread(spread):
-    """An :func:`across_processes` summary as text: ``1.27 (1.25-1.33, 4 processes)``,
-    or ``unstable (0.58-1.09, 4 processes)``."""
+    """An :func:`across_processes` summary of a ratio as text: ``1.27x (1.25-1.33, 4
+    processes)``, or ``unstable (0.58-1.09, 4 processes)``."""
     if not spread['processes']:
         return ''
     detail = '(%.2f-%.2f, %d process%s)' % (spread['lowest'], spread['highest'],
                                            len(spread['processes']),
                                            'es' if len(spread['processes']) > 1 else '')
-    return ('%.2f %s' % (spread['median'], detail) if spread['stable'] else
+    return ('%.2fx %s' % (spread['median'], detail) if spread['stable'] else
             'unstable ' + detail)
 
 

@@ -50,7 +50,7 @@ def test_a_figure_whose_processes_disagree_is_unstable_not_summarised():
     from timing import across_processes, describe_spread
     steady = across_processes([1.25, 1.33, 1.28, 1.30], tolerance=0.10)
     assert steady['stable'] and steady['median'] == pytest.approx(1.29)
-    assert describe_spread(steady) == '1.29 (1.25-1.33, 4 processes)'
+    assert describe_spread(steady) == '1.29x (1.25-1.33, 4 processes)'
     # a bimodal mix: two processes in the slow OpenMP mode
     bimodal = across_processes([0.58, 1.05, 1.09, 0.60], tolerance=0.10)
     assert not bimodal['stable'] and bimodal['median'] is None
@@ -69,4 +69,4 @@ def test_a_figure_whose_processes_disagree_is_unstable_not_summarised():
     small, large = table.splitlines()[2:]
     assert 'unstable (0.58-1.09, 4 processes)' in small and '0.83' not in small
     assert small.endswith('| unstable: hybridized_b1 |') and '0.97x' in small
-    assert '1.29 (1.25-1.33' in large and large.endswith('| fail: hybridized_b1 |')
+    assert '1.29x (1.25-1.33' in large and large.endswith('| fail: hybridized_b1 |')
