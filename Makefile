@@ -1,22 +1,28 @@
 # Two commands set everything up on a fresh machine:  make venv  (then make test / make demo)
+# make test: the fast tier; make test-all: every test (CI)
 PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export MXNET_HOME ?= $(CURDIR)/.mxnet_home
 
-.PHONY: venv venv-gpu test gpu-check demo bench reliability experiments clean
+.PHONY: venv venv-gpu test test-all gpu-check demo bench reliability experiments clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt setup.py
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt setup.py
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -c constraints.txt -r requirements.txt
+	$(VPY) -m pip install -q -c constraints.txt -r requirements-dev.txt
 	$(VPY) -m pip install -q -c constraints.txt --no-deps -e .
 	touch $(STAMP)
 
+# The fast tier (no slow or fault tests: tests/conftest.py), under 4 minutes on 2 cores.
 test: venv
+	$(VPY) -m pytest -q -n 2 -m "not slow and not fault" tests
+
+# Everything, the fault suite included (what CI runs: .ci/run).
+test-all: venv
 	$(VPY) -m pytest -q -n 2 tests
 
 # The same environment with a CUDA build of MXNet 1.9.1 in place of the CPU one

@@ -2,20 +2,11 @@
 
 Examples: ``python eval.py --model-prefix run/asymmnet_small_0.5 --dataset digits``,
 ``python eval.py --benchmark``. ``--help`` lists the flags; see :mod:`gluon_asymmnet.evaluate`.
+SIGINT/SIGTERM end it with one line and exit status 130 from its start (the package's
+``__init__`` hears them before MXNet loads: :func:`gluon_asymmnet.cli.hear_signals_from_start`).
 """
-import signal
 import sys
 
-
-def _stopped_while_loading(signum, frame):
-    print('eval.py: interrupted while loading; nothing was read or written', file=sys.stderr)
-    sys.exit(130)
-
-
 if __name__ == '__main__':
-    # Until the command installs its own handlers, SIGINT/SIGTERM end it with one line
-    # (importing MXNet and GluonCV takes seconds).
-    signal.signal(signal.SIGINT, _stopped_while_loading)
-    signal.signal(signal.SIGTERM, _stopped_while_loading)
     from gluon_asymmnet.evaluate import main
     sys.exit(main())

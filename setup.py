@@ -9,11 +9,12 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['gluon_asymmnet', 'gluon_asymmnet.*']),
-    python_requires='>=3.8',
+    python_requires='>=3.9',   # os.waitstatus_to_exitcode (experiments runner)
     # numpy must stay below 1.24 for mxnet 1.9.1; constraints.txt pins the rest.
     install_requires=['mxnet==1.9.1', 'numpy<1.24', 'gluoncv==0.10.5.post0', 'tqdm',
                       'matplotlib<3.9', 'scikit-learn<1.4', 'opencv-python<4.9', 'Pillow'],
-    extras_require={'onnx': ['onnx==1.16.2', 'onnxruntime', 'sympy'], 'tensorboard': ['mxboard']},
+    extras_require={'onnx': ['onnx==1.16.2', 'onnxruntime', 'sympy'], 'tensorboard': ['mxboard'],
+                    'test': ['pytest', 'pytest-xdist', 'pytest-timeout', 'hypothesis']},
     entry_points={'console_scripts': [
         'asymmnet-summary=gluon_asymmnet.summary:main',
         'asymmnet-train=gluon_asymmnet.train:main',

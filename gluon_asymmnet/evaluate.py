@@ -16,12 +16,13 @@ batch split over them. The library is :mod:`gluon_asymmnet.evaluation`.
 """
 import sys
 
-from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_gpus_flag, \
-    add_zoo_model_flags, check_ranges, run, validation_source
+from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_force_flag, add_gpus_flag, \
+    add_zoo_model_flags, check_batch_memory, check_output, check_ranges, gpu_devices, run, \
+    validation_source
 from .data import default_digits_root
-from .deploy.runtime import devices, exported_predictor, onnx_predictor, zoo_predictor
+from .deploy.runtime import exported_predictor, onnx_predictor, zoo_predictor
 from .errors import UsageError
-from .evaluation import evaluate, predict_images, validation_data
+from .evaluation import evaluate, predict_images, top5_text, validation_data
 from .fileio import atomic_write_json, writable_target
 from .model_zoo import model_file, zoo_name
 from .speed import run_benchmark
@@ -30,8 +31,8 @@ __all__ = ['build_parser', 'main']
 
 
 def _print_metrics(result, classes):
-    print('%s: top1=%.4f top5=%.4f loss=%.4f images=%d speed=%.1f images/s'
-          % (result['model'], result['top1'], result['top5'], result['loss'],
+    print('%s: top1=%.4f%s loss=%.4f images=%d speed=%.1f images/s'
+          % (result['model'], result['top1'], top5_text(result), result['loss'],
              result['num_images'], result['images_per_sec']))
     matrix = result.get('confusion_matrix')
     if matrix:
@@ -58,6 +59,7 @@ def build_parser(prog='eval.py'):
     add_data_flags(parser, default_digits_root())
     action = parser.add_argument_group('what to do (default: evaluate)')
     action.add_argument('--json', help='write the results to this JSON file')
+    add_force_flag(action)
     action.add_argument('--image', nargs='+', help='print the top-5 classes of these images')
     action.add_argument('--benchmark', action='store_true',
                         help='latency and throughput per backend, no data')
@@ -77,7 +79,7 @@ def _predictor(args):
         if args.gpus is not None:
             raise UsageError('--gpus runs MXNet models; --onnx runs in ONNX Runtime on the CPU')
         return onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
-    ctx = devices(args.gpus)
+    ctx = gpu_devices(args.gpus)
     if args.model_prefix:
         return exported_predictor(args.model_prefix, args.input_size, args.crop_ratio, ctx)
     params_file = args.params_file or _stored_weights(args.model, args.width_scale)
@@ -96,8 +98,9 @@ def _stored_weights(model, width_scale):
 
 
 def _run(args):
-    if args.json:
-        writable_target(args.json)   # before hours of evaluation, not after
+    if args.json:   # before hours of evaluation, not after
+        check_output(args.json, 'eval-json', args.force)
+        writable_target(args.json)
     if args.benchmark:
         if args.gpus is not None:
             raise UsageError('--benchmark measures the CPU backends; --gpus is for evaluation')
@@ -128,7 +131,9 @@ def main(argv=None, prog='eval.py'):
     """Entry point of ``eval.py``; returns the exit status (2 with one line for bad input)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    check_ranges(parser, args, DATA_RANGES + (('runs', 1, None, True, True),))
+    check_ranges(parser, args, DATA_RANGES + (('runs', 1, 100000, True, True),))
+    if args.input_size:
+        check_batch_memory(parser, args.batch_size, args.input_size, 'inference')
     return run(parser, _run, args)
 
 

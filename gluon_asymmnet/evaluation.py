@@ -19,7 +19,7 @@ from .data import (batches, check_record_file, check_val_folder, imagenet_rec_it
 from .data.records import count_classes
 from .errors import UsageError
 
-__all__ = ['validation_data', 'evaluate', 'predict_images', 'class_names',
+__all__ = ['validation_data', 'evaluate', 'predict_images', 'class_names', 'top5_text',
            'CONFUSION_MAX_CLASSES']
 
 #: The confusion matrix is reported up to this many classes.
@@ -92,13 +92,13 @@ def evaluate(predictor, source, num_classes):
     Returns
     -------
     dict
-        ``top1``, ``top5``, ``loss``, ``images_per_sec``, ``num_images``, and
-        ``confusion_matrix`` (list of rows) when ``num_classes <= 20``.
+        ``top1``, ``top5`` (None for a model of 5 classes or fewer: it would always be 1),
+        ``loss``, ``images_per_sec``, ``num_images``, and ``confusion_matrix`` (list of
+        rows) when ``num_classes <= 20``.
     """
     _check_outputs(predictor, num_classes)
-    k = min(5, predictor.info['classes'])
     top1_metric = mx.metric.Accuracy()
-    topk_metric = mx.metric.TopKAccuracy(top_k=k) if k > 1 else mx.metric.Accuracy()
+    topk_metric = mx.metric.TopKAccuracy(top_k=5) if predictor.info['classes'] > 5 else None
     loss_metric = mx.metric.CrossEntropy()
     count, seconds = 0, 0.
     confusion = np.zeros((num_classes, num_classes), np.int64)
@@ -109,20 +109,27 @@ def evaluate(predictor, source, num_classes):
         logits = mx.nd.array(logits, dtype='float64')
         label = mx.nd.array(label.asnumpy(), dtype='float64')
         top1_metric.update(label, logits)
-        topk_metric.update(label, logits)
+        if topk_metric is not None:
+            topk_metric.update(label, logits)
         loss_metric.update(label, mx.nd.softmax(logits))
         np.add.at(confusion, (label.asnumpy().astype(np.int64),
                               logits.argmax(axis=1).asnumpy().astype(np.int64)), 1)
         count += len(label)
     if not count:
         raise UsageError('the validation data hold no images')
-    top1, top5, loss = (metric.get()[1] for metric in (top1_metric, topk_metric, loss_metric))
+    top1, top5, loss = (metric.get()[1] if metric is not None else None
+                        for metric in (top1_metric, topk_metric, loss_metric))
     result = {'model': predictor.name, 'num_images': count, 'top1': top1,
-              'top5': top5, 'top5_k': k, 'loss': loss,
+              'top5': top5, 'loss': loss,
               'images_per_sec': count / seconds}
     if num_classes <= CONFUSION_MAX_CLASSES:
         result['confusion_matrix'] = confusion.tolist()
     return result
+
+
+def top5_text(result):
+    """`` top5=0.1234`` of an :func:`evaluate` result, or nothing where it has no top-5."""
+    return '' if result['top5'] is None else ' top5=%.4f' % result['top5']
 
 
 def class_names(predictor):

@@ -12,10 +12,9 @@ import os
 import sys
 
 from .cli import OneLineParser, add_gpus_flag, add_zoo_model_flags, check_ranges, DATA_RANGES, \
-    run
+    gpu_devices, run
 from .deploy.export import export_model
 from .deploy.onnx import require_onnxruntime
-from .deploy.runtime import devices
 from .deploy.sources import run_dir_model, zoo_model
 from .errors import UsageError
 
@@ -58,7 +57,7 @@ def _export(args):
                          'with --params-file')
     if args.model and not args.params_file:
         raise UsageError('--model needs --params-file (the weights to export)')
-    ctx = devices(args.gpus)
+    ctx = gpu_devices(args.gpus)
     if len(ctx) > 1:
         raise UsageError('--gpus %s: an export runs on one device, e.g. --gpus %s'
                          % (args.gpus, args.gpus.split(',')[0]))

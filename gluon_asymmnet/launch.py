@@ -31,7 +31,8 @@ Either way the launcher waits for the workers and exits with the first failing p
 status (0 if all succeed). When a worker, the scheduler or a server fails, the other
 processes are stopped (SIGTERM, then SIGKILL after 5 seconds). On SIGINT/SIGTERM it
 passes the signal on to the workers (always SIGTERM through dmlc_tracker; a training
-script then checkpoints), waits up to ``--grace`` seconds, and stops everything. A
+script then checkpoints), waits up to ``--grace`` seconds (a second signal: not at all),
+stops everything and exits with status 130. A
 leading ``python``/``python3`` in the command is replaced by this interpreter's path
 (other machines need the same path, as on a shared file system). Bad arguments are one line and exit status 2, before anything
 starts.
@@ -48,7 +49,7 @@ import threading
 import time
 
 from . import launch_tracker, threads
-from .cli import OneLineParser, check_ranges, run
+from .cli import EXIT_INTERRUPTED, OneLineParser, StopFlag, check_ranges, run
 from .errors import UsageError
 from .train import devices
 
@@ -58,6 +59,12 @@ LAUNCHERS = ('local',) + tuple(launch_tracker.LAUNCHERS)
 
 _POLL_S = 0.05
 _KILL_AFTER_S = 5.0
+#: The most workers, and the most servers, of a job (each process takes two relay threads
+#: of the launcher and, on a cluster, a connection of the scheduler).
+MAX_PROCESSES = 1024
+#: The most workers and servers together on this machine (``--launcher local``): each
+#: imports MXNet (about 300 MB) and runs its own threads.
+MAX_LOCAL_PROCESSES = max(16, 4 * (os.cpu_count() or 1))
 
 
 def free_port(host='127.0.0.1', port=0):
@@ -183,16 +190,21 @@ class Job:
         return True
 
     def stop(self, processes):
-        """SIGTERM (and end-of-file), then SIGKILL what is left after 5 seconds."""
+        """SIGTERM (and end-of-file), then SIGKILL what is left after 5 seconds (at once when
+        the wait is interrupted: a second Ctrl-C)."""
         self.signal(processes, signal.SIGTERM)
-        if not self.wait(processes, _KILL_AFTER_S):
-            for process in processes:
-                if process.poll() is None:
-                    try:
-                        os.killpg(process.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            self.wait(processes, _KILL_AFTER_S)
+        stopped = False
+        try:
+            stopped = self.wait(processes, _KILL_AFTER_S)
+        finally:
+            if not stopped:
+                for process in processes:
+                    if process.poll() is None:
+                        try:
+                            os.killpg(process.pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                self.wait(processes, _KILL_AFTER_S)
 
 
 _PRINT_LOCK = threading.Lock()
@@ -214,53 +226,52 @@ def _default_log(message):
 
 
 def _supervise(job, begin, grace, log):
-    """``begin()`` the job, watch it to its end, stop what is left; returns the exit status."""
-    received = []
-    handlers = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handlers[signum] = signal.signal(signum, lambda number, frame: received.append(number))
-    try:
-        begin()
-        while True:
-            workers = job.processes('worker')
-            if received:
-                forward = job.forward or received[0]
-                log('got %s: sending %s to the workers, waiting up to %gs'
-                    % (signal.Signals(received[0]).name, signal.Signals(forward).name, grace))
-                job.signal(workers, forward)
-                job.wait(workers, grace)
-                if job.all_started('worker') and all(p.poll() == 0 for p in workers):
-                    return 0
-                return 128 + received[0]
-            if job.error:
-                log(job.error)
-                return 1
-            failed = [process for process in job.processes()
-                      if process.poll() not in (None, 0)]
-            if failed:
-                culprit = failed[0]
-                log('%s exited with status %d: stopping the job'
-                    % (culprit.name, _status(culprit.returncode)))
-                return _status(culprit.returncode)
-            others = job.processes('scheduler', 'server')
-            if job.all_started('worker') and all(p.poll() == 0 for p in workers):
-                if not job.wait(others, grace):
-                    log('scheduler/servers still running %gs after the workers: stopping them'
-                        % grace)
-                return 0
-            if any(process.poll() is not None for process in others):
-                # the scheduler or a server ended while workers still run: they
-                # can only hang now unless they are finishing
-                if not job.wait(workers, grace):
-                    log('scheduler/servers ended but workers still run: stopping the job')
+    """``begin()`` the job, watch it to its end, stop what is left; returns the exit status.
+
+    SIGINT/SIGTERM (:class:`~gluon_asymmnet.cli.StopFlag`): passed on to the workers, which
+    get ``grace`` seconds (a second signal: none); the status is then
+    :data:`~gluon_asymmnet.cli.EXIT_INTERRUPTED`.
+    """
+    with StopFlag() as stop:
+        try:
+            begin()
+            while True:
+                workers = job.processes('worker')
+                if stop.signal_name:
+                    received = getattr(signal, stop.signal_name)
+                    forward = job.forward or received
+                    log('got %s: sending %s to the workers, waiting up to %gs'
+                        % (stop.signal_name, signal.Signals(forward).name, grace))
+                    job.signal(workers, forward)
+                    job.wait(workers, grace)
+                    return EXIT_INTERRUPTED
+                if job.error:
+                    log(job.error)
                     return 1
-            time.sleep(_POLL_S)
-    finally:
-        job.close()
-        job.stop(job.processes())
-        job.drain(_KILL_AFTER_S)
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+                failed = [process for process in job.processes()
+                          if process.poll() not in (None, 0)]
+                if failed:
+                    culprit = failed[0]
+                    log('%s exited with status %d: stopping the job'
+                        % (culprit.name, _status(culprit.returncode)))
+                    return _status(culprit.returncode)
+                others = job.processes('scheduler', 'server')
+                if job.all_started('worker') and all(p.poll() == 0 for p in workers):
+                    if not job.wait(others, grace):
+                        log('scheduler/servers still running %gs after the workers: stopping them'
+                            % grace)
+                    return 0
+                if any(process.poll() is not None for process in others):
+                    # the scheduler or a server ended while workers still run: they
+                    # can only hang now unless they are finishing
+                    if not job.wait(workers, grace):
+                        log('scheduler/servers ended but workers still run: stopping the job')
+                        return 1
+                time.sleep(_POLL_S)
+        finally:
+            job.close()
+            job.stop(job.processes())
+            job.drain(_KILL_AFTER_S)
 
 
 def launch(command, num_workers, num_servers=1, port=None, host='127.0.0.1', grace=30.0,
@@ -289,8 +300,7 @@ def launch(command, num_workers, num_servers=1, port=None, host='127.0.0.1', gra
     -------
     int
         0 if every worker succeeded; else the exit status of the first process
-        that failed (128 + N for a signal N), or 128 + N after SIGINT/SIGTERM
-        N if the workers did not exit 0 by themselves.
+        that failed (128 + N for a signal N), or 130 after SIGINT/SIGTERM.
     """
     port = port or free_port(host)
     job = Job({'scheduler': 1, 'server': num_servers, 'worker': num_workers}, labels=labels)
@@ -404,10 +414,15 @@ def main(argv=None):
     """Command line: ``python -m gluon_asymmnet.launch [--launcher L] -n N -s S -- COMMAND...``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    check_ranges(parser, args, (('num_workers', 1, None, True, True),
-                                ('num_servers', 1, None, True, True),
+    check_ranges(parser, args, (('num_workers', 1, MAX_PROCESSES, True, True),
+                                ('num_servers', 1, MAX_PROCESSES, True, True),
                                 ('port', 0, 65535, True, True),
-                                ('grace', 0, None, True, True)))
+                                ('grace', 0, 3600, True, True)))
+    if args.launcher == 'local' and args.num_workers + args.num_servers > MAX_LOCAL_PROCESSES:
+        parser.error('-n %d -s %d: at most %d workers and servers together fit on this '
+                     'machine (%d cores); use --launcher ssh, mpi or slurm for more'
+                     % (args.num_workers, args.num_servers, MAX_LOCAL_PROCESSES,
+                        os.cpu_count() or 1))
     return run(parser, _main, args)
 
 

@@ -37,6 +37,7 @@ import glob
 import hashlib
 import numbers
 import os
+import re
 import typing
 
 from mxnet.context import cpu
@@ -185,8 +186,10 @@ def resolve_name(name):
     Raises
     ------
     ValueError
-        Unknown name; the message lists the closest names.
+        Unknown name (the message lists the closest names), or not a str.
     """
+    if not isinstance(name, str):
+        raise ValueError('a model name is a str (list_models() lists them), not %r' % (name,))
     name = _ALIASES.get(name, name)
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS) + list(_ALIASES), n=4, cutoff=0.5)
@@ -287,6 +290,29 @@ def model_file(name, tag=None, root=None):
     return path
 
 
+#: Keywords of other libraries for a width: the zoo has the width in the name.
+_WIDTH_KEYWORDS = ('width_scale', 'width_mult', 'multiplier')
+
+
+def _unknown_keyword(name, error):
+    """A TypeError saying which keyword ``name`` does not take (``error``: the builder's)."""
+    match = re.search(r"(?:unexpected keyword argument|multiple values for argument) '(\w+)'",
+                      str(error))
+    if match is None:
+        return error
+    keyword = match.group(1)
+    if keyword in _WIDTH_KEYWORDS:
+        family = name.rpartition('_')[0] or name
+        widths = sorted({n.rpartition('_')[2] for n in _MODELS if n.rpartition('_')[0] == family})
+        hint = ('the width is part of the name: %s_<width>%s'
+                % (family, ', width one of ' + ', '.join(widths) if widths else ''))
+    elif keyword in ('asymmrate', 'shuffle_group'):
+        hint = 'it has no asymmetrical bottleneck'
+    else:
+        hint = 'not a keyword of its network'
+    return TypeError('%s does not take %s=: %s' % (name, keyword, hint))
+
+
 def run_weights_file(run_dir):
     """The weights of a ``train_imagenet.py`` run folder: ``<model>-best.params``, else the
     newest epoch checkpoint.
@@ -360,7 +386,11 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
     Raises
     ------
     ValueError
-        Unknown name, bad ``classes``, weights that do not fit (naming the tensor).
+        Unknown name (or not a str), bad ``classes``, a negative ``asymmrate`` or
+        ``shuffle_group``, weights that do not fit (naming the tensor).
+    TypeError
+        A keyword the network does not take, named (a width keyword: the width is
+        part of the name).
     FileNotFoundError
         No such weights.
     """
@@ -368,7 +398,13 @@ def get_model(name, pretrained=False, ctx=cpu(), root=None, features_only=False,
     classes = kwargs.get('classes', 1000)
     if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
         raise ValueError('classes must be an int >= 1, got %r' % (classes,))
-    net = _MODELS[canonical](**kwargs)
+    for key in ('asymmrate', 'shuffle_group'):
+        if kwargs.get(key) is not None and kwargs[key] < 0:
+            raise ValueError('%s must be >= 0, not %r' % (key, kwargs[key]))
+    try:
+        net = _MODELS[canonical](**kwargs)
+    except TypeError as error:
+        raise _unknown_keyword(canonical, error) from None
     if pretrained:
         path = pretrained_file(canonical, pretrained, root)
         size = _CONFIGS[canonical].input_size

@@ -8,11 +8,11 @@ CLI: ``python -m gluon_asymmnet.plot SOURCE [-o OUT.png]``.
 import os
 import sys
 
-from .cli import OneLineParser, run
+from .cli import OneLineParser, add_force_flag, check_output, run
 from .fileio import atomic_save, writable_target
 from .run_metrics import read_run
 
-__all__ = ['plot_run', 'main']
+__all__ = ['plot_run', 'default_output', 'main']
 
 
 def _series(epochs, key):
@@ -42,6 +42,13 @@ def _panel(axes, epochs, curves, title, ylabel, percent=False):
     return drawn
 
 
+def default_output(source):
+    """Where :func:`plot_run` writes by default: ``<run folder>/curves.png`` for a folder,
+    else the source's name with ``.png``."""
+    return (os.path.join(source, 'curves.png') if os.path.isdir(source)
+            else os.path.splitext(source)[0] + '.png')
+
+
 def plot_run(source, out_png=None):
     """Plot a run's curves to a PNG file.
 
@@ -53,8 +60,7 @@ def plot_run(source, out_png=None):
     source : str
         A run folder, a ``metrics.jsonl`` file, or a log in the original format.
     out_png : str, optional
-        Output file; default ``<run folder>/curves.png`` for a folder, else the
-        source's name with ``.png``.
+        Output file (default: :func:`default_output`).
 
     Returns
     -------
@@ -70,9 +76,7 @@ def plot_run(source, out_png=None):
     from matplotlib.figure import Figure
 
     epochs = read_run(source)
-    if out_png is None:
-        out_png = (os.path.join(source, 'curves.png') if os.path.isdir(source)
-                   else os.path.splitext(source)[0] + '.png')
+    out_png = out_png or default_output(source)
     figure = Figure(figsize=(15, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     loss, accuracy, rate = figure.subplots(1, 3)
@@ -101,9 +105,15 @@ def main(argv=None):
         description="Plot a training run's loss, accuracy (val top-1/top-5) and learning rate.")
     parser.add_argument('source', help='run folder, metrics.jsonl, or a log in the original format')
     parser.add_argument('-o', '--output', help='PNG file (default: next to the source)')
+    add_force_flag(parser)
     args = parser.parse_args(argv)
-    print(run(parser, plot_run, args.source, args.output))
+    print(run(parser, _plot, args))
     return 0
+
+
+def _plot(args):
+    check_output(args.output or default_output(args.source), 'png', args.force)
+    return plot_run(args.source, args.output)
 
 
 if __name__ == '__main__':

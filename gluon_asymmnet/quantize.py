@@ -11,14 +11,15 @@ import sys
 
 import mxnet as mx
 
-from .cli import DATA_RANGES, OneLineParser, add_data_flags, add_gpus_flag, check_ranges, run, \
-    validation_source
+from .cli import (DATA_RANGES, OneLineParser, add_data_flags, add_gpus_flag, check_batch_memory,
+                  check_ranges, gpu_devices, run, validation_source)
 from .data import default_digits_root, imagenet_rec_iters, prepare_digits
 from .deploy.export import save_export
+from .deploy.info import export_of
 from .deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
-from .deploy.runtime import devices, exported_predictor, load_exported, onnx_predictor
+from .deploy.runtime import exported_predictor, load_exported, onnx_predictor
 from .errors import UsageError
-from .evaluation import evaluate, validation_data
+from .evaluation import evaluate, top5_text, validation_data
 from .fileio import atomic_save, writable_target
 
 __all__ = ['build_parser', 'main']
@@ -64,6 +65,12 @@ def _quantize(args):
         raise UsageError('--out %s would overwrite the model it quantizes' % args.out)
     outputs = [args.out] if args.onnx else [args.out + '-symbol.json', args.out + '-0000.params']
     for path in outputs:
+        owner = export_of(path)
+        # a file of another export: replacing it would leave that export's record naming
+        # other files (an MXNet --out replaces its own export whole, record included)
+        if owner is not None and (args.onnx or owner != os.path.abspath(args.out)):
+            raise UsageError('--out %s: %s is a file of the export %s; write the INT8 model '
+                             'elsewhere' % (args.out, path, owner))
         writable_target(path)
     if args.onnx:
         if args.gpus is not None:
@@ -72,7 +79,7 @@ def _quantize(args):
         before = onnx_predictor(args.onnx, args.input_size, args.crop_ratio)
     else:
         before = exported_predictor(args.model_prefix, args.input_size, args.crop_ratio,
-                                    devices(args.gpus))
+                                    gpu_devices(args.gpus))
     data, class_names = validation_source(args)
     source, num_classes, _ = validation_data(before, data, args.batch_size, args.num_workers,
                                              class_names)
@@ -94,8 +101,8 @@ def _quantize(args):
         after = exported_predictor(args.out, args.input_size, args.crop_ratio)
     for name, predictor in (('float32', before), ('int8', after)):
         result = evaluate(predictor, source, num_classes)
-        print('%s: top1=%.4f top5=%.4f images/s=%.1f'
-              % (name, result['top1'], result['top5'], result['images_per_sec']))
+        print('%s: top1=%.4f%s images/s=%.1f'
+              % (name, result['top1'], top5_text(result), result['images_per_sec']))
     for path in outputs + ([] if args.onnx or not os.path.exists(args.out + '-info.json')
                            else [args.out + '-info.json']):
         print(path)
@@ -106,6 +113,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     check_ranges(parser, args, DATA_RANGES + (('num_calib', 1, None, True, True),))
+    if args.input_size:
+        check_batch_memory(parser, args.batch_size, args.input_size, 'inference')
     return run(parser, _quantize, args)
 
 

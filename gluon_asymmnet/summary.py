@@ -4,7 +4,7 @@ Console script ``asymmnet-summary``; the counting is :mod:`gluon_asymmnet.comple
 """
 import sys
 
-from .cli import OneLineParser, check_ranges, run
+from .cli import MAX_INPUT_SIZE, OneLineParser, check_ranges, run
 from .complexity import summary
 from .errors import UsageError
 from .model_zoo import get_model, get_model_config
@@ -43,7 +43,7 @@ def main(argv=None):
     parser.add_argument('--asymmrate', type=int, default=None)
     parser.add_argument('--totals-only', action='store_true', help='skip the per-layer table')
     args = parser.parse_args(argv)
-    check_ranges(parser, args, (('input_size', 32, None, True, True),
+    check_ranges(parser, args, (('input_size', 32, MAX_INPUT_SIZE, True, True),
                                 ('classes', 1, None, True, True),
                                 ('asymmrate', 0, None, True, True)))
     return run(parser, _summarise, args)

@@ -66,6 +66,14 @@ def _images():
     return mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (2, 3, 128, 128)))
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """The same initial weights whatever ran before in this process: with some draws a
+    squeeze-excitation's first layer of a x0.35 backbone starts dead (ReLU) and gets no
+    gradient, which says nothing about the graph."""
+    mx.random.seed(0)
+
+
 GT_BOXES = mx.nd.array([[[10, 20, 60, 90]], [[40, 30, 120, 100]]])
 GT_IDS = mx.nd.array([[[0]], [[1]]])
 

@@ -160,6 +160,7 @@ def test_trains_with_onednn_on_channel_counts_not_multiple_of_16(hybridize):
     assert any(w % 16 for w in widths)
 
 
+@pytest.mark.slow
 def test_gradients_match_a_reference_without_onednn(tmp_path):
     """Same mathematics as the plain 4-D concat: compare input gradients with a
     subprocess that runs with MXNET_MKLDNN_ENABLED=0."""

@@ -398,3 +398,17 @@ def test_one_pixel_images_are_upscaled_not_fatal(tmp_path):
     train, val = image_folder_loaders(str(tmp_path), batch_size=4, input_size=32, num_workers=1)
     shapes = [data.shape for loader in (train, val) for data, _ in batches(loader)]
     assert shapes == [(4, 3, 32, 32)] * 4
+
+
+def test_a_training_part_of_no_image_is_refused_up_front(tmp_path):
+    from gluon_asymmnet.data.prepare import prepare_records
+    for label in ('a', 'b'):
+        (tmp_path / 'images' / label).mkdir(parents=True)
+        for i in range(12):
+            cv2.imwrite(str(tmp_path / 'images' / label / ('%d.png' % i)),
+                        np.zeros((8, 8, 3), np.uint8))
+    out = tmp_path / 'out'
+    message = one_line_error(prepare_records, str(tmp_path / 'images'), str(out / 'set'),
+                             train_ratio=0.01)
+    assert str(tmp_path / 'images') in message and '24 images' in message, message
+    assert not out.exists() or not os.listdir(str(out))

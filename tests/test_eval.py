@@ -74,6 +74,7 @@ def test_json_report(tmp_path, digits, digits_params):
     assert result['images_per_sec'] > 0
 
 
+@pytest.mark.slow
 def test_image_of_a_real_photo_prints_five_imagenet_names(tmp_path, photo):
     params = str(tmp_path / 'imagenet.params')
     randomized('asymmnet_small_0.35').save_parameters(params)
@@ -98,6 +99,7 @@ def test_image_names_come_from_the_exported_synset(tmp_path, photo):
     assert len(labels) == 5 and set(labels) <= set(net.classes)
 
 
+@pytest.mark.slow
 def test_benchmark_prints_every_backend_with_ratios():
     status, out, err = run_cli('eval.py', '--benchmark', '--model', 'asymmnet_small_0.35',
                                '--compare', 'mobilenetv3_small', '--input-size', 32,
@@ -111,6 +113,7 @@ def test_benchmark_prints_every_backend_with_ratios():
     assert rows[0][4] == rows[7][4] == '1.00x'
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_line_errors(tmp_path, digits, digits_params, photo):
     data = ('--dataset', 'digits', '--digits-root', digits.val_dir.rsplit('/', 2)[0], '-j', 1)
     half = str(tmp_path / 'half.params')
@@ -148,6 +151,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, digits, digits_params, photo):
     assert_one_line_error(status, err, 'text.jpg: not an image')
 
 
+@pytest.mark.slow
 def test_eval_of_a_runs_own_export_reports_the_runs_accuracy(tmp_path):
     """No preprocessing flags: the run's export records its crop ratio (1, not the default
     0.875), input size and class names, and eval.py reads them."""
@@ -171,7 +175,7 @@ def test_eval_of_a_runs_own_export_reports_the_runs_accuracy(tmp_path):
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_while_mxnet_loads_is_one_line(signum):
-    """eval.py is a script: its handlers are in place before MXNet's seconds of importing."""
+    """The package's __init__ hears signals before MXNet's seconds of importing."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'eval.py'), '--help'],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

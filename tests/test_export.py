@@ -66,6 +66,7 @@ def fake_run_dir(folder, name='asymmnet_small_0.35', classes=10, input_size=32):
 
 # the classes come from the head's last weight: output.0.weight (no bias in MobileNetV2),
 # output.0.conv2.weight in GhostNet
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['asymmnet_small_0.35', 'mobilenetv2_asymm_0.35',
                                   'ghostnet_0.5'])
 def test_cli_exports_a_training_run(tmp_path, name):

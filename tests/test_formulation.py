@@ -198,6 +198,7 @@ def _run(tmp_path, specs, onednn):
     return [dict(np.load(out)) for out in outs]
 
 
+@pytest.mark.slow
 def test_every_graph_matches_the_plain_concat_without_onednn(tmp_path):
     """With the same kernels (oneDNN off), the inference graph (``split``) and the
     training graph (5-D views) give the plain concat's outputs and gradients."""
@@ -211,6 +212,7 @@ def test_every_graph_matches_the_plain_concat_without_onednn(tmp_path):
     assert np.abs(reference['inference']).std() > 1e-2   # the comparison is not of zeros
 
 
+@pytest.mark.slow
 def test_training_gradients_with_onednn_match_plain_concat_without(tmp_path):
     reference, = _run(tmp_path, [('concat', 0)], onednn=False)
     ours, = _run(tmp_path, [('auto', 1)], onednn=True)

@@ -23,9 +23,10 @@ def _mxnet_private_names():
     net.hybridize()
     net(mx.nd.zeros((1, 3, 8, 8)))
     symbol = net(mx.sym.var('data'))
+    trainer = mx.gluon.Trainer(net.collect_params(), 'nag', {'learning_rate': 0.1})
     objects = [net, net[0], net[1], net[2], net[0].weight, net.collect_params(), symbol,
                mx.nd.zeros(1), mx.gluon.SymbolBlock(symbol, mx.sym.var('data'),
-                                                    params=net.collect_params())]
+                                                    params=net.collect_params()), trainer]
     return {name for obj in objects for name in dir(obj)
             if name.startswith('_') and not name.startswith('__')}
 

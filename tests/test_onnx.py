@@ -65,6 +65,7 @@ def test_deploy_symbol_drops_identity_reshapes_for_onnx_only():
     assert len(onnx_graph) == len(json.loads(symbol.tojson())['nodes']) - len(identity)
 
 
+@pytest.mark.slow
 def test_eval_of_onnx_and_export_agree(tmp_path):
     from gluon_asymmnet.data import prepare_digits
     net = randomized('asymmnet_small_0.35', classes=10)
@@ -100,6 +101,7 @@ def test_corrupted_onnx_file_is_one_line(tmp_path):
     assert_one_line_error(status, err, 'bad.onnx: not a valid ONNX model')
 
 
+@pytest.mark.slow
 def test_onnx_of_another_model_is_refused(tmp_path):
     net = randomized('asymmnet_small_0.35', classes=1000)
     export_model(net, str(tmp_path / 'imagenet'), 32, fmt='onnx')

@@ -66,7 +66,13 @@ def _opencv_logits(path, batch):
     return net.forward()
 
 
-@pytest.mark.parametrize('name', gluon_asymmnet.list_models())
+#: The models of the fast tier (one per family); the rest are slow (tests/conftest.py).
+FAST_MODELS = ('asymmnet_small_0.35', 'mobilenetv2_asymm_0.35', 'ghostnet_0.5')
+
+
+@pytest.mark.parametrize('name', [
+    pytest.param(name, marks=() if name in FAST_MODELS else pytest.mark.slow)
+    for name in gluon_asymmnet.list_models()])
 def test_opencv_matches_mxnet(tmp_path, name):
     net, batch = calibrated(name)
     prefix = str(tmp_path / name)

@@ -38,6 +38,7 @@ def trained(tmp_path_factory):
     return net, prefix, val, calibration_iter(train, 320), str(root)
 
 
+@pytest.mark.slow
 def test_calibration_iter_lives_on_cpu0(trained):
     calib = trained[3]
     calib.reset()
@@ -46,6 +47,7 @@ def test_calibration_iter_lives_on_cpu0(trained):
     assert sum(b.data[0].shape[0] for b in calib) == 320 - 32   # the rest of the epoch
 
 
+@pytest.mark.slow
 def test_mxnet_int8_keeps_top1(trained, tmp_path):
     net, prefix, val, calib, _ = trained
     fp32 = evaluate(exported_predictor(prefix), val, 10)
@@ -60,6 +62,7 @@ def test_mxnet_int8_keeps_top1(trained, tmp_path):
     assert int8['top1'] >= fp32['top1'] - 0.01
 
 
+@pytest.mark.slow
 def test_onnxruntime_int8_keeps_top1(trained, tmp_path):
     _, prefix, val, calib, _ = trained
     fp32 = evaluate(onnx_predictor(prefix + '.onnx'), val, 10)
@@ -73,6 +76,7 @@ def test_onnxruntime_int8_keeps_top1(trained, tmp_path):
     assert int8['top1'] >= fp32['top1'] - 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('suffix, batch', [('.onnx', None), ('-batch1.onnx', 1)])
 def test_cli_prints_top1_before_and_after(trained, tmp_path, suffix, batch):
     """Both ONNX files that export writes; the fixed-batch one calibrates in pieces."""
@@ -90,6 +94,7 @@ def test_cli_prints_top1_before_and_after(trained, tmp_path, suffix, batch):
     assert shape[0] == batch or (batch is None and not isinstance(shape[0], int))
 
 
+@pytest.mark.slow
 def test_cli_quantizes_an_export_into_one_that_loads(trained, tmp_path):
     """--model-prefix: the INT8 export is one unit, its info the sha1 of its own files."""
     from gluon_asymmnet.deploy.runtime import load_exported

@@ -169,6 +169,8 @@ def _top1(run_dir):
         return json.loads(lines.readlines()[-1])['val_top1']
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 def test_fine_tuning_beats_training_from_scratch(digits, tmp_path):
     """AsymmNet trained on seven digits, fine-tuned on three digits it never saw (20 images
     each), against the same recipe from scratch: equal epochs, equal seeds."""

@@ -68,6 +68,7 @@ def test_every_flag_trains_a_step(digits, tmp_path, flags):
     assert os.path.exists(os.path.join(folder, MODEL + '-symbol.json'))
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars(digits, tmp_path):
     # a fresh process: mxboard needs protobuf's pure-Python runtime, chosen at its first import
     proc = python('train_imagenet.py', *argv(digits, tmp_path, '--tensorboard'))
@@ -182,6 +183,7 @@ def test_a_finished_or_busy_run_folder_is_refused(digits, tmp_path, capsys):
     assert status == 2 and 'in use by another training (pid %d)' % os.getpid() in err
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_resume_auto_continues(digits, tmp_path):
     common = ['--num-epochs', '3', '--lr-mode', 'cosine', '--warmup-epochs', '1']
     reference = tmp_path / 'reference'
@@ -194,7 +196,7 @@ def test_sigterm_checkpoints_and_resume_auto_continues(digits, tmp_path):
         output.append(line)
         if line.startswith('Epoch[1] Batch [2]'):
             proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 0, ''.join(output)
+    assert proc.wait(timeout=120) == 130, ''.join(output)
     assert any('SIGTERM: stopped after Epoch[1] Batch' in line for line in output)
     folder = run_dir(interrupted)
     meta = latest_checkpoint(folder)[0].record
@@ -225,6 +227,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(digits, tmp_pa
     assert latest_checkpoint(folder) == good and len(metrics(folder)) == 1
 
 
+@pytest.mark.slow
 def test_bfloat16_amp_trains_asymmnet_on_cpu(digits, tmp_path):
     script = textwrap.dedent('''
         import sys
@@ -265,6 +268,7 @@ def test_bfloat16_amp_trains_asymmnet_on_cpu(digits, tmp_path):
     assert np.isfinite(metrics(run_dir(tmp_path))[0]['train_loss'])
 
 
+@pytest.mark.slow
 def test_dist_sync_two_workers_end_with_identical_parameters(digits, tmp_path):
     proc = python('-m', 'gluon_asymmnet.launch', '-n', '2', '-s', '1', '--',
                   'python', 'train_imagenet.py',
@@ -283,6 +287,7 @@ def test_dist_sync_two_workers_end_with_identical_parameters(digits, tmp_path):
     assert len(metrics(folder)) == 1
 
 
+@pytest.mark.slow
 def test_dist_async_trains_on_the_servers_and_checkpoints_the_parameters(digits, tmp_path):
     proc = python('-m', 'gluon_asymmnet.launch', '-n', '2', '-s', '1', '--',
                   'python', 'train_imagenet.py',

@@ -139,3 +139,22 @@ def test_feature_channels_of_ghostnet():
     outs = net(mx.nd.ones((1, 3, 96, 128)))   # any size: global pooling, no 7x7 window
     assert [o.shape[1:] for o in outs] == [(16, 48, 64), (24, 24, 32), (40, 12, 16),
                                           (112, 6, 8), (960, 3, 4)]
+
+
+@pytest.mark.parametrize('kwargs, named', [
+    ({'width_scale': 0.5}, 'width_scale= '), ({'width_mult': 0.5}, 'width_mult= '),
+    ({'multiplier': 0.5}, 'multiplier= ')])
+def test_a_width_keyword_says_the_width_is_in_the_name(kwargs, named):
+    with pytest.raises(TypeError) as error:
+        get_model('asymmnet_small_0.5', **kwargs)
+    message = str(error.value)
+    assert named.strip() in message and 'asymmnet_small_<width>' in message, message
+
+
+def test_keywords_and_names_a_model_does_not_take_are_named():
+    with pytest.raises(TypeError, match='ghostnet_0.5 does not take asymmrate='):
+        get_model('ghostnet_0.5', asymmrate=1)
+    with pytest.raises(ValueError, match='shuffle_group must be >= 0'):
+        get_model('asymmnet_small_0.5', shuffle_group=-2)
+    with pytest.raises(ValueError, match='a model name is a str'):
+        get_model(None)

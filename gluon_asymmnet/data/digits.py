@@ -25,7 +25,7 @@ import numpy as np
 from mxnet import recordio
 from PIL import Image
 
-from ..errors import DataError
+from ..errors import DataError, check_memory
 
 __all__ = ['DigitsData', 'default_digits_root', 'prepare_digits', 'digits_images']
 
@@ -34,6 +34,8 @@ DigitsData = collections.namedtuple(
     'DigitsData', 'train_rec train_idx val_rec val_idx train_dir val_dir classes num_train num_val')
 
 _CLASSES = [str(digit) for digit in range(10)]
+#: Images in the set.
+_COUNT = 1797
 _MANIFEST = 'digits.json'
 _VAL_FRACTION = 0.2
 _SPLIT_SEED = 0
@@ -107,6 +109,8 @@ def prepare_digits(root, size=32):
     ------
     DataError
         ``root`` cannot be written, or holds an incomplete ``digits-<size>``.
+    UsageError
+        The images at ``size`` do not fit in this machine's memory (checked first).
     """
     root = os.path.abspath(os.path.expanduser(root))
     folder = os.path.join(root, 'digits-%d' % size)
@@ -115,6 +119,8 @@ def prepare_digits(root, size=32):
             raise DataError('%s: not a complete digits build (no %s); delete it'
                             % (folder, _MANIFEST))
         return _result(folder)
+    # every image upscaled, then stacked: twice the set in memory
+    check_memory(2 * _COUNT * size * size * 3, 'the digits data set at %d px' % size)
     build = None
     try:
         os.makedirs(root, exist_ok=True)

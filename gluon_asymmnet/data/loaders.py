@@ -181,6 +181,22 @@ class _PartSampler(gluon.data.sampler.Sampler):
         return len(self._indices)
 
 
+class _Chain:
+    """The transforms applied in turn, each imperatively.
+
+    Not ``transforms.Compose``: it hybridizes its blocks, and the loaders' worker threads
+    then build one cached graph at once (``AttributeError`` in ``name_scope``).
+    """
+
+    def __init__(self, blocks):
+        self._blocks = blocks
+
+    def __call__(self, image):
+        for block in self._blocks:
+            image = block(image)
+        return image
+
+
 def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAULT.crop_ratio,
                          num_workers=4, num_parts=1, part_index=0, mean=IMAGENET_MEAN_RGB,
                          std=IMAGENET_STD_RGB,
@@ -199,7 +215,10 @@ def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAU
         (sorted names are the class numbers, as ``ImageFolderDataset`` does).
     batch_size, input_size, crop_ratio, num_workers, num_parts, part_index, mean, std
     min_random_area, mirror
-        As in :func:`imagenet_rec_iters` (``num_workers`` worker processes).
+        As in :func:`imagenet_rec_iters` (``num_workers`` worker threads: worker
+        processes, MXNet's default, can hang the command at its exit or on SIGTERM
+        while the pool respawns them; threads decode as fast, as OpenCV and MXNet
+        release the GIL).
 
     Returns
     -------
@@ -209,14 +228,14 @@ def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAU
         An image that fails to decode raises :class:`DataError` naming it.
     """
     normalize = transforms.Normalize([m / 255. for m in mean], [s / 255. for s in std])
-    train_transform = transforms.Compose(
+    train_transform = _Chain(
         [transforms.RandomResizedCrop(input_size, scale=(min_random_area, 1.0))]
         + ([transforms.RandomFlipLeftRight()] if mirror else [])
         + [transforms.RandomColorJitter(brightness=_JITTER, contrast=_JITTER, saturation=_JITTER),
            transforms.RandomLighting(_LIGHTING),
            transforms.ToTensor(),
            normalize])
-    val_transform = transforms.Compose([
+    val_transform = _Chain([
         transforms.Resize(_resize_for(input_size, crop_ratio), keep_ratio=True),
         transforms.CenterCrop(input_size),
         transforms.ToTensor(),
@@ -229,7 +248,7 @@ def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAU
         sampler = _PartSampler(len(dataset), num_parts, part_index, shuffle)
         loaders.append(gluon.data.DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-            last_batch='discard' if shuffle else 'keep'))
+            thread_pool=True, last_batch='discard' if shuffle else 'keep'))
     return tuple(loaders)
 
 
@@ -456,8 +475,8 @@ def check_data(source, batch_size, classes=None, num_parts=1, max_decode=1000):
     DataError
         Missing or unreadable rec/idx/folder, a rec without idx, an index past
         the end of its rec, an image that does not decode, fewer training samples
-        per worker than one batch, or a number of classes in the data other than
-        ``classes``.
+        per worker than one batch, a single class, or a number of classes in the
+        data other than ``classes``.
     """
     class_names = None
     if source.rec_train:
@@ -480,6 +499,9 @@ def check_data(source, batch_size, classes=None, num_parts=1, max_decode=1000):
         num_classes = len(class_names)
     else:
         raise DataError('no training data: give RecordIO files or a class folder')
+    if num_classes < 2:
+        raise DataError('%s: the training data hold one class only; a classifier needs at '
+                        'least 2' % where)
     per_worker = num_train // max(1, num_parts)
     if per_worker < batch_size:
         raise DataError('%s: %d training samples%s, fewer than one batch of %d'

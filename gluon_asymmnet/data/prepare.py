@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 
-from ..cli import OneLineParser, run
+from ..cli import MAX_DATA_WORKERS, MAX_INPUT_SIZE, OneLineParser, check_ranges, run
 from ..errors import DataError
 from ..fileio import publish
 from .loaders import SYNSET_SUFFIX
@@ -150,6 +150,11 @@ def prepare_records(image_dir, out_prefix, resize=0, quality=95, num_thread=1, t
         raise DataError('--resize must be >= 0 and --num-thread >= 1')
     image_dir = os.path.abspath(os.path.expanduser(image_dir))
     classes = _check_image_tree(image_dir)
+    images = sum(os.path.splitext(f)[1].lower() in _IMAGE_EXTENSIONS
+                 for _, _, files in os.walk(image_dir) for f in files)
+    if train_ratio < 1 and int(images * train_ratio) < 1:   # as im2rec.py cuts the list
+        raise DataError('%s: a training part of %g of its %d images holds none; raise the '
+                        'ratio' % (image_dir, train_ratio, images))
     out_prefix = os.path.abspath(os.path.expanduser(out_prefix))
     out_dir, name = os.path.split(out_prefix)
     try:
@@ -206,6 +211,10 @@ def main(argv=None):
                         help='fraction for OUT_train (the rest: OUT_val); 1: OUT only')
     parser.add_argument('-q', '--quiet', action='store_true', help="hide im2rec's output")
     args = parser.parse_args(argv)
+    check_ranges(parser, args, (('resize', 0, 4 * MAX_INPUT_SIZE, True, True),
+                                ('quality', 1, 100, True, True),
+                                ('num_thread', 1, MAX_DATA_WORKERS, True, True),
+                                ('train_ratio', 0, 1, False, True)))
     echo = (lambda line: None) if args.quiet else print
     written = run(parser, prepare_records, args.image_dir, args.out_prefix, args.resize,
                   args.quality, args.num_thread, args.train_ratio, echo)

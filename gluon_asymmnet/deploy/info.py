@@ -7,19 +7,24 @@ record in their metadata (key :data:`META_KEY`). Its defaults come from the
 model's :class:`~gluon_asymmnet.model_zoo.ModelConfig`.
 """
 import json
+import math
+import numbers
 import os
 
 import numpy as np
 
+from ..cli import MAX_INPUT_SIZE
 from ..errors import UsageError
 from ..fileio import atomic_write_json
 from ..model_zoo import ModelConfig, file_sha1
 
-__all__ = ['ExportInfo', 'make_info', 'read_info', 'write_info', 'check_files', 'net_synset',
-           'META_KEY']
+__all__ = ['ExportInfo', 'make_info', 'parse_info', 'read_info', 'write_info', 'check_files',
+           'export_of', 'net_synset', 'META_KEY', 'LAYOUTS']
 
 #: Metadata key of the record in ONNX files.
 META_KEY = 'gluon_asymmnet'
+#: The layouts of an export's input: normalised NCHW, or 0-255 NHWC.
+LAYOUTS = ('CHW', 'HWC')
 
 class ExportInfo(dict):
     """What an exported graph expects and gives (the ``PREFIX-info.json`` record).
@@ -72,6 +77,81 @@ def make_info(model, classes, synset=None, config=ModelConfig(), preprocess=Fals
                       synset=list(synset) if synset is not None else None)
 
 
+def _number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def _int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _problem(record):
+    """``(field, what is wrong)`` of a decoded record, or None when it is sound."""
+    if not isinstance(record, dict):
+        return None, 'is a JSON %s, not an object' % type(record).__name__
+    for field in ('input_shape', 'layout', 'preprocess', 'mean', 'std', 'crop_ratio', 'classes'):
+        if field not in record:
+            return field, 'is missing'
+    layout, shape = record['layout'], record['input_shape']
+    if layout not in LAYOUTS:
+        return 'layout', 'is %r, not one of %s' % (layout, ', '.join(LAYOUTS))
+    if not (isinstance(shape, list) and len(shape) == 4 and all(map(_int, shape))):
+        return 'input_shape', 'is %r, not a list of 4 integers' % (shape,)
+    channels, height, width = shape[1:] if layout == 'CHW' else (shape[3],) + tuple(shape[1:3])
+    if shape[0] < 1 or channels != 3 or height != width or not 1 <= height <= MAX_INPUT_SIZE:
+        return 'input_shape', ('is %r: not one or more square %s images of 1 to %d pixels'
+                               % (shape, 'RGB (3, H, W)' if layout == 'CHW' else 'RGB (H, W, 3)',
+                                  MAX_INPUT_SIZE))
+    if not isinstance(record['preprocess'], bool):
+        return 'preprocess', 'is %r, not true or false' % (record['preprocess'],)
+    for field in ('mean', 'std'):
+        values = record[field]
+        if not (isinstance(values, list) and len(values) == 3 and all(map(_number, values))):
+            return field, 'is %r, not 3 finite numbers' % (values,)
+    if min(record['std']) <= 0:
+        return 'std', 'is %r: each must be > 0' % (record['std'],)
+    if not (_number(record['crop_ratio']) and 0 < record['crop_ratio'] <= 1):
+        return 'crop_ratio', 'is %r, not a number in (0, 1]' % (record['crop_ratio'],)
+    classes, synset = record['classes'], record.get('synset')
+    if not (_int(classes) and classes >= 1):
+        return 'classes', 'is %r, not a positive integer' % (classes,)
+    if synset is not None and not (isinstance(synset, list) and len(synset) == classes
+                                   and all(isinstance(name, str) for name in synset)):
+        return 'synset', ('is not a list of %d class names (one per class)' % classes)
+    files = record.get('files')
+    if files is not None and not (isinstance(files, dict) and all(
+            isinstance(value, str) for value in files.values())):
+        return 'files', 'is not an object of sha1 strings by suffix'
+    return None
+
+
+def parse_info(record, where):
+    """The :class:`ExportInfo` of a decoded JSON ``record``, checked field by field.
+
+    Parameters
+    ----------
+    record : object
+        What ``json.load`` gave.
+    where : str
+        The file it came from, for the message.
+
+    Raises
+    ------
+    UsageError
+        One line naming ``where`` and the field at fault (the record is not an object; a
+        field is missing; the layout is unknown; the input shape is not one or more
+        square RGB images of a sane size; a mean or std is not finite, a std not > 0; the
+        crop ratio is not in (0, 1]; the class names are not one per class...).
+    """
+    problem = _problem(record)
+    if problem is not None:
+        field, what = problem
+        raise UsageError('%s: %s %s; export the model again rather than edit the record'
+                         % (where, 'the record' if field is None else 'field %s' % field, what))
+    return ExportInfo(record)
+
+
 def check_files(info, prefix):
     """Raise unless the files of ``prefix`` are those its info was written with.
 
@@ -89,6 +169,31 @@ def check_files(info, prefix):
                              'overwritten by another one; export it again' % (path, prefix))
 
 
+def export_of(path):
+    """The prefix of the export that ``path`` is a file of (its ``-info.json`` included),
+    or None.
+
+    The exports of ``path``'s folder are those whose ``PREFIX-info.json`` lists their files
+    (``files``, by suffix); an unreadable record counts for nothing.
+    """
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    try:
+        names = [name for name in os.listdir(folder) if name.endswith('-info.json')]
+    except OSError:
+        return None
+    for name in sorted(names):
+        prefix = os.path.join(folder, name[:-len('-info.json')])
+        try:
+            with open(prefix + '-info.json') as f:
+                files = json.load(f).get('files') or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        if path == prefix + '-info.json' or any(path == prefix + suffix for suffix in files):
+            return prefix
+    return None
+
+
 def net_synset(net, classes):
     """Class names of ``net`` (its ``classes``; ImageNet's for 1000 outputs), or None."""
     synset = getattr(net, 'classes', None)
@@ -99,15 +204,22 @@ def net_synset(net, classes):
 
 
 def read_info(prefix):
-    """The :class:`ExportInfo` of ``PREFIX-info.json``, or None if there is none."""
+    """The :class:`ExportInfo` of ``PREFIX-info.json``, or None if there is none.
+
+    Raises
+    ------
+    UsageError
+        Not JSON, or not a sound record (:func:`parse_info`).
+    """
     path = prefix + '-info.json'
     if not os.path.isfile(path):
         return None
     try:
         with open(path) as f:
-            return ExportInfo(json.load(f))
+            record = json.load(f)
     except ValueError:
         raise UsageError('%s: not a valid JSON file' % path) from None
+    return parse_info(record, path)
 
 
 def write_info(info, prefix):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .graph import deploy_symbol, symbol_block
-from .info import META_KEY, ExportInfo
+from .info import META_KEY, parse_info
 
 __all__ = ['export_onnx', 'fold_gate_hard_sigmoids', 'load_onnx', 'require_onnxruntime',
            'ONNX_TOLERANCE']
@@ -199,7 +199,8 @@ def load_onnx(path, threads=0, spinning=True):
     Raises
     ------
     UsageError
-        onnxruntime missing, no such file, or not a valid ONNX model.
+        onnxruntime missing, no such file, not a valid ONNX model, or a record in its
+        metadata that is not sound (:func:`~gluon_asymmnet.deploy.info.parse_info`).
     """
     ort = require_onnxruntime()
     if not os.path.isfile(path):
@@ -214,4 +215,11 @@ def load_onnx(path, threads=0, spinning=True):
         raise UsageError('%s: not a valid ONNX model (%s)'
                          % (path, str(error).strip().splitlines()[0][:200])) from None
     meta = session.get_modelmeta().custom_metadata_map.get(META_KEY)
-    return session, ExportInfo(json.loads(meta)) if meta else None
+    if not meta:
+        return session, None
+    where = '%s (its %s metadata)' % (path, META_KEY)
+    try:
+        record = json.loads(meta)
+    except ValueError:
+        raise UsageError('%s: not valid JSON' % where) from None
+    return session, parse_info(record, where)

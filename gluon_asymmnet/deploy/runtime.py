@@ -20,32 +20,8 @@ from .info import check_files, make_info, read_info
 from .onnx import load_onnx
 from .sources import zoo_model
 
-__all__ = ['devices', 'load_exported', 'mxnet_runner', 'onnx_runner', 'Predictor', 'zoo_predictor',
+__all__ = ['load_exported', 'mxnet_runner', 'onnx_runner', 'Predictor', 'zoo_predictor',
            'exported_predictor', 'onnx_predictor']
-
-
-def devices(gpus):
-    """The devices of a ``--gpus`` flag: ``'0,1'`` gives ``[gpu(0), gpu(1)]``, None the CPU.
-
-    Raises
-    ------
-    UsageError
-        Not GPU ids, or a GPU that MXNet does not see (a CPU build of MXNet sees none).
-    """
-    if gpus is None:
-        return [mx.cpu()]
-    try:
-        ids = [int(part) for part in gpus.split(',')]
-    except ValueError:
-        ids = [-1]
-    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
-        raise UsageError('--gpus must be distinct GPU ids such as 0 or 0,1, not %r' % gpus)
-    visible = mx.context.num_gpus()
-    if max(ids) >= visible:
-        raise UsageError('--gpus %s, but MXNet sees %d GPU(s) here%s' % (
-            gpus, visible, ' (a CPU build of MXNet: see README, "Training on GPUs")'
-            if visible == 0 else ''))
-    return [mx.gpu(i) for i in ids]
 
 
 def load_exported(prefix, ctx=(mx.cpu(),)):
@@ -204,17 +180,22 @@ def exported_predictor(prefix, input_size=None, crop_ratio=None, ctx=(mx.cpu(),)
 
 
 def onnx_predictor(path, input_size=None, crop_ratio=None):
-    """An ONNX Runtime session; its shape and classes come from the file."""
+    """An ONNX Runtime session; its shape and classes come from the file (``input_size``
+    gives the side of a graph whose input is ``(N, 3, H, W)`` with symbolic ``H``, ``W``)."""
     session, info = load_onnx(path)
     graph_input = session.get_inputs()[0]
     outputs = session.get_outputs()[0].shape[-1]
     if info is None:
         shape = graph_input.shape
-        if not (len(shape) == 4 and shape[1] == 3 and isinstance(shape[2], int)):
+        if not (len(shape) == 4 and shape[1] == 3):
             raise UsageError('%s: input %s is not (N, 3, H, W)' % (path, shape))
-        if input_size and shape[2] != input_size:
-            raise UsageError('%s takes %dx%d images, not %dx%d'
-                             % (path, shape[2], shape[3], input_size, input_size))
-        input_size = shape[2]
+        if isinstance(shape[2], int):
+            if input_size and shape[2] != input_size:
+                raise UsageError('%s takes %dx%d images, not %dx%d'
+                                 % (path, shape[2], shape[3], input_size, input_size))
+            input_size = shape[2]
+        elif not input_size:   # symbolic height and width ('H', 'W'): any size runs
+            raise UsageError('%s: input %s has symbolic sides; give the image size it takes'
+                             % (path, shape))
     info = _recorded_info(info, path, input_size, crop_ratio, outputs)
     return Predictor(onnx_runner(session), info, path)

@@ -18,11 +18,10 @@ import fcntl
 import json
 import os
 import platform
-import signal
 import sys
 import tempfile
 
-from ..cli import OneLineParser, run as run_command
+from ..cli import EXIT_INTERRUPTED, OneLineParser, run as run_command
 from ..errors import UsageError
 from ..fileio import atomic_write_json
 from . import grid as grid_mod
@@ -99,13 +98,15 @@ def _arms(args):
 
 
 def _owned_given(flags):
-    """The runner-owned ``train_imagenet.py`` options among ``flags``."""
+    """The runner-owned ``train_imagenet.py`` options among ``flags``, as the command line
+    spells them (``-j/--num-data-workers``)."""
     from ..train.args import build_parser as train_parser
     parser = train_parser()
     unset, placeholder = object(), '<set by the runner>'
     parser.set_defaults(**{dest: unset for dest in OWNED})
     parsed = parser.parse_args(['--model', placeholder] + list(flags))
-    return [dest for dest in OWNED if getattr(parsed, dest) not in (unset, placeholder)]
+    spelled = {action.dest: '/'.join(action.option_strings) for action in parser._actions}
+    return [spelled[dest] for dest in OWNED if getattr(parsed, dest) not in (unset, placeholder)]
 
 
 def _recipe(flags, cell):
@@ -113,9 +114,8 @@ def _recipe(flags, cell):
     from ..train.args import parse_args
     owned = _owned_given(flags)
     if owned:
-        raise UsageError('the runner sets %s for every cell: leave %s out of the training flags'
-                         % (', '.join(owned), ', '.join('--' + d.replace('_', '-')
-                                                        for d in owned)))
+        raise UsageError('the runner sets %s for every cell: leave them out of the training '
+                         'flags' % ', '.join(owned))
     return parse_args(list(flags) + cell.train_flags())
 
 
@@ -161,10 +161,13 @@ def _check_block(readme):
             content = text.read()
     except OSError as error:
         raise UsageError('--update-readme %s: %s' % (readme, error.strerror)) from None
-    for marker in ('begin', 'end'):
-        if '<!-- %s:%s -->' % (_README_BLOCK, marker) not in content:
-            raise UsageError('--update-readme %s has no <!-- %s:%s --> line'
-                             % (readme, _README_BLOCK, marker))
+    begin, end = ('<!-- %s:%s -->' % (_README_BLOCK, marker) for marker in ('begin', 'end'))
+    for marker in (begin, end):
+        if marker not in content:
+            raise UsageError('--update-readme %s has no %s line' % (readme, marker))
+    if end not in content.split(begin, 1)[1]:
+        raise UsageError('--update-readme %s: its %s line comes before %s'
+                         % (readme, end, begin))
 
 
 def _lock(out):
@@ -187,6 +190,7 @@ def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, 
                                preset.cell_seconds if preset else None)
     for cell, state, seconds in zip(cells, states, estimates):
         status = {'done': 'done', 'todo': 'to train',
+                  'damaged': 'finished, its last metrics line missing (delete it to retrain)',
                   'partial': 'resume after %d/%d epochs' % (state.epochs, num_epochs)}
         echo('%-48s %-28s %s' % (cell.run_name, status[state.state],
                                  '' if seconds is None else '~%.0f s' % seconds))
@@ -277,8 +281,13 @@ def run(args, flags, echo=print):
     recipe = _recipe(flags, cells[0])
     if args.latency_runs < 0 or args.latency_threads < 1:
         raise UsageError('need --latency-runs >= 0 and --latency-threads >= 1')
-    if args.jobs < 1:
-        raise UsageError('--jobs must be >= 1, not %d' % args.jobs)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    if not 1 <= args.jobs <= cores:
+        raise UsageError('--jobs must be between 1 and the %d cores here, not %d'
+                         % (cores, args.jobs))
+    if args.latency_threads > cores:
+        raise UsageError('--latency-threads must be <= the %d cores here, not %d'
+                         % (cores, args.latency_threads))
     if args.jobs > 1 and recipe.num_gpus > 0:
         raise UsageError('--jobs %d with --num-gpus %d: the cells would share the GPUs; use '
                          '--jobs 1' % (args.jobs, recipe.num_gpus))
@@ -291,7 +300,6 @@ def run(args, flags, echo=print):
     _pin_recipe(out, flags, write=not args.dry_run)
     runs_dir = os.path.join(out, 'runs')
     classes = _classes(recipe)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     threads = max(1, cores // args.jobs)
     for note in notes:
         echo('note: %s' % note)
@@ -319,7 +327,7 @@ def run(args, flags, echo=print):
 
 
 def main(argv=None):
-    """Entry point; returns the exit status (130/143: interrupted); a bad input raises
+    """Entry point; returns the exit status (130: interrupted); a bad input raises
     ``SystemExit(2)`` after one line on stderr."""
     argv = list(sys.argv[1:] if argv is None else argv)
     own, flags = (argv[:argv.index('--')], argv[argv.index('--') + 1:]) if '--' in argv \
@@ -328,7 +336,5 @@ def main(argv=None):
     args = parser.parse_args(own)
     try:   # a bad input: one line and SystemExit(2) (gluon_asymmnet.cli.run)
         return run_command(parser, run, args, flags)
-    except Interrupted as stop:
-        return 128 + getattr(signal, stop.signal_name)
-    except KeyboardInterrupt:   # Ctrl-C while measuring (the child gets it too)
-        return 128 + signal.SIGINT
+    except Interrupted:   # the cells in flight checkpointed (or were stopped)
+        return EXIT_INTERRUPTED

@@ -177,8 +177,23 @@ def _options(name, asymmrates, shuffle_groups):
         if value is not None and value < 0:
             raise UsageError('asymmrate and shuffle_group must be >= 0, not %d' % value)
     # shuffling needs reused input copies: at r=0 every group count is the same network
-    pairs = [(r, 0 if r == 0 and g is not None else g) for r in rates for g in groups]
-    return list(dict.fromkeys(pairs))
+    pairs = list(dict.fromkeys((r, 0 if r == 0 and g is not None else g)
+                               for r in rates for g in groups))
+    for rate, group in pairs:
+        _check_build(name, rate, group)
+    return pairs
+
+
+@functools.lru_cache(maxsize=None)
+def _check_build(name, rate, group):
+    """Build the cell's (uninitialised) network, so that a grid fails before its first
+    cell trains, not when a later cell's network cannot be built."""
+    kwargs = Cell(name, None, None, rate, group, 0).model_kwargs()
+    try:
+        model_zoo.get_model(name, classes=10, **kwargs)
+    except (ValueError, TypeError) as error:
+        raise UsageError('%s with %s: %s' % (name, ', '.join(
+            '%s=%s' % item for item in sorted(kwargs.items())) or 'its defaults', error)) from None
 
 
 def expand(arms, seeds):
@@ -199,7 +214,8 @@ def expand(arms, seeds):
     ------
     UsageError
         Unknown model, a width a family lacks, ``asymmrate``/``shuffle_group`` on
-        a model that does not take them, ``seeds < 1``, an empty grid.
+        a model that does not take them, a cell whose network cannot be built (each is
+        built, uninitialised, here), ``seeds < 1``, an empty grid.
     """
     if seeds < 1:
         raise UsageError('--seeds must be >= 1, not %d' % seeds)

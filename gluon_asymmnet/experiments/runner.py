@@ -13,8 +13,9 @@ Never losing work:
   runner dies, even by SIGKILL, the kernel sends its children SIGTERM, on which
   ``train_imagenet.py`` checkpoints after the current batch and exits;
 - SIGINT/SIGTERM to the runner are forwarded as SIGTERM to every child; a child
-  still running :data:`STOP_GRACE` seconds later is killed with its group, so the
-  runner ends within 5 s and loses at most the cells in flight;
+  still running :data:`STOP_GRACE` seconds later (or at a second SIGINT/SIGTERM) is
+  killed with its group: a child checkpoints after its current batch, which takes
+  seconds for a large network at full size, so the grace is long enough for that;
 - a rerun waits for a run folder still locked by a child of a killed runner.
 """
 import collections
@@ -27,16 +28,17 @@ import subprocess
 import sys
 import time
 
+from ..cli import StopFlag
 from ..fileio import atomic_write_json
 from ..run_metrics import METRICS_FILE, read_metrics
 from ..records import LEGACY_RUN_RECORD, RUN_RECORD
-from ..train.loop import StopFlag
 
 __all__ = ['CellState', 'cell_state', 'run_cells', 'Interrupted', 'STOP_GRACE', 'TIMINGS_FILE',
            'cell_estimates', 'die_with_parent', 'read_timings']
 
-#: Seconds a child has to checkpoint and exit after SIGTERM before its group is killed.
-STOP_GRACE = 4.0
+#: Seconds a child has to checkpoint and exit after SIGTERM before its group is killed: it
+#: finishes its current batch first (5-7 s for AsymmNet-L at 160 px, batch 96, on 2 cores).
+STOP_GRACE = 30.0
 #: Seconds a run folder locked by another process (a child of a killed runner) is waited for.
 LOCK_WAIT = 60.0
 #: Wall and CPU seconds of every cell trained from scratch to the end, by run name.
@@ -44,8 +46,9 @@ TIMINGS_FILE = 'timings.json'
 _POLL = 0.2
 _PR_SET_PDEATHSIG = 1
 
-#: ``state``: 'done', 'partial' or 'todo'; ``epochs``: epochs recorded; ``final``: the
-#: metrics record of the last epoch when done.
+#: ``state``: 'done', 'partial', 'todo', or 'damaged' (exported, that is finished, but its
+#: metrics lack the last epoch: resuming cannot bring it back); ``epochs``: epochs
+#: recorded; ``final``: the metrics record of the last epoch when done.
 CellState = collections.namedtuple('CellState', 'state epochs final')
 
 
@@ -66,6 +69,8 @@ def cell_state(runs_dir, cell, num_epochs):
     exported = os.path.exists(os.path.join(folder, '%s-symbol.json' % cell.model))
     if last is not None and exported:
         return CellState('done', num_epochs, last)
+    if exported:
+        return CellState('damaged', len(records), None)
     if records or any(os.path.exists(os.path.join(folder, name))
                       for name in (RUN_RECORD, LEGACY_RUN_RECORD)):
         return CellState('partial', len(records), None)
@@ -155,14 +160,16 @@ def _stop_children(children):
         if child.process.poll() is None:
             child.process.send_signal(signal.SIGTERM)
     deadline = time.time() + STOP_GRACE
-    while time.time() < deadline and any(c.process.poll() is None for c in children):
-        time.sleep(0.05)
-    for child in children:
-        try:
-            os.killpg(child.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        child.process.wait()
+    try:
+        while time.time() < deadline and any(c.process.poll() is None for c in children):
+            time.sleep(0.05)
+    finally:   # also at a second SIGINT/SIGTERM (KeyboardInterrupt): stop now
+        for child in children:
+            try:
+                os.killpg(child.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            child.process.wait()
 
 
 def _last_line(path):
@@ -206,6 +213,12 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
     pending = collections.deque(c for c in cells
                                 if cell_state(runs_dir, c, num_epochs).state != 'done')
     total, running, failed, waiting_since = len(pending), [], [], {}
+    for cell in [c for c in pending if cell_state(runs_dir, c, num_epochs).state == 'damaged']:
+        pending.remove(cell)
+        reason = ('finished (exported) but its %s lacks epoch %d: delete %s to train it again'
+                  % (METRICS_FILE, num_epochs - 1, os.path.join(runs_dir, cell.run_name)))
+        failed.append((cell, reason))
+        echo('FAILED %s: %s' % (cell.run_name, reason))
     with StopFlag() as stop:
         while (pending or running) and not stop.signal_name:
             for _ in range(len(pending)):

@@ -24,7 +24,8 @@ The schedule is per iteration: ``--warmup-epochs`` of linear warm-up from
 import dataclasses
 import os
 
-from ..cli import OneLineParser, check_ranges
+from ..cli import (MAX_BATCH_SIZE, MAX_DATA_WORKERS, MAX_INPUT_SIZE, OneLineParser,
+                   check_batch_memory, check_ranges)
 from ..data import DataSource, default_digits_root
 from ..model_zoo import ModelConfig
 from ..records import NetSpec, TrainRecipe
@@ -184,13 +185,13 @@ def build_parser(prog='train_imagenet.py'):
 #: ``(flag, lowest, highest, lowest allowed, highest allowed)`` of the numeric flags;
 #: ``None``: unbounded. Unset optional flags (``None``) are not checked.
 _RANGES = (
-    ('batch_size', 1, None, True, True), ('num_epochs', 1, None, True, True),
-    ('log_interval', 1, None, True, True), ('input_size', 16, None, True, True),
-    ('num_workers', 0, None, True, True), ('classes', 1, None, True, True),
+    ('batch_size', 1, MAX_BATCH_SIZE, True, True), ('num_epochs', 1, None, True, True),
+    ('log_interval', 1, None, True, True), ('input_size', 16, MAX_INPUT_SIZE, True, True),
+    ('num_workers', 0, MAX_DATA_WORKERS, True, True), ('classes', 1, None, True, True),
     ('num_training_samples', 1, None, True, True), ('num_gpus', 0, None, True, True),
     ('save_frequency', 0, None, True, True), ('warmup_epochs', 0, None, True, True),
     ('lr_decay_period', 0, None, True, True), ('resume_epoch', 0, None, True, True),
-    ('seed', 0, None, True, True), ('asymmrate', 0, None, True, True),
+    ('seed', 0, 2 ** 30, True, True), ('asymmrate', 0, None, True, True),
     ('shuffle_group', 0, None, True, True),
     ('lr', 0, None, True, True), ('lr_base', 0, None, False, True),
     ('momentum', 0, 1, True, False), ('wd', 0, None, True, True),
@@ -215,6 +216,8 @@ def parse_args(argv=None):
     if args.mirror is None:
         args.mirror = not digits
     check_ranges(parser, args, _RANGES)
+    if not args.num_gpus:
+        check_batch_memory(parser, args.batch_size, args.input_size, 'training')
     if not args.tag_name or os.sep in args.tag_name or args.tag_name in ('.', '..'):
         parser.error('--tag-name must name a folder inside --save-dir, not %r' % args.tag_name)
     if args.data_dir and (args.rec_train or args.rec_val):

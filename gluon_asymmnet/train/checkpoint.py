@@ -27,6 +27,7 @@ import mxnet as mx
 
 from ..errors import UsageError
 from ..fileio import atomic_link, atomic_save
+from ..mxnet_private import trainer_kvstore
 from ..params import check_params_fit
 from ..records import CheckpointRecord, read_checkpoint_record, write_checkpoint_record
 
@@ -157,8 +158,8 @@ def mark_best(checkpoint):
 
 
 def _can_save_states(trainer):
-    kvstore = getattr(trainer, '_kvstore', None)
-    return not (trainer._update_on_kvstore and kvstore is not None and 'dist' in kvstore.type)
+    on_kvstore, kvstore = trainer_kvstore(trainer)
+    return not (on_kvstore and kvstore is not None and 'dist' in kvstore.type)
 
 
 def read_checkpoint(path):

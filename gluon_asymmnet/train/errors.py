@@ -10,3 +10,6 @@ EXIT_DIVERGED = 3
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite: the hyper-parameters (``--lr`` first) make training
     diverge. The weights of that step are not saved; the newest checkpoint stays good."""
+
+    #: The command's exit status (:func:`gluon_asymmnet.cli.run`).
+    exit_status = EXIT_DIVERGED

@@ -10,7 +10,6 @@ import collections
 import itertools
 import math
 import random
-import signal
 import sys
 import time
 
@@ -25,7 +24,7 @@ from .checkpoint import mark_best, prune_checkpoints, save_checkpoint
 from .errors import NonFiniteLoss
 from .run_dir import BATCH_LINE
 
-__all__ = ['Job', 'StopFlag', 'train', 'soft_targets']
+__all__ = ['Job', 'train', 'soft_targets']
 
 #: Label smoothing: the true class gets ``1 - eta + eta / classes``.
 SMOOTHING_ETA = 0.1
@@ -43,28 +42,6 @@ Job = collections.namedtuple(
     'Job', 'recipe net_spec input_spec model net trainer loss_fn precision ctx train_data '
            'val_data num_batches batch_size step_size classes teacher start best rank writes '
            'run_dir backbone log_interval save_frequency')
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM while installed (``with StopFlag() as stop``)."""
-
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signal_name = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        self.signal_name = signal.Signals(signum).name
-
-    def __enter__(self):
-        for signum in self._SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 def soft_targets(label, classes, eta=0.0, lam=1.0):
@@ -92,16 +69,18 @@ def _progress(iterable, total, epoch, enabled):
 
 
 def validate(job):
-    """``(top1, top5)`` of ``job.net`` on ``job.val_data``."""
+    """``(top1, top5)`` of ``job.net`` on ``job.val_data``; top5 is None for 5 classes or
+    fewer (it would always be 1)."""
     top1 = mx.metric.Accuracy()
-    top5 = mx.metric.TopKAccuracy(min(5, job.classes))
+    top5 = mx.metric.TopKAccuracy(5) if job.classes > 5 else None
     for data, label in batches(job.val_data):
         parts, labels = split_batch(data, job.ctx), split_batch(label, job.ctx)
         outputs = [job.net(x.astype(job.precision.dtype, copy=False)).astype('float32')
                    for x in parts]
         top1.update(labels, outputs)
-        top5.update(labels, outputs)
-    return top1.get()[1], top5.get()[1]
+        if top5 is not None:
+            top5.update(labels, outputs)
+    return top1.get()[1], top5.get()[1] if top5 is not None else None
 
 
 def _record(job, epoch, batch, best):
@@ -171,7 +150,7 @@ def train(job, stop):
     Parameters
     ----------
     job : Job
-    stop : StopFlag
+    stop : gluon_asymmnet.cli.StopFlag
     """
     recipe, log = job.recipe, job.run_dir.logger
     start_epoch, skip = job.start
@@ -222,7 +201,8 @@ def train(job, stop):
         top1 = top5 = None
         if job.val_data is not None:
             top1, top5 = validate(job)
-            log.info('[Epoch %d] validation: top1=%f top5=%f', epoch, top1, top5)
+            log.info('[Epoch %d] validation: top1=%f%s', epoch, top1,
+                     '' if top5 is None else ' top5=%f' % top5)
         score = top1 if top1 is not None else train_acc
         improved = score > best_top1 or best_epoch < 0
         if improved:

@@ -26,10 +26,13 @@ import mxnet as mx
 from mxnet import gluon
 
 from .. import model_zoo
+from ..cli import EXIT_INTERRUPTED, StopFlag
+from ..cli import run as run_command
 from ..data import DataSource, check_data, image_folder_loaders, imagenet_rec_iters, prepare_digits
 from ..deploy.export import export_model
 from ..deploy.sources import run_dir_model
-from ..errors import DataError, UsageError
+from ..errors import UsageError
+from ..mxnet_private import init_trainer_now, trainer_optimizer
 from ..params import (check_params_fit, copy_weights, param_shapes, structured_params,
                       structured_weights)
 from ..records import (RESUMABLE_CHANGES, RUN_RECORD, InputSpec, NetSpec, RecordError, RunRecord,
@@ -39,8 +42,7 @@ from .args import data_source, global_lr, net_spec, parse_args, train_recipe
 from .checkpoint import (RunLock, check_states_fit, checkpoint_problem, latest_checkpoint,
                          read_checkpoint)
 from .devices import training_devices
-from .errors import EXIT_DIVERGED, NonFiniteLoss
-from .loop import Job, StopFlag, train
+from .loop import Job, train
 from .run_dir import DETAIL_LINE, RunDir
 
 __all__ = ['main', 'build_job', 'lr_schedule', 'server_lr_schedule']
@@ -409,9 +411,10 @@ def _assemble(args, ctx, precision, kv, setup, model, teacher, run_dir, point):
         # load_states brings back the saved optimizer: keep its position (update
         # count) and momentum buffers, but follow this command's schedule and
         # hyper-parameters
-        trainer._optimizer.lr_scheduler = schedule
-        trainer._optimizer.wd = args.wd
-        trainer._optimizer.momentum = args.momentum
+        optimizer = trainer_optimizer(trainer)
+        optimizer.lr_scheduler = schedule
+        optimizer.wd = args.wd
+        optimizer.momentum = args.momentum
         precision_mod.match_optimizer_states(trainer, precision)   # another --dtype
     if sync:
         _pull_initial_parameters(trainer)
@@ -469,7 +472,8 @@ def run(args):
     """Train as ``args`` say; returns the exit status.
 
     SIGINT/SIGTERM are caught from the start: during start-up they stop the
-    run before its first step, later after the current batch (see ``loop``).
+    run before its first step, later after the current batch (see ``loop``);
+    the status is then :data:`~gluon_asymmnet.cli.EXIT_INTERRUPTED`.
     """
     with StopFlag() as stop:
         job, lock, record = build_job(args)
@@ -486,11 +490,11 @@ def run(args):
                 'AMP ' + job.precision.amp if job.precision.amp else job.precision.dtype)
             if stop.signal_name:
                 _stopped_before_training(job, stop)
-                return 0
+                return EXIT_INTERRUPTED
             train(job, stop)
             if not stop.signal_name:
                 _finish(job)
-            return 0
+            return EXIT_INTERRUPTED if stop.signal_name else 0
         finally:
             job.run_dir.close()
             if lock is not None:
@@ -511,8 +515,7 @@ def _pull_initial_parameters(trainer):
     hold the weights and update them, so there is nothing to race with; and
     the optimizer sent to them must first learn the step size from ``step``.)
     """
-    trainer._init_kvstore()
-    trainer._init_params()
+    init_trainer_now(trainer)
     mx.nd.waitall()
 
 
@@ -556,16 +559,11 @@ def _export_in_fresh_process(run_dir, prefix):
 
 
 def main(argv=None):
-    """Entry point of ``train_imagenet.py`` / ``asymmnet-train``; returns the exit status."""
+    """Entry point of ``train_imagenet.py`` / ``asymmnet-train``; returns the exit status
+    (2 with one line for bad input or a file that cannot be written, 3 for a diverged run,
+    130 after SIGINT/SIGTERM: :func:`gluon_asymmnet.cli.run`), also when called from Python."""
     args = parse_args(argv)
     try:
-        return run(args)
-    except (UsageError, DataError) as error:
-        print('%s: error: %s' % (PROG, error), file=sys.stderr)
-        return 2
-    except NonFiniteLoss as error:
-        print('%s: error: %s' % (PROG, error), file=sys.stderr)
-        return EXIT_DIVERGED
-    except OSError as error:   # what could not be written, e.g. a full disk
-        print('%s: error: %s' % (PROG, error), file=sys.stderr)
-        return 1
+        return run_command(PROG, run, args)
+    except SystemExit as ended:   # the one line is printed
+        return ended.code

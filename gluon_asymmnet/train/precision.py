@@ -15,6 +15,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from ..errors import UsageError
+from ..mxnet_private import trainer_updaters
 
 __all__ = ['Precision', 'choose_precision', 'init_amp', 'amp_patched', 'make_trainer',
            'init_trainer', 'match_optimizer_states', 'backward']
@@ -125,15 +126,12 @@ def match_optimizer_states(trainer, precision):
         After ``load_states``; its optimizer is ``nag`` or ``sgd``.
     precision : Precision
     """
-    if trainer._update_on_kvstore:
-        updaters = [(trainer._kvstore._updater, 0)]
-    else:
-        updaters = [(updater, device) for device, updater in enumerate(trainer._updaters)]
+    updaters, params = trainer_updaters(trainer)
     multi_precision = precision.dtype == 'float16'
     for updater, device in updaters:
         updater.optimizer.multi_precision = multi_precision
         for index, state in list(updater.states.items()):
-            weight = trainer._params[index].list_data()[device]
+            weight = params[index].list_data()[device]
             has_master = isinstance(state, (tuple, list))
             needs_master = multi_precision and weight.dtype == np.float16
             if has_master and not needs_master:

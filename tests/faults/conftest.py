@@ -36,11 +36,12 @@ import faultlib
 RELIABILITY = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'RELIABILITY.md')
 #: The tools a fault is inflicted on, in the order of the table by tool.
 TOOLS = ('train_imagenet.py', 'eval.py', 'export', 'quantize', 'convert', 'plot', 'prepare',
-         'launch', 'get_model')
+         'summary', 'launch', 'experiments', 'get_model')
 #: How the table by tool names them (default: the name in backquotes).
 _TOOL_NAMES = dict([(tool, '`python -m gluon_asymmnet.%s`' % module) for tool, module in (
     ('export', 'export'), ('quantize', 'quantize'), ('convert', 'convert'), ('plot', 'plot'),
-    ('prepare', 'data.prepare'), ('launch', 'launch'))], get_model='model zoo (`get_model`)')
+    ('prepare', 'data.prepare'), ('summary', 'summary'), ('launch', 'launch'),
+    ('experiments', 'experiments'))], get_model='model zoo (`get_model`)')
 #: Records per class in the small JPEG RecordIO files of ``jpeg_records``.
 PER_CLASS = 4
 
@@ -242,7 +243,9 @@ def reliability_rows(trials, outcomes):
 _MODULE_ORDER = ('test_fault_kill_resume.py', 'test_fault_graceful_stop.py', 'test_fault_disk.py',
                  'test_fault_corrupt_inputs.py', 'test_fault_fuzz_cli.py',
                  'test_fault_zoo_fuzz.py', 'test_fault_concurrency.py',
-                 'test_fault_distributed.py', 'test_fault_tools.py', 'test_fault_tools_sigkill.py')
+                 'test_fault_distributed.py', 'test_fault_tools.py', 'test_fault_tools_sigkill.py',
+                 'test_fault_early_signals.py', 'test_fault_hangs_and_bounds.py',
+                 'test_fault_ownership.py', 'test_fault_export_info.py', 'test_fault_grids.py')
 
 
 def _order(row):

@@ -1,8 +1,8 @@
-"""SIGTERM and SIGINT at random moments: a checkpoint is written, exit 0, resume continues.
+"""SIGTERM and SIGINT at random moments: a checkpoint is written, exit 130, resume continues.
 
 One run folder lives through a sequence of signals, each at another moment
 (during start-up while the model is built, during a step, during validation,
-during a checkpoint write). After each signal the process must exit 0 within a
+during a checkpoint write). After each signal the process must exit 130 within a
 bounded time, without a traceback, saying where it stopped; the newest complete
 checkpoint must be exactly there; the next ``--resume auto`` must continue from
 it. Each signal comes in the epoch the process resumed in. The last process
@@ -73,7 +73,7 @@ def test_sigterm_sigint_at_random_moments(save_dir, rng, trials, tmp_path):
         process.kill(signum)
         result = process.wait(STOP_WITHIN)   # fails the test if it takes longer
         stopped = _stopped_at(result.stderr)
-        clean = result.returncode == 0 and 'Traceback' not in result.stderr
+        clean = result.returncode == 130 and 'Traceback' not in result.stderr
         if not clean:
             what = 'traceback' if 'Traceback' in result.stderr else 'not a clean stop'
         elif stopped is None:
@@ -84,7 +84,7 @@ def test_sigterm_sigint_at_random_moments(save_dir, rng, trials, tmp_path):
             what = 'checkpoint written, resume continued there'
         trials.record(fault, 'exit %d within %ds, %s' % (result.returncode, STOP_WITHIN, what),
                       lost=0 if clean and stopped else 1, tool='train_imagenet.py')
-        assert result.returncode == 0, (fault, result.returncode, result.stderr[-3000:])
+        assert result.returncode == 130, (fault, result.returncode, result.stderr[-3000:])
         assert 'Traceback' not in result.stderr, (fault, result.stderr[-3000:])
         assert stopped is not None, (fault, result.stderr[-3000:])
         assert resume_point(run_dir) == stopped, (fault, stopped, resume_point(run_dir))
