@@ -4,8 +4,10 @@ For every width, AsymmNet-L/S, our MobileNetV3-L/S (the same code with
 ``asymmrate=0``) and, at width 1.0, GluonCV's MobileNetV3 run interleaved at
 batch 1 (latency) on every backend of ``gluon_asymmnet.speed`` (imperative,
 hybridized, oneDNN-fused, exported SymbolBlock, ONNX Runtime, INT8 in MXNet
-and in ONNX Runtime) at width 1.0, hybridized and in ONNX Runtime (fp32, INT8)
-at every width, and hybridized at batch 32 (throughput).  The batch-1 ratios
+and in ONNX Runtime) at width 1.0, hybridized and in ONNX Runtime (fp32, INT8;
+fp32 also on the export without the concatenated map, ``onnxruntime-split``)
+at every width, and hybridized and ONNX Runtime fp32 (both exports) at batch 32
+(throughput).  The batch-1 ratios
 of the width table (hybridized, ONNX Runtime fp32 and INT8) come from this run
 and ``--trials`` more fresh processes: a ratio whose processes disagree by more
 than ``--tolerance`` is marked unstable, with its range and no median
@@ -41,17 +43,30 @@ from timing import (RESULTS_DIR, SPREAD_TOLERANCE, across_processes,  # noqa: E4
                     common_arguments, describe_spread, medians_in_child, print_table, serve_rounds, write_result)
 from traffic import traffic_ratios  # noqa: E402
 
+#: ``onnxruntime`` on the ONNX export of AsymmNet built with ``formulation='split'``
+#: (the feature reuse without the concatenated map): which of the two formulations
+#: ONNX Runtime runs faster decides what the export should write.
+SPLIT_BACKEND = 'onnxruntime-split'
 #: Backends that run in ONNX Runtime; the others run in MXNet.
-ORT_BACKENDS = ('onnxruntime', 'int8-onnxruntime')
+ORT_BACKENDS = ('onnxruntime', 'int8-onnxruntime', SPLIT_BACKEND)
 #: The batch-1 columns of the width table: each measured in several processes.
 WIDTH_TABLE = (('hybridized_b1', 'hybridized'), ('onnxruntime_b1', 'onnxruntime'),
+               ('onnxruntime_split_b1', SPLIT_BACKEND),
                ('int8_onnxruntime_b1', 'int8-onnxruntime'))
+#: The batch-32 columns of the width table (one process).
+BATCH_32_TABLE = (('hybridized_b32', 'hybridized'), ('onnxruntime_b32', 'onnxruntime'),
+                  ('onnxruntime_split_b32', SPLIT_BACKEND))
 #: How far above its memory-traffic bound an inference time ratio may be.
 BOUND_MARGIN = 0.05
 
 
 def _runner(backend, name, batch, size):
-    net = get_model(name)
+    if backend == SPLIT_BACKEND:
+        backend = 'onnxruntime'
+        net = get_model(name, formulation='split') if name.startswith('asymmnet') else get_model(
+            name)
+    else:
+        net = get_model(name)
     net.initialize(mx.init.MSRAPrelu())
     net(mx.nd.zeros((1, 3, size, size)))   # settle GluonCV's deferred shapes
     shape = (batch, 3, size, size)
@@ -155,14 +170,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--widths', nargs='+', default=['1.0', '0.75', '0.5', '0.35'],
                         choices=['1.0', '0.75', '0.5', '0.35'])
-    parser.add_argument('--backends', nargs='+', default=list(BACKENDS), choices=BACKENDS,
+    parser.add_argument('--backends', nargs='+', default=list(BACKENDS) + [SPLIT_BACKEND],
+                        choices=BACKENDS + (SPLIT_BACKEND,),
                         help='backends timed at batch 1 at --backend-widths')
     parser.add_argument('--backend-widths', nargs='+', default=['1.0'],
                         help='widths timed on every backend (the others: hybridized and '
                              'ONNX Runtime fp32/INT8 only)')
     parser.add_argument('--size', type=int, default=224, help='input side in pixels')
-    parser.add_argument('--batch-32-backends', nargs='+', default=['hybridized'],
-                        choices=BACKENDS, help='backends also timed at batch 32 (slow)')
+    parser.add_argument('--batch-32-backends', nargs='+',
+                        default=[backend for _, backend in BATCH_32_TABLE],
+                        choices=BACKENDS + (SPLIT_BACKEND,),
+                        help='backends also timed at batch 32 (slow)')
     parser.add_argument('--no-plot', action='store_true', help='skip the zoo latency plot')
     parser.add_argument('--trials', type=int, default=3,
                         help='fresh processes that time the batch-1 comparisons of the width '
@@ -216,8 +234,9 @@ def main(argv=None):
     result['tolerance'], result['bound_margin'] = args.tolerance, BOUND_MARGIN
     result['by_width'] = by_width(ours, trials, args.widths, args.tolerance, args.size)
     print_table([printable(row) for row in result['by_width']],
-                ['arch', 'width', 'traffic', 'traffic_concat', 'hybridized_b1', 'hybridized_b32',
-                 'onnxruntime_b1', 'int8_onnxruntime_b1', 'outside_bound', 'unstable'])
+                ['arch', 'width', 'traffic', 'traffic_concat']
+                + [column for column, _ in WIDTH_TABLE + BATCH_32_TABLE]
+                + ['outside_bound', 'unstable'])
     large_b1 = ours.get(('hybridized', 1, 'large', '1.0'))
     large_b32 = ours.get(('hybridized', 32, 'large', '1.0'))
     if large_b1 and large_b32:
@@ -293,8 +312,8 @@ def by_width(rows, trials, widths, tolerance=SPREAD_TOLERANCE, size=224):
     list of dict
         ``arch, width, traffic, traffic_concat`` (bytes ratios without / with the
         concat), the batch-1 columns of :data:`WIDTH_TABLE` as
-        :func:`timing.across_processes` summaries, ``hybridized_b32`` (one
-        process), ``outside_bound``: the columns whose ratio (the median of a
+        :func:`timing.across_processes` summaries, those of
+        :data:`BATCH_32_TABLE` (one process), ``outside_bound``: the columns whose ratio (the median of a
         stable one) exceeds ``traffic * (1 + BOUND_MARGIN)``, and ``unstable``:
         the columns whose processes disagree (neither pass nor fail).
     """
@@ -309,9 +328,10 @@ def by_width(rows, trials, widths, tolerance=SPREAD_TOLERANCE, size=224):
                       if (backend, 1, arch, width) in t]
             if values:
                 row[column] = across_processes(values, tolerance)
-        if ('hybridized', 32, arch, width) in rows:
-            row['hybridized_b32'] = rows[('hybridized', 32, arch, width)]['asymm_vs_r0']
-        for column in [column for column, _ in WIDTH_TABLE] + ['hybridized_b32']:
+        for column, backend in BATCH_32_TABLE:
+            if (backend, 32, arch, width) in rows:
+                row[column] = rows[(backend, 32, arch, width)]['asymm_vs_r0']
+        for column, _ in WIDTH_TABLE + BATCH_32_TABLE:
             ratio = row.get(column)
             if isinstance(ratio, dict):
                 if not ratio['stable']:

@@ -38,7 +38,8 @@ def _spread(summary):
 
 
 def _by_width(result):
-    columns = ('hybridized_b1', 'hybridized_b32', 'onnxruntime_b1', 'int8_onnxruntime_b1')
+    columns = ('hybridized_b1', 'hybridized_b32', 'onnxruntime_b1', 'onnxruntime_b32',
+               'onnxruntime_split_b1', 'onnxruntime_split_b32', 'int8_onnxruntime_b1')
     rows = []
     for r in result.get('by_width', []):
         bound = ('%.2fx (%.2fx)' % (r['traffic'], r['traffic_concat'])
@@ -56,6 +57,8 @@ def _by_width(result):
                     + [_spread(r.get(column)) for column in columns] + [verdict])
     return _table(['model', 'traffic bound (with the concat)', 'hybridized batch 1',
                    'hybridized batch 32', 'ONNX Runtime fp32 batch 1',
+                   'ONNX Runtime fp32 batch 32', 'ONNX Runtime fp32, no concat, batch 1',
+                   'ONNX Runtime fp32, no concat, batch 32',
                    'ONNX Runtime INT8 batch 1', 'time <= bound + %d%%'
                    % round(100 * result.get('bound_margin', 0.05))], rows)
 
