@@ -30,13 +30,14 @@ import argparse
 import os
 import sys
 
-import mxnet as mx
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# the package before MXNet: it gives MXNet every core unless OMP_NUM_THREADS is set
 from gluon_asymmnet import get_model, list_models  # noqa: E402
+import mxnet as mx  # noqa: E402
 from gluon_asymmnet.speed import BACKENDS, build_backend  # noqa: E402
 from gluon_asymmnet.complexity import summary  # noqa: E402
 from timing import (RESULTS_DIR, SPREAD_TOLERANCE, across_processes,  # noqa: E402

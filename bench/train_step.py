@@ -17,13 +17,13 @@ import argparse
 import os
 import sys
 
-import mxnet as mx
-from mxnet import autograd, gluon
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# the package before MXNet: it gives MXNet every core unless OMP_NUM_THREADS is set
 from gluon_asymmnet import get_model  # noqa: E402
+import mxnet as mx  # noqa: E402
+from mxnet import autograd, gluon  # noqa: E402
 from timing import common_arguments, interleaved_medians, print_table, write_result  # noqa: E402
 from traffic import traffic_ratios  # noqa: E402
 
