@@ -1,5 +1,4 @@
 """Activation traffic of a graph (``gluon_asymmnet.complexity.traffic``), checked by hand."""
-import mxnet as mx
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
