@@ -41,7 +41,8 @@ import mxnet as mx  # noqa: E402
 from gluon_asymmnet.speed import BACKENDS, build_backend  # noqa: E402
 from gluon_asymmnet.complexity import summary  # noqa: E402
 from timing import (RESULTS_DIR, SPREAD_TOLERANCE, across_processes,  # noqa: E402
-                    common_arguments, describe_spread, medians_in_child, print_table, serve_rounds, write_result)
+                    common_arguments, describe_spread, medians_in_child, print_table,
+                    serve_rounds, write_result)
 from traffic import traffic_ratios  # noqa: E402
 
 #: ``onnxruntime`` on the ONNX export of AsymmNet built with ``formulation='split'``
@@ -314,9 +315,10 @@ def by_width(rows, trials, widths, tolerance=SPREAD_TOLERANCE, size=224):
         ``arch, width, traffic, traffic_concat`` (bytes ratios without / with the
         concat), the batch-1 columns of :data:`WIDTH_TABLE` as
         :func:`timing.across_processes` summaries, those of
-        :data:`BATCH_32_TABLE` (one process), ``outside_bound``: the columns whose ratio (the median of a
-        stable one) exceeds ``traffic * (1 + BOUND_MARGIN)``, and ``unstable``:
-        the columns whose processes disagree (neither pass nor fail).
+        :data:`BATCH_32_TABLE` (one process), ``outside_bound``: the columns
+        whose ratio (the median of a stable one) exceeds ``traffic * (1 +
+        BOUND_MARGIN)``, and ``unstable``: the columns whose processes disagree
+        (neither pass nor fail).
     """
     table = []
     for arch, width, _ in _pairs(widths):

@@ -1,4 +1,5 @@
-"""MXNet computes with every core by default (``gluon_asymmnet.threads``); the user's choice wins."""
+"""MXNet computes with every core by default (``gluon_asymmnet.threads``); the user's
+choice wins."""
 import os
 import subprocess
 import sys
