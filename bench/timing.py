@@ -30,7 +30,8 @@ import time
 import mxnet as mx
 
 __all__ = ['RESULTS_DIR', 'SPREAD_TOLERANCE', 'across_processes', 'describe_spread',
-           'interleaved_medians', 'medians_in_child', 'serve_rounds', 'machine', 'print_table', 'write_result', 'common_arguments', 'sync']
+           'interleaved_medians', 'medians_in_child', 'serve_rounds', 'machine', 'print_table',
+           'write_result', 'common_arguments', 'sync']
 
 #: Where every benchmark writes its ``<name>.json``.
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
