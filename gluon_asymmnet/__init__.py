@@ -1,7 +1,9 @@
 """gluon-asymmnet: AsymmNet (CVPR Workshops 2021) for Apache MXNet/Gluon.
 
-Importing the package registers every model in GluonCV's zoo as well.
+Importing the package registers every model in GluonCV's zoo as well, with the
+detectors and pose models of :mod:`gluon_asymmnet.detectors`.
 """
+from . import detectors  # noqa: F401  (registers the detectors in GluonCV's zoo)
 from .model_zoo import get_model, get_model_config, list_models
 from .models.asymmnet import AsymmBottleneck, AsymmNet, get_asymm_net, get_asymmnet_cfgs
 from .models.features import FeatureExtractor
