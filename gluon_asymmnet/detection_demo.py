@@ -93,8 +93,7 @@ def train_demo(out, epochs, batch_size=32):
     loss_fn = gluoncv.loss.SSDMultiBoxLoss()
     for epoch in range(state['epoch'], epochs):
         start = time.time()
-        if epoch == int(0.75 * epochs):
-            trainer.set_learning_rate(2e-4)
+        trainer.set_learning_rate(2e-3 if epoch < int(0.75 * epochs) else 2e-4)   # step decay
         total, batches = 0.0, 0
         for images, cls_targets, box_targets in loader:
             cls_targets, box_targets = (t.as_in_context(mx.cpu()) for t in (cls_targets, box_targets))
@@ -115,6 +114,7 @@ def train_demo(out, epochs, batch_size=32):
             json.dump(state, f, indent=1)
     net.hybridize(static_alloc=True, static_shape=True)
     state['trained'] = _evaluate(net, val_loader)
+    state['val_images'] = len(val_set)
     state['export'] = _export(net, val_set, out)
     state['figure'] = _draw(net, val_set, os.path.join(out, 'detections.png'))
     with open(state_path, 'w') as f:
@@ -165,7 +165,7 @@ def _draw(net, val_set, path):
 
 def _report(state):
     lines = ['VOC07 mAP@0.5 on %d validation canvases: untrained %.2f, trained %.2f (%d epochs, '
-             '%.0f s of training)' % (150, state['untrained']['mAP'], state['trained']['mAP'],
+             '%.0f s of training)' % (state['val_images'], state['untrained']['mAP'], state['trained']['mAP'],
                                       state['epoch'], state['seconds']),
              'per class: ' + ', '.join('%s %.1f' % (k, v) for k, v in state['trained'].items()
                                        if k != 'mAP'),
