@@ -27,6 +27,8 @@ BACKBONE = 'asymmnet_small_0.5'
 SIZE = 128
 #: GluonCV's 300 MobileNet anchor sizes, as fractions of the input side.
 SIZES = (0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05)
+#: Detections drawn: score at least this (12 epochs localise well but score low).
+DRAW_THRESHOLD = 0.1
 
 
 def _net():
@@ -154,7 +156,7 @@ def _draw(net, val_set, path):
     for i, ax in enumerate(axes.flat):
         image, label = val_set[i]
         ids, scores, boxes = net(transform(image, label)[0].expand_dims(0))
-        plot_bbox(image.asnumpy(), boxes[0], scores[0], ids[0], thresh=0.5,
+        plot_bbox(image.asnumpy(), boxes[0], scores[0], ids[0], thresh=DRAW_THRESHOLD,
                   class_names=DIGIT_CLASSES, ax=ax)
         ax.set_axis_off()
     fig.tight_layout()
