@@ -20,7 +20,8 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from .cli import OneLineParser, run
-from .data.digits_voc import DIGIT_CLASSES, digits_voc_dataset, prepare_digits_voc
+from .data.digits_voc import (DIGIT_CLASSES, DigitsVOCConfig, digits_voc_dataset,
+                              prepare_digits_voc)
 from .detectors import get_asymm_ssd, ssd_config
 
 BACKBONE = 'asymmnet_small_0.5'
@@ -67,12 +68,22 @@ def _evaluate(net, loader):
     return {name: round(float(value) * 100, 2) for name, value in zip(names, values)}
 
 
-def train_demo(out, epochs, batch_size=32):
-    """Train (or resume), evaluate, export and draw; write and return ``results.json``."""
+def train_demo(out, epochs, batch_size=32, data=DigitsVOCConfig()):
+    """Train (or resume), evaluate, export and draw; write and return ``state.json``'s dict.
+
+    Parameters
+    ----------
+    out : str
+        Run folder: the data set, weights, ``state.json``, ``deploy/``, ``detections.png``.
+    epochs : int
+    batch_size : int, default 32
+    data : DigitsVOCConfig
+        The detection set (its canvases must be ``SIZE`` pixels).
+    """
     import gluoncv
     os.makedirs(out, exist_ok=True)
     data_root = os.path.join(out, 'digits_voc')
-    prepare_digits_voc(data_root)
+    prepare_digits_voc(data_root, data)
     train_set, val_set = (digits_voc_dataset(data_root, s) for s in ('train', 'val'))
     net = _net()
     state_path = os.path.join(out, 'state.json')

@@ -49,3 +49,16 @@ def test_demo_refuses_bad_input_in_one_line(tmp_path):
     status, _, stderr = run_cli('gluon_asymmnet.detection_demo', '--epochs', '0',
                                 '--out', tmp_path)
     assert_one_line_error(status, stderr, '--epochs')
+
+
+@pytest.mark.slow
+def test_demo_trains_evaluates_exports_draws_and_rereports(tmp_path):
+    from gluon_asymmnet.detection_demo import train_demo
+    data = DigitsVOCConfig(num_train=32, num_val=8)
+    state = train_demo(str(tmp_path), 1, batch_size=16, data=data)
+    assert state['epoch'] == 1 and len(state['log']) == 1
+    assert set(state['untrained']) == set(state['trained']) == set(DIGIT_CLASSES) | {'mAP'}
+    assert state['export']['reloaded_identical'] and state['val_images'] == 8
+    assert os.path.getsize(state['figure']) > 0
+    again = train_demo(str(tmp_path), 1, batch_size=16, data=data)   # only re-reports
+    assert again['log'] == state['log'] and again['trained'] == state['trained']
