@@ -11,8 +11,9 @@ zoo when :mod:`gluon_asymmnet` is imported::
 
 Names
 -----
-For each backbone of :data:`BACKBONES` (x1.0 networks: AsymmNet-L/S, our
-MobileNetV3-L/S, i.e. ``asymmrate=0``, and GhostNet):
+For each backbone of :data:`BACKBONES` (x1.0 networks: ``asymmnet_large``,
+``asymmnet_small``, our MobileNetV3 ``mobilenetv3_large_1.0`` and
+``mobilenetv3_small_1.0``, i.e. ``asymmrate=0``, and ``ghostnet``):
 
 ``ssd_<size>_<backbone>_{voc,coco,custom}``
     SSD on the backbone's stride-8, 16 and 32 maps and three extra layers
@@ -102,11 +103,13 @@ YOLO_FILTERS = {'large': (512, 256, 128), 'small': (256, 128, 128)}
 #: GluonCV's YOLOv3 anchors (pixels at 416) for strides 8, 16, 32.
 YOLO_ANCHORS = ([10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119],
                 [116, 90, 156, 198, 373, 326])
-#: Backbone of each detector name -> (zoo model, size class).
+#: Backbone of each detector name -> (zoo model, size class).  Our MobileNetV3 keeps its
+#: width in the name, as in the zoo: ``mobilenetv3_large`` is GluonCV's network (and
+#: ``mobile_pose_mobilenetv3_large`` GluonCV's pose model).
 BACKBONES = {'asymmnet_large': ('asymmnet_large_1.0', 'large'),
              'asymmnet_small': ('asymmnet_small_1.0', 'small'),
-             'mobilenetv3_large': ('mobilenetv3_large_1.0', 'large'),
-             'mobilenetv3_small': ('mobilenetv3_small_1.0', 'small'),
+             'mobilenetv3_large_1.0': ('mobilenetv3_large_1.0', 'large'),
+             'mobilenetv3_small_1.0': ('mobilenetv3_small_1.0', 'small'),
              'ghostnet': ('ghostnet_1.0', 'large')}
 _DATASETS = ('voc', 'coco', 'custom')
 
@@ -272,8 +275,10 @@ def _register():
                 _REGISTERED['_'.join(_name_parts(family, key) + [dataset])] = functools.partial(
                     _named, family, key, dataset)
         _REGISTERED['mobile_pose_' + key] = functools.partial(get_asymm_mobile_pose, backbone)
-    for name, builder in _REGISTERED.items():
-        gluoncv_zoo._models.setdefault(name, builder)
+    shadowed = sorted(set(_REGISTERED) & set(gluoncv_zoo._models))
+    if shadowed:   # registered twice would be harmless; GluonCV's own never are replaced
+        raise RuntimeError('GluonCV has its own %s' % ', '.join(shadowed))
+    gluoncv_zoo._models.update(_REGISTERED)
 
 
 _register()

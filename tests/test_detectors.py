@@ -26,13 +26,18 @@ def _images():
 
 def test_the_names_in_gluoncvs_pattern():
     assert len(detector_names()) == 7 * len(BACKBONES)
-    for key in BACKBONES:
-        size = 512 if key.endswith(('large', 'ghostnet')) else 320
+    for key, (_, size_class) in BACKBONES.items():
+        size = {'large': 512, 'small': 320}[size_class]
         for dataset in ('voc', 'coco', 'custom'):
             assert 'ssd_%d_%s_%s' % (size, key, dataset) in detector_names()
             assert 'yolo3_%s_%s' % (key, dataset) in detector_names()
         assert 'mobile_pose_' + key in detector_names()
     assert set(detector_names()) <= set(gluoncv.model_zoo.get_model_list())
+    assert 'ssd_512_mobilenetv3_large_1.0_voc' in detector_names()   # ours: r=0
+    for name in ('mobile_pose_mobilenetv3_large', 'mobile_pose_mobilenetv3_small'):   # GluonCV's
+        assert name not in detector_names()
+        builder = gluoncv.model_zoo.model_zoo._models[name]
+        assert builder.__module__ == 'gluoncv.model_zoo.simple_pose.mobile_pose'
 
 
 def test_ssd_anchors_step_exactly_over_the_maps():
