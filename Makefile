@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export MXNET_HOME ?= $(CURDIR)/.mxnet_home
 
-.PHONY: venv venv-gpu test test-all gpu-check demo bench reliability experiments clean
+.PHONY: venv venv-gpu test test-all gpu-check demo detect-demo bench reliability experiments clean
 
 venv: $(STAMP)
 
@@ -56,6 +56,12 @@ demo: venv
 	$(VPY) -m gluon_asymmnet.quantize --onnx $(DEMO_RUN)/deploy/asymmnet_small_0.5.onnx \
 	    --dataset digits --out $(DEMO_RUN)/deploy/asymmnet_small_0.5-int8.onnx
 	$(VPY) -m gluon_asymmnet.plot $(DEMO_RUN)
+
+# GluonCV's SSD on AsymmNet-S x0.5, trained on a detection set made from the embedded digits
+# (VOC's layout, no download): VOC07 mAP before/after, export reloaded, ONNX, a PNG of boxes
+# (gluon_asymmnet/detection_demo.py). A rerun resumes, or only re-reports a finished run.
+detect-demo: venv
+	$(VPY) -m gluon_asymmnet.detection_demo --out runs/detect-demo
 
 # The paper's ablations in small on the embedded digits (preset `digits` of
 # gluon_asymmnet/experiments/presets.py): trains the grid in experiments/digits/ (2 cells side by

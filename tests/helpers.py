@@ -5,6 +5,7 @@ import sys
 
 import mxnet as mx
 import numpy as np
+from mxnet import gluon
 
 from gluon_asymmnet import get_model
 from gluon_asymmnet.deploy.sources import zoo_model
@@ -56,3 +57,23 @@ def store_weights(name, classes):
     net.save_parameters(tmp)
     os.rename(tmp, os.path.join(root, '%s-%s.params' % (name, file_sha1(tmp)[:8])))
     return net
+
+
+def assert_backbone_gradients(params):
+    """Every trainable parameter of ``params`` got a finite, non-zero gradient."""
+    params = [param for param in params if param.grad_req != 'null']
+    assert len(params) > 30
+    for param in params:   # reading them runs the backward (a plain 4-D concat fails here)
+        grad = param.grad().asnumpy()
+        assert np.isfinite(grad).all() and np.abs(grad).sum() > 0, param.name
+
+
+def export_and_reload(net, inputs, tmp_path):
+    """Export the hybridized ``net`` after a call on ``inputs``; the reloaded graph's outputs."""
+    expected = [o.asnumpy() for o in net(inputs)]
+    prefix = str(tmp_path / 'detector')
+    net.export(prefix)
+    loaded = gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'], prefix + '-0000.params')
+    for got, want in zip(loaded(inputs), expected):
+        np.testing.assert_allclose(got.asnumpy(), want, rtol=0, atol=1e-6)
+    return expected

@@ -13,6 +13,7 @@ from gluoncv.nn.feature import FeatureExpander
 from mxnet import autograd, gluon
 
 from gluon_asymmnet import get_model, list_models
+from helpers import assert_backbone_gradients, export_and_reload
 from gluon_asymmnet.backbones import ssd_features
 from gluon_asymmnet.model_zoo import list_aliases
 
@@ -70,25 +71,6 @@ GT_BOXES = mx.nd.array([[[10, 20, 60, 90]], [[40, 30, 120, 100]]])
 GT_IDS = mx.nd.array([[[0]], [[1]]])
 
 
-def _assert_backbone_gradients(params):
-    params = [param for param in params if param.grad_req != 'null']
-    assert len(params) > 30
-    for param in params:   # reading them runs the backward (a plain 4-D concat fails here)
-        grad = param.grad().asnumpy()
-        assert np.isfinite(grad).all() and np.abs(grad).sum() > 0, param.name
-
-
-def _export_and_reload(net, inputs, tmp_path):
-    """Export the hybridized ``net`` after a call on ``inputs``; the reloaded graph's outputs."""
-    expected = [o.asnumpy() for o in net(inputs)]
-    prefix = str(tmp_path / 'detector')
-    net.export(prefix)
-    loaded = gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'], prefix + '-0000.params')
-    for got, want in zip(loaded(inputs), expected):
-        np.testing.assert_allclose(got.asnumpy(), want, rtol=0, atol=1e-6)
-    return expected
-
-
 @pytest.mark.parametrize('name', DETECTION_BACKBONES)
 def test_ssd_trains_exports_and_reloads(name, tmp_path):
     mx.random.seed(0)   # random weights where no squeeze-excitation gate saturates
@@ -106,11 +88,11 @@ def test_ssd_trains_exports_and_reloads(name, tmp_path):
                                                     [box_targets])
     autograd.backward(loss)
     assert cls_preds.shape == (2, anchors.shape[1], 3) and box_preds.shape[2] == 4
-    _assert_backbone_gradients([p for p in net.features.collect_params().values()
+    assert_backbone_gradients([p for p in net.features.collect_params().values()
                                 if 'expand_' not in p.name])   # not SSD's extra layers
 
     net.hybridize(static_alloc=True, static_shape=True)
-    expected = _export_and_reload(net, x, tmp_path)
+    expected = export_and_reload(net, x, tmp_path)
     ids, scores, boxes = expected   # inference: decoded, NMS'd detections
     assert ids.shape == scores.shape == (2, 100, 1) and boxes.shape == (2, 100, 4)
     assert (scores > 0).any()   # detections survived the score threshold
@@ -145,8 +127,8 @@ def test_yolov3_trains_exports_and_reloads(name, tmp_path):
         loss = sum(part.sum() for part in losses)
     autograd.backward(loss)
     assert len(losses) == 4 and np.isfinite(loss.asscalar())
-    _assert_backbone_gradients([p for stage in stages for p in stage.collect_params().values()])
+    assert_backbone_gradients([p for stage in stages for p in stage.collect_params().values()])
 
     net.hybridize()
-    ids, scores, boxes = _export_and_reload(net, x, tmp_path)
+    ids, scores, boxes = export_and_reload(net, x, tmp_path)
     assert ids.shape[:2] == scores.shape[:2] == boxes.shape[:2] and boxes.shape[2] == 4

@@ -1,0 +1,206 @@
+"""The detection demo: GluonCV's SSD on AsymmNet, trained on the embedded digits.
+
+``python -m gluon_asymmnet.detection_demo --out runs/detect-demo`` (``make
+detect-demo``): builds the digits detection set in VOC's layout
+(:mod:`~gluon_asymmnet.data.digits_voc`), trains an SSD on AsymmNet-S x0.5 with
+GluonCV's recipe pieces (``SSDDefaultTrainTransform`` with its target
+generator, ``SSDMultiBoxLoss``), evaluates VOC07 mAP per class
+(``VOC07MApMetric``) before and after training, exports symbol/params, reloads
+them and checks the detections are identical, tries ONNX, and draws predicted
+boxes on validation images.  A rerun resumes from the last epoch, or only
+re-reports a finished run.
+"""
+import json
+import os
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from .cli import OneLineParser, run
+from .data.digits_voc import (DIGIT_CLASSES, DigitsVOCConfig, digits_voc_dataset,
+                              prepare_digits_voc)
+from .detectors import get_asymm_ssd, ssd_config
+
+BACKBONE = 'asymmnet_small_0.5'
+SIZE = 128
+#: GluonCV's 300 MobileNet anchor sizes, as fractions of the input side.
+SIZES = (0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05)
+#: Detections drawn: score at least this (12 epochs localise well but score low).
+DRAW_THRESHOLD = 0.1
+
+
+def _net():
+    mx.random.seed(0)
+    net = get_asymm_ssd(BACKBONE, ssd_config(SIZE, (128, 128, 64), SIZES), list(DIGIT_CLASSES))
+    net.initialize()
+    return net
+
+
+def _train_loader(net, dataset, batch_size):
+    from gluoncv.data.batchify import Stack, Tuple
+    from gluoncv.data.transforms.presets.ssd import SSDDefaultTrainTransform
+    with autograd.train_mode():
+        _, _, anchors = net(mx.nd.zeros((1, 3, SIZE, SIZE)))
+    transform = SSDDefaultTrainTransform(SIZE, SIZE, anchors)
+    return gluon.data.DataLoader(dataset.transform(transform), batch_size, shuffle=True,
+                                 batchify_fn=Tuple(Stack(), Stack(), Stack()),
+                                 last_batch='rollover', num_workers=0)
+
+
+def _val_loader(dataset):
+    from gluoncv.data.batchify import Pad, Stack, Tuple
+    from gluoncv.data.transforms.presets.ssd import SSDDefaultValTransform
+    return gluon.data.DataLoader(dataset.transform(SSDDefaultValTransform(SIZE, SIZE)), 50,
+                                 shuffle=False, batchify_fn=Tuple(Stack(), Pad(pad_val=-1)))
+
+
+def _evaluate(net, loader):
+    from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
+    metric = VOC07MApMetric(iou_thresh=0.5, class_names=DIGIT_CLASSES)
+    for images, labels in loader:   # GluonCV's batches live in shared memory
+        ids, scores, boxes = net(images.as_in_context(mx.cpu()))
+        metric.update(boxes, ids, scores, labels[:, :, :4], labels[:, :, 4:5],
+                      labels[:, :, 5:6])
+    names, values = metric.get()
+    return {name: round(float(value) * 100, 2) for name, value in zip(names, values)}
+
+
+def train_demo(out, epochs, batch_size=32, data=DigitsVOCConfig()):
+    """Train (or resume), evaluate, export and draw; write and return ``state.json``'s dict.
+
+    Parameters
+    ----------
+    out : str
+        Run folder: the data set, weights, ``state.json``, ``deploy/``, ``detections.png``.
+    epochs : int
+    batch_size : int, default 32
+    data : DigitsVOCConfig
+        The detection set (its canvases must be ``SIZE`` pixels).
+    """
+    import gluoncv
+    os.makedirs(out, exist_ok=True)
+    data_root = os.path.join(out, 'digits_voc')
+    prepare_digits_voc(data_root, data)
+    train_set, val_set = (digits_voc_dataset(data_root, s) for s in ('train', 'val'))
+    net = _net()
+    state_path = os.path.join(out, 'state.json')
+    state = {'epoch': 0, 'seconds': 0.0, 'log': []}
+    if os.path.exists(state_path):
+        with open(state_path) as f:
+            state = json.load(f)
+    val_loader = _val_loader(val_set)
+    if 'untrained' not in state:
+        state['untrained'] = _evaluate(net, val_loader)
+    params = os.path.join(out, 'ssd.params')
+    if state['epoch']:
+        net.load_parameters(params)
+    net.hybridize(static_alloc=True, static_shape=True)
+    loader = _train_loader(net, train_set, batch_size)
+    trainer = gluon.Trainer(net.collect_params(), 'adam',
+                            {'learning_rate': 2e-3, 'wd': 5e-4})
+    if state['epoch'] and os.path.exists(params + '.states'):
+        trainer.load_states(params + '.states')
+    loss_fn = gluoncv.loss.SSDMultiBoxLoss()
+    for epoch in range(state['epoch'], epochs):
+        start = time.time()
+        trainer.set_learning_rate(2e-3 if epoch < int(0.75 * epochs) else 2e-4)   # step decay
+        total, batches = 0.0, 0
+        for images, cls_targets, box_targets in loader:
+            cls_targets, box_targets = (t.as_in_context(mx.cpu()) for t in (cls_targets, box_targets))
+            with autograd.record():
+                cls_preds, box_preds, _ = net(images.as_in_context(mx.cpu()))
+                loss, _, _ = loss_fn([cls_preds], [box_preds], [cls_targets], [box_targets])
+            autograd.backward(loss)
+            trainer.step(1)
+            total += float(loss[0].mean().asscalar())
+            batches += 1
+        net.save_parameters(params)
+        trainer.save_states(params + '.states')
+        state['epoch'] = epoch + 1
+        state['seconds'] += time.time() - start
+        state['log'].append({'epoch': epoch + 1, 'loss': round(total / batches, 4)})
+        print('epoch %d loss %.4f' % (epoch + 1, total / batches), flush=True)
+        with open(state_path, 'w') as f:
+            json.dump(state, f, indent=1)
+    net.hybridize(static_alloc=True, static_shape=True)
+    state['trained'] = _evaluate(net, val_loader)
+    state['val_images'] = len(val_set)
+    state['export'] = _export(net, val_set, out)
+    state['figure'] = _draw(net, val_set, os.path.join(out, 'detections.png'))
+    with open(state_path, 'w') as f:
+        json.dump(state, f, indent=1)
+    return state
+
+
+def _export(net, val_set, out):
+    from gluoncv.data.transforms.presets.ssd import SSDDefaultValTransform
+    transform = SSDDefaultValTransform(SIZE, SIZE)
+    images = mx.nd.stack(*[transform(*val_set[i])[0] for i in range(4)])
+    expected = [o.asnumpy() for o in net(images)]
+    prefix = os.path.join(out, 'deploy', 'ssd_asymmnet_small_0.5_digits')
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    net.export(prefix)
+    loaded = gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'], prefix + '-0000.params')
+    identical = all(np.array_equal(got.asnumpy(), want)
+                    for got, want in zip(loaded(images), expected))
+    result = {'prefix': prefix, 'reloaded_identical': bool(identical)}
+    try:
+        mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params',
+                             [images.shape], [np.float32], prefix + '.onnx')
+        result['onnx'] = prefix + '.onnx'
+    except Exception as error:   # MXNet's exporter lacks an operator of the graph
+        result['onnx'] = 'not exported: %s' % (str(error).splitlines()[0][:200],)
+    return result
+
+
+def _draw(net, val_set, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from gluoncv.data.transforms.presets.ssd import SSDDefaultValTransform
+    from gluoncv.utils.viz import plot_bbox
+    transform = SSDDefaultValTransform(SIZE, SIZE)
+    fig, axes = plt.subplots(2, 3, figsize=(12, 8))
+    for i, ax in enumerate(axes.flat):
+        image, label = val_set[i]
+        ids, scores, boxes = net(transform(image, label)[0].expand_dims(0))
+        plot_bbox(image.asnumpy(), boxes[0], scores[0], ids[0], thresh=DRAW_THRESHOLD,
+                  class_names=DIGIT_CLASSES, ax=ax)
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _report(state):
+    lines = ['VOC07 mAP@0.5 on %d validation canvases: untrained %.2f, trained %.2f (%d epochs, '
+             '%.0f s of training)' % (state['val_images'], state['untrained']['mAP'], state['trained']['mAP'],
+                                      state['epoch'], state['seconds']),
+             'per class: ' + ', '.join('%s %.1f' % (k, v) for k, v in state['trained'].items()
+                                       if k != 'mAP'),
+             'export %s-symbol.json reloaded with identical detections: %s'
+             % (state['export']['prefix'], state['export']['reloaded_identical']),
+             'ONNX: ' + state['export']['onnx'],
+             'boxes drawn: ' + state['figure']]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    """Command line: ``python -m gluon_asymmnet.detection_demo [--out DIR] [--epochs N]``."""
+    parser = OneLineParser(prog='python -m gluon_asymmnet.detection_demo',
+                           description='SSD on AsymmNet-S x0.5, digits detection set.')
+    parser.add_argument('--out', default=os.path.join('runs', 'detect-demo'))
+    parser.add_argument('--epochs', type=int, default=12)
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error('--epochs must be at least 1')
+    print(_report(run(parser, train_demo, args.out, args.epochs)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
