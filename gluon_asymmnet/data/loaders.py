@@ -255,8 +255,8 @@ def image_folder_loaders(data_dir, batch_size, input_size=224, crop_ratio=_DEFAU
 def val_folder_loader(data_dir, batch_size, input_size=224, crop_ratio=_DEFAULT.crop_ratio,
                       num_workers=4, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
     """The validation loader of :func:`image_folder_loaders` alone: ``data_dir/val`` (no
-    ``train/`` needed), in order, every sample."""
-    transform = transforms.Compose([
+    ``train/`` needed), in order, every sample, on worker threads (as there)."""
+    transform = _Chain([
         transforms.Resize(_resize_for(input_size, crop_ratio), keep_ratio=True),
         transforms.CenterCrop(input_size),
         transforms.ToTensor(),
@@ -264,7 +264,8 @@ def val_folder_loader(data_dir, batch_size, input_size=224, crop_ratio=_DEFAULT.
     ])
     dataset = _CheckedImageFolder(os.path.join(data_dir, 'val')).transform_first(transform)
     return gluon.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                                 sampler=_PartSampler(len(dataset), 1, 0, False))
+                                 sampler=_PartSampler(len(dataset), 1, 0, False),
+                                 thread_pool=True)
 
 
 def batches(source):
