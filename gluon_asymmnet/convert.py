@@ -26,7 +26,6 @@ unchanged. This is derived from the printed network; the file itself could not
 be inspected here.
 """
 import os
-import re
 import sys
 import tempfile
 
@@ -36,19 +35,10 @@ from .cli import OneLineParser, run
 from .errors import UsageError
 from .fileio import atomic_save
 from .model_zoo import file_sha1, get_model, get_model_config, model_store_root
-from .params import RELEASED_RENAMES, classifier_outputs, param_shapes, structured_weights
+from .params import (RELEASED_RENAMES, classifier_outputs, ours_to_released, param_shapes,
+                     structured_weights)
 
 __all__ = ['RELEASED_RENAMES', 'convert_params', 'main']
-
-_OURS_TO_RELEASED = ((r'^(features\.\d+)\.dw_conv\.', r'\1.conv1.'),
-                     (r'^(features\.\d+)\.pw_conv_linear\.', r'\1.conv2.'))
-
-
-def _released_name(name):
-    for pattern, replacement in _OURS_TO_RELEASED:
-        name = re.sub(pattern, replacement, name)
-    return name
-
 
 def convert_params(src, model='asymmnet_large_1.0', root=None):
     """Map ``src`` onto ``model`` and write it into the model store.
@@ -88,15 +78,15 @@ def convert_params(src, model='asymmnet_large_1.0', root=None):
     for name, shape in shapes.items():
         if name not in converted:
             raise UsageError('%s does not fit %s: it has no %s (released name %s)'
-                             % (src, model, name, _released_name(name)))
+                             % (src, model, name, ours_to_released(name)))
         if tuple(converted[name].shape) != shape:
             raise UsageError('%s does not fit %s: %s (ours %s) has shape %s, the model needs %s'
-                             % (src, model, _released_name(name), name,
+                             % (src, model, ours_to_released(name), name,
                                 tuple(converted[name].shape), shape))
     extra = sorted(set(converted) - set(shapes))
     if extra:
         raise UsageError('%s does not fit %s: %s has no place in the model (%d extra tensors)'
-                         % (src, model, _released_name(extra[0]), len(extra)))
+                         % (src, model, ours_to_released(extra[0]), len(extra)))
     store = model_store_root(root)
     os.makedirs(store, exist_ok=True)
     ordered = {name: converted[name] for name in sorted(shapes)}

@@ -22,19 +22,30 @@ from .mxnet_private import structured_params
 
 __all__ = ['load_param_file', 'param_shapes', 'saved_param_shapes', 'check_params_fit',
            'classifier_outputs', 'structured_weights', 'load_weights', 'load_matching',
-           'RELEASED_RENAMES', 'released_to_ours', 'structured_params', 'copy_weights']
+           'RELEASED_RENAMES', 'released_to_ours', 'ours_to_released', 'structured_params', 'copy_weights']
 
-#: ``(released pattern, our replacement)`` for the structural names of the released
-#: AsymmNet weights, whose bottlenecks name their children ``conv1``/``conv2``.
-RELEASED_RENAMES = ((r'^(features\.\d+)\.conv1\.', r'\1.dw_conv.'),
-                    (r'^(features\.\d+)\.conv2\.', r'\1.pw_conv_linear.'))
+#: ``(released child, our child)``: the released AsymmNet weights' bottlenecks name their
+#: depthwise and linear convolutions ``conv1``/``conv2``.
+_RENAMED_CHILDREN = (('conv1', 'dw_conv'), ('conv2', 'pw_conv_linear'))
+#: ``(released pattern, our replacement)`` for the structural names of the released weights.
+RELEASED_RENAMES = tuple((r'^(features\.\d+)\.%s\.' % old, r'\1.%s.' % new)
+                         for old, new in _RENAMED_CHILDREN)
+
+
+def _rename(name, children):
+    for old, new in children:
+        name = re.sub(r'^(features\.\d+)\.%s\.' % old, r'\1.%s.' % new, name)
+    return name
 
 
 def released_to_ours(name):
     """Our structural name for a released (or already converted) parameter name."""
-    for pattern, replacement in RELEASED_RENAMES:
-        name = re.sub(pattern, replacement, name)
-    return name
+    return _rename(name, _RENAMED_CHILDREN)
+
+
+def ours_to_released(name):
+    """The released weights' name for one of our structural parameter names."""
+    return _rename(name, [(new, old) for old, new in _RENAMED_CHILDREN])
 
 
 def load_param_file(path):
