@@ -1,15 +1,20 @@
-"""Parameter files: their shapes, and whether one fits a network.
+"""Parameter files: their shapes, and whether one fits a network; seeded initialisation.
 
 The one reader of ``.params`` files for the package (training, export,
 evaluation, conversion): every failure is a one-line :class:`UsageError` that
 names the file and, for a misfit, the first parameter that differs.
+:func:`seeded_initialize` draws each parameter from its own seed, so that two
+networks that share a parameter (same structural name and shape) start from
+the same values of it.
 """
+import hashlib
+
 import mxnet as mx
 
 from .errors import UsageError
 
 __all__ = ['load_param_file', 'param_shapes', 'saved_param_shapes', 'check_params_fit',
-           'classifier_outputs']
+           'classifier_outputs', 'parameter_seed', 'seeded_initialize']
 
 
 def load_param_file(path):
@@ -105,3 +110,44 @@ def check_params_fit(path, shapes, what):
     if extra:
         raise UsageError('%s does not fit %s: it has parameter %s that the model lacks'
                          % (path, what, extra[0]))
+
+
+def parameter_seed(seed, name):
+    """The seed of parameter ``name`` (structural, e.g. ``features.4.expand.conv.weight``)
+    of a run seeded with ``seed``: the same in every process and for every network."""
+    digest = hashlib.sha256(('%d:%s' % (seed, name)).encode()).digest()
+    return int.from_bytes(digest[:4], 'little') % 2 ** 31
+
+
+def seeded_initialize(net, init, seed, ctx=None):
+    """Initialise every parameter of ``net`` from ``(seed, its structural name)``.
+
+    Gluon's ``initialize`` draws the parameters one after the other from one
+    random stream, so a parameter's values depend on every parameter created
+    before it: an AsymmNet and its ``asymmrate=0`` twin would start from other
+    values even where they have the same parameter.  Here each parameter is
+    drawn after seeding MXNet's generator with :func:`parameter_seed`: networks
+    initialised with the same ``seed`` agree on every parameter they share (same
+    structural name and shape), and ``seed`` varies the initialisation.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+        Its parameters' shapes known (set or inferred), not yet initialised.
+    init : mxnet.initializer.Initializer
+        The default initializer (a parameter's own ``init``, e.g. BatchNorm's, wins).
+    seed : int
+    ctx : Context or list of Context, optional
+
+    Raises
+    ------
+    ValueError
+        A parameter's shape is not known yet (its values would be drawn later,
+        from another seed).
+    """
+    for name, param in net._collect_params_with_prefix().items():
+        if not param.shape or not all(d > 0 for d in param.shape):
+            raise ValueError('parameter %s has no shape yet (%s): set or infer the shapes '
+                             'before seeded_initialize' % (name, param.shape))
+        mx.random.seed(parameter_seed(seed, name))
+        param.initialize(None, ctx, init)

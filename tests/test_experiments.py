@@ -6,16 +6,19 @@ import subprocess
 import sys
 import time
 
+import mxnet as mx
 import numpy as np
 import pytest
 from scipy import stats
 
+from gluon_asymmnet.data import batches, prepare_digits
 from gluon_asymmnet.experiments import grid, main
 from gluon_asymmnet.experiments.measure import interleaved_latency
 from gluon_asymmnet.experiments.presets import PRESETS
 from gluon_asymmnet.experiments.report import (Row, differences, markdown, mean_std,
                                                replace_block, welch_interval)
 from gluon_asymmnet.experiments.runner import _run_locked, cell_state
+from gluon_asymmnet.params import seeded_initialize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: A tiny recipe: 2 epochs of 64 digits at 32x32.
@@ -252,3 +255,44 @@ def test_killed_runner_loses_only_the_cells_in_flight(tmp_path):
     out = runner.communicate(timeout=120)[0]
     assert runner.returncode == 0 and 'starting' not in out and 'resuming' not in out, out
     assert np.isfinite([cell_state(runs, c, 2).final['val_top1'] for c in cells]).all()
+
+
+# ---------------------------------------------------------------- paired cells
+
+
+def _twin_job(tmp_path, digits, tag, *flags):
+    from gluon_asymmnet.train.args import parse_args
+    from gluon_asymmnet.train.main import build_job
+    args = parse_args(['--rec-train', digits.train_rec, '--rec-train-idx', digits.train_idx,
+                       '--model', 'asymmnet_small_0.35', '--input-size', '32',
+                       '--batch-size', '8', '--num-epochs', '1', '-j', '1',
+                       '--save-dir', str(tmp_path), '--tag-name', tag] + list(flags))
+    job, lock = build_job(args)
+    lock.release()
+    params = {name: p.data().asnumpy() for name, p in job.net._collect_params_with_prefix().items()}
+    data, label = next(iter(batches(job.train_data)))
+    return params, data.asnumpy(), label.asnumpy()
+
+
+def test_twins_with_one_seed_share_initialisation_and_data(tmp_path):
+    digits = prepare_digits(str(tmp_path / 'data'), size=32)
+    r1, data1, label1 = _twin_job(tmp_path, digits, 'a', '--asymmrate', '1', '--seed', '3')
+    r0, data0, label0 = _twin_job(tmp_path, digits, 'b', '--asymmrate', '0', '--seed', '3')
+    other, data_other, _ = _twin_job(tmp_path, digits, 'c', '--asymmrate', '0', '--seed', '4')
+    shared = [n for n in r0 if n in r1 and r0[n].shape == r1[n].shape]
+    weights = [n for n in shared if n.endswith('weight')]
+    assert len(weights) > 5 and len(shared) < len(r0)   # the asymmetrical blocks differ
+    for name in shared:
+        np.testing.assert_array_equal(r0[name], r1[name], err_msg=name)
+    # the seed varies the initialisation (random draws, not the constant BatchNorm ones)
+    assert all(not np.array_equal(r0[n], other[n]) for n in weights)
+    assert r0[weights[0]].std() > 0
+    np.testing.assert_array_equal(data0, data1)
+    np.testing.assert_array_equal(label0, label1)
+    assert not np.array_equal(data0, data_other)
+
+
+def test_seeded_initialize_needs_known_shapes():
+    net = mx.gluon.nn.Dense(3)   # in_units inferred at the first call
+    with pytest.raises(ValueError, match='has no shape yet'):
+        seeded_initialize(net, mx.init.MSRAPrelu(), 0)

@@ -27,7 +27,7 @@ from ..data import check_data_args, image_folder_loaders, imagenet_rec_iters, pr
 from ..deploy.export import export_model
 from ..deploy.sources import run_dir_model
 from ..errors import DataError, UsageError
-from ..params import check_params_fit, param_shapes
+from ..params import check_params_fit, param_shapes, seeded_initialize
 from . import precision as precision_mod
 from .args import global_lr, model_kwargs, parse_args
 from .checkpoint import RunLock, latest_checkpoint, read_checkpoint
@@ -225,7 +225,7 @@ def _assemble(args, ctx, precision, kv, classes, model, teacher, run_dir, meta):
 
     for structured_name, param in net._collect_params_with_prefix().items():
         param.shape = shapes[structured_name]     # allocated now, not at the first forward
-    net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
+    seeded_initialize(net, mx.init.MSRAPrelu(), args.seed, ctx)
     if precision.dtype == 'float16':
         net.cast('float16')
     if args.no_wd:
