@@ -13,10 +13,12 @@ from scipy import stats
 
 from gluon_asymmnet.data import batches, prepare_digits
 from gluon_asymmnet.experiments import grid, main
-from gluon_asymmnet.experiments.measure import interleaved_latency
+from gluon_asymmnet.experiments import provenance
+from gluon_asymmnet.experiments.measure import QUIET_LOAD, _stale, interleaved_latency, loaded
 from gluon_asymmnet.experiments.presets import PRESETS
-from gluon_asymmnet.experiments.report import (Row, differences, markdown, mean_std,
-                                               replace_block, welch_interval)
+from gluon_asymmnet.experiments.report import (Row, markdown, mean_std, paired, paired_interval,
+                                               replace_block, resolvable, seeds_needed,
+                                               sign_test, verdict)
 from gluon_asymmnet.experiments.runner import _run_locked, cell_state
 from gluon_asymmnet.params import seeded_initialize
 
@@ -136,45 +138,99 @@ def test_mean_and_sample_std():
     assert math.isnan(mean_std([0.5])[1])
 
 
-def test_welch_interval_on_known_numbers():
-    a, b = [0.80, 0.82, 0.84], [0.70, 0.74, 0.78]
-    # by hand: variances 0.0004 and 0.0016, se^2 = 0.0004/3 + 0.0016/3,
-    # Welch-Satterthwaite df = se^4 / ((0.0004/3)^2/2 + (0.0016/3)^2/2) = 2.941...
-    se2 = 0.0004 / 3 + 0.0016 / 3
-    df = se2 ** 2 / ((0.0004 / 3) ** 2 / 2 + (0.0016 / 3) ** 2 / 2)
-    assert df == pytest.approx(2.9412, abs=1e-4)
-    half = stats.t.ppf(0.975, df) * math.sqrt(se2)
-    diff, low, high = welch_interval(a, b)
-    assert diff == pytest.approx(0.08)
-    assert (low, high) == pytest.approx((0.08 - half, 0.08 + half))
-    assert low < 0 < high                  # 8 points apart, yet within noise with 3 seeds
-    assert welch_interval([0.5, 0.5], [0.4, 0.4]) == pytest.approx((0.1, 0.1, 0.1))
+def test_paired_interval_and_sign_test_on_known_numbers():
+    # differences 1, 2, 3: mean 2, sd 1, half-width t(0.975, 2) / sqrt(3)
+    mean, low, high = paired_interval([1.0, 2.0, 3.0])
+    half = stats.t.ppf(0.975, 2) / math.sqrt(3)
+    assert half == pytest.approx(2.4841, abs=1e-4)
+    assert (mean, low, high) == pytest.approx((2, 2 - half, 2 + half))
+    assert paired_interval([0.5, 0.5]) == (0.5, 0.5, 0.5)
     with pytest.raises(ValueError):
-        welch_interval([0.5], [0.4, 0.45])
+        paired_interval([0.5])
+    # 3 of 3 above 0: p = 2 * 0.5^3; a tie counts on neither side
+    assert sign_test([1.0, 2.0, 3.0]) == (3, 0, pytest.approx(0.25))
+    assert sign_test([1.0, 0.0, -2.0]) == (1, 1, pytest.approx(1.0))
+    assert sign_test([0.0]) == (0, 0, 1.0)
 
 
-def _row(family, width, rate, top1):
-    return Row('%s_%s' % (family, width), family, width, rate, 0, 1e6, 1e5, 1.0, 0.5, top1,
-               [1.0] * len(top1))
+def test_seeds_needed_give_an_interval_at_most_the_resolution_wide():
+    # sd 1 pp, resolution 1 pp: the fewest n with 2 t(0.975, n-1) / sqrt(n) <= 1
+    width = [2 * stats.t.ppf(0.975, n - 1) / math.sqrt(n) for n in range(2, 40)]
+    expected = 2 + next(i for i, w in enumerate(width) if w <= 1)
+    assert expected == 18
+    assert seeds_needed(1.0, 1.0) == expected
+    assert resolvable(1.0, expected) <= 1 < resolvable(1.0, expected - 1)
+    assert seeds_needed(0.2, 1.0) == 3 and seeds_needed(0.0, 1.0) == 2
+    assert seeds_needed(100.0, 0.01) is None and resolvable(1.0, 1) == math.inf
 
 
-def test_differences_pair_each_asymmnet_row_with_its_r0_twin():
-    rows = [_row('asymmnet_small', '0.5', 1, [0.80, 0.82, 0.84]),
-            _row('asymmnet_small', '0.5', 0, [0.70, 0.74, 0.78]),
-            _row('asymmnet_large', '0.5', 1, [0.90, 0.91, 0.92]),
-            _row('mobilenetv3_large', '0.5', 0, [0.70, 0.71, 0.72]),
+@pytest.mark.parametrize('low, high, expected', [
+    (0.1, 0.9, 'higher'), (-2.5, -0.2, 'lower'), (-0.4, 0.7, 'within ±1 (resolved)'),
+    (-1.0, 1.0, 'within ±1 (resolved)'), (-0.5, 1.5, 'not resolved'), (-3, 3, 'not resolved')])
+def test_verdicts(low, high, expected):
+    assert verdict(low, high, 1.0) == expected
+
+
+def _row(family, width, rate, top1, seeds=None, **measured):
+    return Row('%s_%s' % (family, width), family, width, rate, 0, 1e6, 1e5,
+               measured.get('mxnet_ms', 1.0), 0.5, top1, [1.0] * len(top1), seeds=seeds,
+               mxnet_load=measured.get('mxnet_load', 0.0), onnxruntime_load=0.0)
+
+
+def test_twins_are_paired_seed_by_seed():
+    # the seeds move both networks alike: unpaired, 1 point is lost in a 10-point spread
+    base = [0.80, 0.90, 0.70, 0.85]
+    rows = [_row('asymmnet_small', '0.5', 1, [b + 0.01 + e for b, e in
+                                              zip(base, [0.001, -0.001, 0.002, 0.0])]),
+            _row('asymmnet_small', '0.5', 0, base),
+            _row('asymmnet_large', '0.5', 1, [0.91, 0.90, 0.92], seeds=[1, 2, 3]),
+            _row('mobilenetv3_large', '0.5', 0, [0.70, 0.905, 0.90, 0.925], seeds=[0, 1, 2, 3]),
             _row('asymmnet_small', '0.35', 1, [0.9])]
-    found = differences(rows)
-    assert [(d.row.model, d.twin.model) for d in found] == [
+    found = paired(rows, resolution=1.0)
+    assert [(p.row.model, p.twin.model) for p in found] == [
         ('asymmnet_small_0.5', 'asymmnet_small_0.5'),
         ('asymmnet_large_0.5', 'mobilenetv3_large_0.5')]
-    assert found[0].verdict.startswith('within noise') and found[0].diff == pytest.approx(8)
-    assert found[1].verdict == 'r=1 higher' and found[1].low > 0
+    small, large = found
+    assert small.diffs == pytest.approx([1.1, 0.9, 1.2, 1.0])
+    assert small.verdict == 'higher' and 0.5 < small.low < small.high < 1.5
+    assert (small.above, small.below) == (4, 0)
+    assert small.needed == seeds_needed(float(np.std(small.diffs, ddof=1)), 1.0)
+    # only the seeds both have: 1, 2, 3
+    assert large.seeds == [1, 2, 3] and large.diffs == pytest.approx([0.5, 0.0, -0.5])
+    assert large.verdict == 'not resolved'
     text = markdown(rows, ['context'])
-    assert '| asymmnet_small_0.5 | 0.5 | 1 | 0 | 1.00 | 0.100 | 1.00 | 0.50 | 82.00 ± 2.00 |' \
+    assert '| asymmnet_small_0.5 r=1 | asymmnet_small_0.5 r=0 | +1.1 +0.9 +1.2 +1.0 | +1.05 |' \
         in text
+    assert '4/0, p=0.12 |' in text and '| higher |' in text and 'noise' not in text
+    assert 'resolves differences of ±' in text
+    assert '| asymmnet_small_0.5 | 0.5 | 1 | 0 | 1.00 | 0.100 | 1.00 | 0.50 |' in text
     assert '\n|' + '---|' * 11 + '\n' in text
-    assert 'within noise (the interval contains 0)' in text and '[+11.' not in text
+
+
+def test_latencies_timed_under_load_are_marked_with_the_load():
+    quiet = markdown([_row('asymmnet_small', '0.5', 0, [0.9], mxnet_load=0.1)], ['context'])
+    assert '| 1.00 | 0.50 |' in quiet and '†' not in quiet
+    busy = markdown([_row('asymmnet_small', '0.5', 0, [0.9], mxnet_load=1.4)], ['context'])
+    assert '| 1.00† | 0.50 |' in busy and 'kept up to 1.40 cores busy' in busy
+    assert loaded(None) and loaded(QUIET_LOAD + 0.01) and not loaded(QUIET_LOAD)
+    # a cached latency timed under load is timed again, a quiet one is kept
+    assert _stale({'macs': 1, 'mxnet_ms': 1.0, 'mxnet_load': 1.4}, 'mxnet', 200)
+    assert not _stale({'macs': 1, 'mxnet_ms': 1.0, 'mxnet_load': 0.1}, 'mxnet', 200)
+    assert not _stale({'macs': 1, 'mxnet_ms': 1.0, 'mxnet_load': 1.4}, 'mxnet', 0)
+    assert _stale({'mxnet_ms': 1.0, 'mxnet_load': 0.1}, 'mxnet', 0)   # no MACs yet
+
+
+def test_cpu_load_counts_other_processes_only(monkeypatch):
+    clock = {'wall': 100.0, 'busy': 50.0, 'own': 5.0}
+    monkeypatch.setattr(provenance.time, 'time', lambda: clock['wall'])
+    monkeypatch.setattr(provenance, '_busy_seconds', lambda: clock['busy'])
+    monkeypatch.setattr(provenance, '_own_seconds', lambda: clock['own'])
+    load = provenance.CpuLoad().start()
+    # 10 s: the machine spent 16 CPU seconds, 4 of them this process and its children
+    clock.update(wall=110.0, busy=66.0, own=9.0)
+    assert load.others() == pytest.approx(1.2)
+    monkeypatch.setattr(provenance, '_busy_seconds', lambda: None)   # no /proc/stat
+    assert provenance.CpuLoad().start().others() is None
 
 
 def test_latency_rounds_time_every_model_once_each():

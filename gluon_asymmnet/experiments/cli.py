@@ -17,7 +17,6 @@ otherwise, ``report.md``, ``report.csv`` and the figures.
 import fcntl
 import json
 import os
-import platform
 import signal
 import sys
 import tempfile
@@ -28,8 +27,10 @@ from ..fileio import atomic_write_json
 from . import grid as grid_mod
 from .measure import RUNS, measure_variants, unmeasured
 from .presets import PRESETS
-from .report import Row, replace_block, write_report
-from .runner import Interrupted, cell_estimates, cell_state, read_timings, run_cells
+from .provenance import TRAINING_CODE, provenance
+from .report import Row, paired, replace_block, write_report
+from .runner import (Interrupted, cell_estimates, cell_state, read_sessions, read_timings,
+                     run_cells)
 
 __all__ = ['main', 'build_parser']
 
@@ -70,6 +71,14 @@ def build_parser():
     how.add_argument('--report-dir', default=None, help='where the report goes (default --out)')
     how.add_argument('--jobs', type=int, default=1,
                      help='cells side by side; the cores are split between them')
+    how.add_argument('--cell-threads', type=int, default=None,
+                     help="cores of each cell (OMP_NUM_THREADS and -j; default: the preset's, "
+                          "else the cores split between --jobs); the data's augmentation "
+                          "depends on it, so keep it to reproduce a report")
+    how.add_argument('--resolution', type=float, default=1.0, metavar='PP',
+                     help='the top-1 difference (percentage points) the verdicts resolve: '
+                          '"within +-PP (resolved)" when the paired interval lies inside it '
+                          '(default 1)')
     how.add_argument('--latency-runs', type=int, default=RUNS,
                      help='timed batch-1 calls per model and backend (0: no latency)')
     how.add_argument('--latency-threads', type=int, default=1,
@@ -129,17 +138,22 @@ def _writable(folder, what):
                                                           error.strerror or error)) from None
 
 
-def _pin_recipe(out, flags, write):
-    """Refuse an output folder holding cells of another recipe; record this one."""
+def _pin_recipe(out, flags, code, write):
+    """Refuse an output folder holding cells of another recipe or of other training code
+    (:func:`~.provenance.code_fingerprint`); record this one."""
     path = os.path.join(out, 'experiment.json')
     if os.path.exists(path):
         with open(path) as saved:
-            before = json.load(saved)['recipe']
-        if before != list(flags):
+            before = json.load(saved)
+        if before['recipe'] != list(flags):
             raise UsageError('%s holds cells trained with another recipe (%s); use another '
-                             '--out' % (out, ' '.join(before) or 'no flags'))
+                             '--out' % (out, ' '.join(before['recipe']) or 'no flags'))
+        if before.get('code') != code:
+            raise UsageError('%s holds cells trained by other training code (%s changed since): '
+                             'their results are not this code\'s; delete the folder or use '
+                             'another --out' % (out, ', '.join(TRAINING_CODE)))
     elif write:
-        atomic_write_json({'recipe': list(flags)}, path)
+        atomic_write_json({'recipe': list(flags), 'code': code}, path)
 
 
 def _classes(recipe):
@@ -208,25 +222,44 @@ def _builds(variants):
     return [(variant[0], grid_mod.Cell(*variant, seed=0).model_kwargs()) for variant in variants]
 
 
-def _machine():
-    try:
-        with open('/proc/cpuinfo') as info:
-            names = [line.split(':', 1)[1].strip() for line in info
-                     if line.startswith('model name')]
-    except OSError:
-        names = []
-    return '%s, %d core(s)' % (names[0] if names else platform.processor() or 'CPU',
-                               os.cpu_count() or 1)
+def _context(name, preset, cells, flags, recipe, classes, threads, runs, out, about):
+    """The lines above the report's table: what was run, by which code, where."""
+    sessions = [s for s in read_sessions(out) if s['others_load'] is not None]
+    seconds = sum(s['seconds'] for s in sessions)
+    trained = ('; %d of its cells trained in %s of wall time on %s, other processes keeping '
+               '%.2f cores busy on average' % (sum(s['cells'] for s in sessions),
+                                               _duration(seconds), about['machine'],
+                                               sum(s['others_load'] * s['seconds']
+                                                   for s in sessions) / seconds)
+               if seconds else '')
+    commit = about['commit'][:10] if about['commit'] else 'no git checkout'
+    return [
+        '%s: %s.' % ('Preset `%s`' % name if preset else 'Grid',
+                     preset.description if preset else '%d cells' % len(cells)),
+        'Recipe of every cell: `train_imagenet.py %s` (nothing tuned per model), %d thread(s) '
+        'per cell; top-1/top-5: validation accuracy after the last epoch, mean ± standard '
+        'deviation over n seeds.' % (' '.join(flags), about['cell_threads']),
+        'Made by gluon-asymmnet %s at commit %s (training code %s%s)%s.'
+        % (about['version'], commit, about['code'][:10],
+           '' if about['code_committed'] else ', not committed', trained),
+        'MACs and trainable parameters at %dx%d, %d classes (`gluon_asymmnet.complexity`); '
+        % (recipe.input_size, recipe.input_size, classes) +
+        ('latency: batch 1, random weights, %d thread(s), %s, after the trainings (MXNet '
+         'hybridized; ONNX Runtime on the ONNX export), the lowest decile of %d rounds that '
+         'time every model once (report.csv has the median too).' % (threads, about['machine'],
+                                                                    runs)
+         if runs else 'latency not measured (--latency-runs 0).')]
 
 
-def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, preset, notes, echo):
+def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, preset, notes,
+            about, resolution, echo):
     runs_dir = os.path.join(out, 'runs')
     results, unfinished = {}, 0
     for cell in cells:
         state = cell_state(runs_dir, cell, recipe.num_epochs)
         results.setdefault(cell.variant, [])
         if state.state == 'done':
-            results[cell.variant].append(state.final)
+            results[cell.variant].append((cell.seed, state.final))
         else:
             unfinished += 1
     variants = [v for v, finals in results.items() if finals]
@@ -235,24 +268,12 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
     rows = []
     for variant, key in zip(variants, measured):
         values = measured[key]
-        finals = results[variant]
+        seeds, finals = zip(*results[variant])
         rows.append(Row(*variant, top1=[f['val_top1'] for f in finals],
-                        top5=[f['val_top5'] for f in finals],
+                        top5=[f['val_top5'] for f in finals], seeds=list(seeds),
                         **{field: values.get(field) for field in _MEASURED}))
     name = preset.name if preset else 'grid'
-    context = [
-        '%s: %s.' % ('Preset `%s`' % name if preset else 'Grid',
-                     preset.description if preset else '%d cells' % len(cells)),
-        'Recipe of every cell: `train_imagenet.py %s` (nothing tuned per model); '
-        'top-1/top-5: validation accuracy after the last epoch, mean ± standard deviation '
-        'over n seeds.' % ' '.join(flags),
-        'MACs and trainable parameters at %dx%d, %d classes (`gluon_asymmnet.complexity`); '
-        % (recipe.input_size, recipe.input_size, classes) +
-        ('latency: batch 1, random weights, %d thread(s), %s, after the trainings (MXNet '
-         'hybridized; ONNX Runtime on the ONNX export), the lowest decile of %d rounds that '
-         'time every model once (on a shared machine the median includes time slices lost to '
-         'other processes; report.csv has it too).' % (threads, _machine(), runs)
-         if runs else 'latency not measured (--latency-runs 0).')]
+    context = _context(name, preset, cells, flags, recipe, classes, threads, runs, out, about)
     if unfinished:
         notes = list(notes) + ['%d cell(s) of the grid have not finished: their seeds are not '
                                'in the table' % unfinished]
@@ -261,8 +282,15 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
             if values.get(backend + '_error'):
                 notes = list(notes) + ['%s: no %s latency (%s)' % (key, backend,
                                                                   values[backend + '_error'])]
-    text = write_report(rows, report_dir, context, 'AsymmNet experiments: %s' % name, notes)
+    about = dict(about, recipe=list(flags), latency_threads=threads, latency_runs=runs,
+                 preset=name)
+    text = write_report(rows, report_dir, context, 'AsymmNet experiments: %s' % name, notes,
+                        resolution, about)
     echo('report: %s' % os.path.join(report_dir, 'report.md'))
+    found = paired(rows, resolution)
+    for item in found:
+        echo('%s vs %s: %s (%s)' % (item.row.model, item.twin.model, item.verdict,
+                                    'seeds for ±%g: %s' % (resolution, item.needed)))
     return text
 
 
@@ -276,6 +304,10 @@ def run(args, flags, echo=print):
         raise UsageError('need --latency-runs >= 0 and --latency-threads >= 1')
     if args.jobs < 1:
         raise UsageError('--jobs must be >= 1, not %d' % args.jobs)
+    if args.cell_threads is not None and args.cell_threads < 1:
+        raise UsageError('--cell-threads must be >= 1, not %d' % args.cell_threads)
+    if not args.resolution > 0:
+        raise UsageError('--resolution must be > 0 percentage points, not %g' % args.resolution)
     if args.jobs > 1 and recipe.num_gpus > 0:
         raise UsageError('--jobs %d with --num-gpus %d: the cells would share the GPUs; use '
                          '--jobs 1' % (args.jobs, recipe.num_gpus))
@@ -285,11 +317,13 @@ def run(args, flags, echo=print):
     _writable(report_dir, 'the report folder')
     if args.update_readme:
         _check_block(args.update_readme)
-    _pin_recipe(out, flags, write=not args.dry_run)
+    about = provenance()
+    _pin_recipe(out, flags, about['code'], write=not args.dry_run)
     runs_dir = os.path.join(out, 'runs')
     classes = _classes(recipe)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    threads = max(1, cores // args.jobs)
+    threads = args.cell_threads or (preset and preset.cell_threads) or max(1, cores // args.jobs)
+    about['cell_threads'] = threads
     for note in notes:
         echo('note: %s' % note)
     states = [cell_state(runs_dir, cell, recipe.num_epochs) for cell in cells]
@@ -304,7 +338,7 @@ def run(args, flags, echo=print):
         failed = run_cells(cells, flags, out, args.jobs, threads, recipe.num_epochs, echo)
         notes += ['%s failed: %s' % (cell.run_name, reason) for cell, reason in failed]
         text = _report(cells, flags, recipe, classes, out, report_dir, args.latency_threads,
-                       args.latency_runs, preset, notes, echo)
+                       args.latency_runs, preset, notes, about, args.resolution, echo)
     finally:
         lock.close()
     if args.update_readme:

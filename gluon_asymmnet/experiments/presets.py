@@ -15,7 +15,8 @@ from .grid import Arm
 __all__ = ['Preset', 'PRESETS']
 
 
-class Preset(collections.namedtuple('Preset', 'name description arms seeds recipe cell_seconds')):
+class Preset(collections.namedtuple('Preset', 'name description arms seeds recipe cell_seconds '
+                                              'cell_threads', defaults=(None,))):
     """A named grid.
 
     Parameters
@@ -29,6 +30,9 @@ class Preset(collections.namedtuple('Preset', 'name description arms seeds recip
     cell_seconds : float or None
         Measured CPU seconds of one cell (its wall time at one thread on a quiet
         machine), for ``--dry-run``'s estimate before any cell of the run is timed.
+    cell_threads : int or None
+        Cores of each cell (``--cell-threads``); None: the cores split between the jobs.
+        A preset whose report is committed fixes it: the augmentation depends on it.
     """
 
 
