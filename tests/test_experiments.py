@@ -1,4 +1,6 @@
-"""The experiment runner: grid checks, kill-and-rerun safety, the report's statistics."""
+"""The experiment runner: grid checks, kill-and-rerun safety, the report's statistics, paired
+twins, and committed reports that belong to their code."""
+import json
 import math
 import os
 import signal
@@ -352,3 +354,95 @@ def test_seeded_initialize_needs_known_shapes():
     net = mx.gluon.nn.Dense(3)   # in_units inferred at the first call
     with pytest.raises(ValueError, match='has no shape yet'):
         seeded_initialize(net, mx.init.MSRAPrelu(), 0)
+
+
+# ---------------------------------------------------------------- reports belong to their code
+
+#: The small grid whose report is committed in tests/fixtures/experiments/tiny: 2 variants x 2
+#: seeds, one thread per cell, 3 epochs of 320 digits (about 40% top-1); regenerate it with
+#: ``python -m gluon_asymmnet.experiments <TINY_GRID> --out OUT --report-dir FIXTURE -- <SHORT>``.
+TINY_GRID = ['--models', 'asymmnet_small_0.35', '--asymmrate', '0', '1', '--seeds', '2',
+             '--jobs', '1', '--cell-threads', '1', '--latency-runs', '0']
+SHORT = ['--dataset', 'digits', '--input-size', '32', '--crop-ratio', '1', '--batch-size', '32',
+         '--num-training-samples', '320', '--num-epochs', '3', '--lr-base', '0.325',
+         '--lr-mode', 'cosine', '--warmup-epochs', '1', '--save-frequency', '0',
+         '--log-interval', '100']
+TINY_REPORT = 'tests/fixtures/experiments/tiny'
+COMMITTED_REPORTS = ['docs/experiments/report.json', TINY_REPORT + '/report.json']
+
+
+def _results(report):
+    """What a rerun must reproduce exactly: per-seed accuracies and the paired verdicts."""
+    rows = {(r['model'], r['asymmrate'], r['shuffle_group']): (r['seeds'], r['top1'], r['top5'])
+            for r in report['rows']}
+    return rows, [(p['row'], p['twin'], p['diffs'], p['verdict']) for p in report['paired']]
+
+
+def _read_json(path):
+    with open(path) as report:
+        return json.load(report)
+
+
+@pytest.mark.parametrize('report', COMMITTED_REPORTS)
+def test_committed_reports_belong_to_the_training_code(report):
+    committed = provenance.committed_fingerprint(ROOT)
+    if committed is None:
+        pytest.skip('not a git checkout: which training code is committed is unknown')
+    made = _read_json(os.path.join(ROOT, report))
+    assert made['code_committed'], '%s was made from uncommitted training code' % report
+    assert made['code'] == committed, (
+        '%s was made by the training code of commit %s, which changed since (last change: %s): '
+        'its numbers are not this code\'s; regenerate it (%s)'
+        % (report, (made['commit'] or '?')[:10], provenance.last_code_change(ROOT),
+           'make experiments' if report.startswith('docs') else
+           'python -m gluon_asymmnet.experiments %s --out OUT --report-dir %s -- %s'
+           % (' '.join(TINY_GRID), TINY_REPORT, ' '.join(SHORT))))
+
+
+@pytest.mark.slow
+def test_a_rerun_reproduces_the_committed_report(tmp_path):
+    committed = _read_json(os.path.join(ROOT, TINY_REPORT, 'report.json'))
+    if committed['machine'] != provenance.machine():
+        pytest.skip('the committed report was made on %s, this is %s: the kernels (and their '
+                    'rounding) depend on the CPU' % (committed['machine'], provenance.machine()))
+    if committed['code'] != provenance.code_fingerprint(ROOT):
+        pytest.skip('the training code changed since the committed report: '
+                    'test_committed_reports_belong_to_the_training_code says how to regenerate')
+    done = subprocess.run([sys.executable, '-m', 'gluon_asymmnet.experiments'] + TINY_GRID
+                          + ['--out', str(tmp_path), '--'] + SHORT, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:]
+    rerun = _read_json(str(tmp_path / 'report.json'))
+    assert rerun['recipe'] == committed['recipe'] and rerun['cell_threads'] == 1
+    assert _results(rerun) == _results(committed)
+
+
+def test_an_output_folder_of_other_training_code_is_refused(tmp_path, capsys):
+    (tmp_path / 'experiment.json').write_text(json.dumps({'recipe': TINY, 'code': 'older'}))
+    assert status(['--models', 'asymmnet_small_0.5', '--out', str(tmp_path), '--'] + TINY) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'trained by other training code' in err
+
+
+def test_code_fingerprint_is_git_s_view_of_the_training_code(tmp_path):
+    root = tmp_path / 'repo'
+    (root / 'gluon_asymmnet' / 'models').mkdir(parents=True)
+    (root / 'gluon_asymmnet' / 'models' / 'a.py').write_text('A = 1\n')
+    (root / 'gluon_asymmnet' / 'models' / 'notes.txt').write_text('not code\n')
+    (root / 'gluon_asymmnet' / 'params.py').write_text('P = 1\n')
+    (root / 'gluon_asymmnet' / 'zoo.py').write_text('Z = 1\n')   # not training code
+    before = provenance.code_fingerprint(str(root))
+    git = ['git', '-C', str(root), '-c', 'user.name=t', '-c', 'user.email=t@t']
+    if subprocess.run(git + ['init', '-q'], capture_output=True).returncode != 0:
+        pytest.skip('git is not available')
+    subprocess.run(git + ['add', '.'], check=True)
+    subprocess.run(git + ['commit', '-qm', 'x'], check=True)
+    assert provenance.committed_fingerprint(str(root)) == before
+    (root / 'gluon_asymmnet' / 'zoo.py').write_text('Z = 2\n')
+    (root / 'gluon_asymmnet' / 'models' / 'notes.txt').write_text('changed\n')
+    assert provenance.code_fingerprint(str(root)) == before
+    (root / 'gluon_asymmnet' / 'models' / 'a.py').write_text('A = 2\n')
+    assert provenance.code_fingerprint(str(root)) != before
+    assert provenance.committed_fingerprint(str(root)) == before
+    assert provenance.provenance(str(root))['code_committed'] is False

@@ -28,7 +28,7 @@ from . import grid as grid_mod
 from .measure import RUNS, measure_variants, unmeasured
 from .presets import PRESETS
 from .provenance import TRAINING_CODE, provenance
-from .report import Row, paired, replace_block, write_report
+from .report import Row, label, paired, replace_block, write_report
 from .runner import (Interrupted, cell_estimates, cell_state, read_sessions, read_timings,
                      run_cells)
 
@@ -287,10 +287,10 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
     text = write_report(rows, report_dir, context, 'AsymmNet experiments: %s' % name, notes,
                         resolution, about)
     echo('report: %s' % os.path.join(report_dir, 'report.md'))
-    found = paired(rows, resolution)
-    for item in found:
-        echo('%s vs %s: %s (%s)' % (item.row.model, item.twin.model, item.verdict,
-                                    'seeds for ±%g: %s' % (resolution, item.needed)))
+    for item in paired(rows, resolution):
+        echo('%s vs %s: %s (%d seeds; ±%g needs %s)' % (label(item.row), label(item.twin),
+                                                      item.verdict, len(item.diffs), resolution,
+                                                      item.needed or 'more than 1000'))
     return text
 
 

@@ -37,7 +37,7 @@ from .grid import SAME_NETWORK_AT_R0
 from .measure import QUIET_LOAD, loaded
 
 __all__ = ['Row', 'Paired', 'mean_std', 'paired_interval', 'sign_test', 'seeds_needed',
-           'resolvable', 'verdict', 'paired', 'markdown', 'record', 'write_csv',
+           'resolvable', 'verdict', 'paired', 'label', 'markdown', 'record', 'write_csv',
            'plot_figures', 'write_report', 'replace_block', 'write_text', 'FIGURES']
 
 #: Figure files of the report.
@@ -210,9 +210,10 @@ _HEADER = ['model', 'width', 'asymmrate', 'shuffle', 'MACs (M)', 'params (M)', '
            'ONNX Runtime ms', 'top-1 %', 'top-5 %', 'n']
 
 
-def _label(row):
-    label = '%s r=%d' % (row.model, row.asymmrate) if row.asymmrate is not None else row.model
-    return label + (' g=%d' % row.shuffle_group if row.shuffle_group else '')
+def label(row):
+    """A row's name in the paired table: ``<model> r=<asymmrate>[ g=<shuffle_group>]``."""
+    text = '%s r=%d' % (row.model, row.asymmrate) if row.asymmrate is not None else row.model
+    return text + (' g=%d' % row.shuffle_group if row.shuffle_group else '')
 
 
 def _interval(found):
@@ -235,7 +236,7 @@ def _paired_lines(found, resolution):
              '|---|---|---|---|---|---|---|---|']
     for item in found:
         lines.append('| %s | %s | %s | %+.2f | %s | %d/%d, p=%.2g | %s | %s |' % (
-            _label(item.row), _label(item.twin), ' '.join('%+.1f' % d for d in item.diffs),
+            label(item.row), label(item.twin), ' '.join('%+.1f' % d for d in item.diffs),
             item.mean, _interval(item), item.above, item.below, item.sign_p,
             '-' if item.needed is None else item.needed, item.verdict))
     spreads = [(np.std(item.diffs, ddof=1), item) for item in found if len(item.diffs) > 1]
@@ -245,7 +246,7 @@ def _paired_lines(found, resolution):
         needed = [item.needed for item in found if len(item.diffs) > 1]
         lines += ['', 'With %d seeds the noisiest comparison (%s, differences spread ±%.2f pp) '
                       'resolves differences of ±%.2f pp; ±%g in every comparison takes %s '
-                      'seeds.' % (seeds, _label(noisiest.row), sd, resolvable(sd, seeds),
+                      'seeds.' % (seeds, label(noisiest.row), sd, resolvable(sd, seeds),
                                   resolution, 'more than 1000' if None in needed
                                   else max(needed))]
     return lines
@@ -331,14 +332,14 @@ def plot_figures(rows, folder, title):
         fig, axes = plt.subplots(1, len(axes_spec), figsize=(6.5 * len(axes_spec), 4.5),
                                  squeeze=False)
         for axis, (field, scale, xlabel) in zip(axes[0], axes_spec):
-            for label, members in lines.items():
+            for line, members in lines.items():
                 points = [(getattr(r, field) * scale,) + mean_std(r.top1)
                           for r in members if getattr(r, field) is not None]
                 if not points:
                     continue
                 x, y, err = (np.array(v, dtype=float) for v in zip(*points))
                 axis.errorbar(x, 100 * y, yerr=np.nan_to_num(100 * err), marker='o', capsize=3,
-                              label=label, color=colours[label])
+                              label=line, color=colours[line])
             axis.set_xlabel(xlabel)
             axis.set_ylabel('top-1 (%)')
             axis.grid(alpha=0.3)
@@ -368,7 +369,7 @@ def record(rows, resolution=1.0):
         'rows': [dict(row._asdict(), seeds=list(row.seeds if row.seeds is not None
                                                   else range(len(row.top1))),
                       top1=list(row.top1), top5=list(row.top5)) for row in rows],
-        'paired': [{'row': _label(item.row), 'twin': _label(item.twin), 'seeds': item.seeds,
+        'paired': [{'row': label(item.row), 'twin': label(item.twin), 'seeds': item.seeds,
                     'diffs': item.diffs, 'mean': number(item.mean), 'low': item.low,
                     'high': item.high, 'above': item.above, 'below': item.below,
                     'sign_p': item.sign_p, 'verdict': item.verdict, 'needed': item.needed}
