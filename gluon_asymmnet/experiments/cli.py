@@ -75,10 +75,10 @@ def build_parser():
                      help="cores of each cell (OMP_NUM_THREADS and -j; default: the preset's, "
                           "else the cores split between --jobs); the data's augmentation "
                           "depends on it, so keep it to reproduce a report")
-    how.add_argument('--resolution', type=float, default=1.0, metavar='PP',
+    how.add_argument('--resolution', type=float, default=None, metavar='PP',
                      help='the top-1 difference (percentage points) the verdicts resolve: '
                           '"within +-PP (resolved)" when the paired interval lies inside it '
-                          '(default 1)')
+                          "(default: the preset's, else 1)")
     how.add_argument('--latency-runs', type=int, default=RUNS,
                      help='timed batch-1 calls per model and backend (0: no latency)')
     how.add_argument('--latency-threads', type=int, default=1,
@@ -192,7 +192,9 @@ def _duration(seconds):
     return '%d min %02d s' % divmod(int(round(seconds)), 60)
 
 
-def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, echo):
+def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, resolution,
+             echo):
+    """List the cells with their estimated times, and what the done ones resolve so far."""
     timings = read_timings(out)
     estimates = cell_estimates(cells, states, timings, num_epochs,
                                preset.cell_seconds if preset else None)
@@ -215,6 +217,7 @@ def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, 
              % (_duration(sum(estimates) / jobs), sum(1 for e in estimates if e),
                 'the cells timed in this output folder' if timings else
                 "the preset's measured cells", jobs, _duration(MEASURE_SECONDS * to_measure)))
+    _echo_paired(_rows(_finished(cells, states)), resolution, echo)
 
 
 def _builds(variants):
@@ -251,27 +254,45 @@ def _context(name, preset, cells, flags, recipe, classes, threads, runs, out, ab
          if runs else 'latency not measured (--latency-runs 0).')]
 
 
-def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, preset, notes,
-            about, resolution, echo):
-    runs_dir = os.path.join(out, 'runs')
-    results, unfinished = {}, 0
-    for cell in cells:
-        state = cell_state(runs_dir, cell, recipe.num_epochs)
+def _finished(cells, states):
+    """``{variant: [(seed, final metrics record)]}`` of the done cells (every variant listed)."""
+    results = {}
+    for cell, state in zip(cells, states):
         results.setdefault(cell.variant, [])
         if state.state == 'done':
             results[cell.variant].append((cell.seed, state.final))
-        else:
-            unfinished += 1
-    variants = [v for v, finals in results.items() if finals]
+    return results
+
+
+def _rows(results, measured=None):
+    """The report rows of the variants with done cells (``measured``: ``{variant: values}``)."""
+    rows = []
+    for variant, done in results.items():
+        if done:
+            seeds, finals = zip(*done)
+            values = (measured or {}).get(variant, {})
+            rows.append(Row(*variant, top1=[f['val_top1'] for f in finals],
+                            top5=[f['val_top5'] for f in finals], seeds=list(seeds),
+                            **{field: values.get(field) for field in _MEASURED}))
+    return rows
+
+
+def _echo_paired(rows, resolution, echo):
+    for item in paired(rows, resolution):
+        echo('%s vs %s: %s (%d seeds; ±%g needs %s)' % (label(item.row), label(item.twin),
+                                                      item.verdict, len(item.diffs), resolution,
+                                                      item.needed or 'more than 1000'))
+
+
+def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, preset, notes,
+            about, resolution, echo):
+    states = [cell_state(os.path.join(out, 'runs'), cell, recipe.num_epochs) for cell in cells]
+    results = _finished(cells, states)
+    unfinished = sum(1 for state in states if state.state != 'done')
+    variants = [v for v, done in results.items() if done]
     measured = measure_variants(_builds(variants), classes, recipe.input_size, threads, out,
                                 runs, echo)
-    rows = []
-    for variant, key in zip(variants, measured):
-        values = measured[key]
-        seeds, finals = zip(*results[variant])
-        rows.append(Row(*variant, top1=[f['val_top1'] for f in finals],
-                        top5=[f['val_top5'] for f in finals], seeds=list(seeds),
-                        **{field: values.get(field) for field in _MEASURED}))
+    rows = _rows(results, dict(zip(variants, measured.values())))
     name = preset.name if preset else 'grid'
     context = _context(name, preset, cells, flags, recipe, classes, threads, runs, out, about)
     if unfinished:
@@ -287,10 +308,7 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
     text = write_report(rows, report_dir, context, 'AsymmNet experiments: %s' % name, notes,
                         resolution, about)
     echo('report: %s' % os.path.join(report_dir, 'report.md'))
-    for item in paired(rows, resolution):
-        echo('%s vs %s: %s (%d seeds; ±%g needs %s)' % (label(item.row), label(item.twin),
-                                                      item.verdict, len(item.diffs), resolution,
-                                                      item.needed or 'more than 1000'))
+    _echo_paired(rows, resolution, echo)
     return text
 
 
@@ -306,8 +324,10 @@ def run(args, flags, echo=print):
         raise UsageError('--jobs must be >= 1, not %d' % args.jobs)
     if args.cell_threads is not None and args.cell_threads < 1:
         raise UsageError('--cell-threads must be >= 1, not %d' % args.cell_threads)
-    if not args.resolution > 0:
-        raise UsageError('--resolution must be > 0 percentage points, not %g' % args.resolution)
+    resolution = (args.resolution if args.resolution is not None
+                  else preset.resolution if preset else 1.0)
+    if not resolution > 0:
+        raise UsageError('--resolution must be > 0 percentage points, not %g' % resolution)
     if args.jobs > 1 and recipe.num_gpus > 0:
         raise UsageError('--jobs %d with --num-gpus %d: the cells would share the GPUs; use '
                          '--jobs 1' % (args.jobs, recipe.num_gpus))
@@ -331,14 +351,14 @@ def run(args, flags, echo=print):
         to_measure = unmeasured(_builds(dict.fromkeys(c.variant for c in cells)), classes,
                                 recipe.input_size, args.latency_threads, out)
         _dry_run(cells, states, out, args.jobs, threads, recipe.num_epochs, preset, to_measure,
-                 echo)
+                 resolution, echo)
         return 0
     lock = _lock(out)
     try:
         failed = run_cells(cells, flags, out, args.jobs, threads, recipe.num_epochs, echo)
         notes += ['%s failed: %s' % (cell.run_name, reason) for cell, reason in failed]
         text = _report(cells, flags, recipe, classes, out, report_dir, args.latency_threads,
-                       args.latency_runs, preset, notes, about, args.resolution, echo)
+                       args.latency_runs, preset, notes, about, resolution, echo)
     finally:
         lock.close()
     if args.update_readme:

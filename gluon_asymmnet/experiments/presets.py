@@ -16,7 +16,7 @@ __all__ = ['Preset', 'PRESETS']
 
 
 class Preset(collections.namedtuple('Preset', 'name description arms seeds recipe cell_seconds '
-                                              'cell_threads', defaults=(None,))):
+                                              'cell_threads resolution', defaults=(None, 1.0))):
     """A named grid.
 
     Parameters
@@ -33,6 +33,8 @@ class Preset(collections.namedtuple('Preset', 'name description arms seeds recip
     cell_threads : int or None
         Cores of each cell (``--cell-threads``); None: the cores split between the jobs.
         A preset whose report is committed fixes it: the augmentation depends on it.
+    resolution : float
+        The top-1 difference (percentage points) its verdicts resolve (``--resolution``).
     """
 
 

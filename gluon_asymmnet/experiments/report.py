@@ -243,12 +243,16 @@ def _paired_lines(found, resolution):
     if spreads:
         sd, noisiest = max(spreads, key=lambda pair: pair[0])
         seeds = len(noisiest.diffs)
-        needed = [item.needed for item in found if len(item.diffs) > 1]
+
+        def needed(d):
+            counts = [seeds_needed(float(np.std(item.diffs, ddof=1)), d)
+                      for item in found if len(item.diffs) > 1]
+            return 'more than 1000' if None in counts else str(max(counts))
         lines += ['', 'With %d seeds the noisiest comparison (%s, differences spread ±%.2f pp) '
                       'resolves differences of ±%.2f pp; ±%g in every comparison takes %s '
-                      'seeds.' % (seeds, label(noisiest.row), sd, resolvable(sd, seeds),
-                                  resolution, 'more than 1000' if None in needed
-                                  else max(needed))]
+                      'seeds%s.' % (seeds, label(noisiest.row), sd, resolvable(sd, seeds),
+                                    resolution, needed(resolution),
+                                    '' if resolution == 1 else ', ±1 takes %s' % needed(1.0))]
     return lines
 
 
