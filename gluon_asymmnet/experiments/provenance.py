@@ -19,7 +19,7 @@ import time
 from .. import __version__
 
 __all__ = ['TRAINING_CODE', 'REPO_ROOT', 'code_fingerprint', 'committed_fingerprint',
-           'git_commit', 'last_code_change', 'machine', 'provenance', 'CpuLoad']
+           'git_commit', 'last_code_change', 'cpu', 'machine', 'provenance', 'CpuLoad']
 
 #: The files (folders: their ``*.py`` files) that decide what a cell computes, relative to
 #: the repository root.
@@ -93,16 +93,21 @@ def last_code_change(root=REPO_ROOT):
     return line.strip() if line else None
 
 
-def machine():
-    """The CPU model and the number of cores this process may use."""
+def cpu():
+    """The CPU model (what decides the kernels, and so the rounding, of a training)."""
     try:
         with open('/proc/cpuinfo') as info:
             names = [line.split(':', 1)[1].strip() for line in info
                      if line.startswith('model name')]
     except OSError:
         names = []
+    return names[0] if names else platform.processor() or 'CPU'
+
+
+def machine():
+    """``'<CPU model>, <n> core(s)'``: the CPU and the cores this process may use."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    return '%s, %d core(s)' % (names[0] if names else platform.processor() or 'CPU', cores or 1)
+    return '%s, %d core(s)' % (cpu(), cores or 1)
 
 
 def provenance(root=REPO_ROOT):
