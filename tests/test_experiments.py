@@ -15,7 +15,7 @@ from scipy import stats
 
 from gluon_asymmnet.data import batches, prepare_digits
 from gluon_asymmnet.experiments import grid, main
-from gluon_asymmnet.experiments import provenance
+from gluon_asymmnet.experiments import cli as cli_mod, provenance
 from gluon_asymmnet.experiments.measure import QUIET_LOAD, _stale, interleaved_latency, loaded
 from gluon_asymmnet.experiments.presets import PRESETS
 from gluon_asymmnet.experiments.report import (Row, markdown, mean_std, paired, paired_interval,
@@ -220,6 +220,17 @@ def test_latencies_timed_under_load_are_marked_with_the_load():
     assert not _stale({'macs': 1, 'mxnet_ms': 1.0, 'mxnet_load': 0.1}, 'mxnet', 200)
     assert not _stale({'macs': 1, 'mxnet_ms': 1.0, 'mxnet_load': 1.4}, 'mxnet', 0)
     assert _stale({'mxnet_ms': 1.0, 'mxnet_load': 0.1}, 'mxnet', 0)   # no MACs yet
+
+
+def test_report_rows_carry_the_seeds_and_the_load_of_their_latencies():
+    variant = ('asymmnet_small_0.5', 'asymmnet_small', '0.5', 1, 0)
+    done = [(3, {'val_top1': 0.9, 'val_top5': 1.0}), (5, {'val_top1': 0.8, 'val_top5': 0.9})]
+    measured = {'macs': 5, 'mxnet_ms': 1.0, 'mxnet_load': 1.4, 'onnxruntime_ms': 0.5,
+                'onnxruntime_load': 0.1}
+    row, = cli_mod._rows({variant: done, ('x', 'x', None, None, None): []},
+                         {variant: measured})
+    assert (row.seeds, row.top1, row.top5) == ([3, 5], [0.9, 0.8], [1.0, 0.9])
+    assert (row.macs, row.mxnet_load, row.onnxruntime_load) == (5, 1.4, 0.1)
 
 
 def test_cpu_load_counts_other_processes_only(monkeypatch):

@@ -43,7 +43,7 @@ MEASURE_SECONDS = 8.0
 _README_BLOCK = 'experiments'
 #: The fields of a report row that come from :func:`measure_variants`.
 _MEASURED = ('macs', 'params', 'mxnet_ms', 'onnxruntime_ms', 'mxnet_median_ms',
-             'onnxruntime_median_ms')
+             'onnxruntime_median_ms', 'mxnet_load', 'onnxruntime_load')
 
 
 def build_parser():
