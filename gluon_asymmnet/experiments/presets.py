@@ -11,9 +11,10 @@ batch of 64): ``make demo``'s 0.2 left MobileNetV2 (r=0) at chance level in 8 ep
 Its seeds and resolution come from a pilot of 4 seeds of its 10 paired variants:
 the per-seed differences between an AsymmNet-S cell and its r=0 twin spread by
 0.7 to 2.5 pp (1.65 pooled), so ±1 pp would take about 45 seeds (some 90 minutes
-on 2 cores); 10 seeds fit in about 20 minutes and resolve about ±2.4 pp: the
-verdicts are at ±2.5 pp.  MobileNetV2 x0.5's differences spread by 4.9 pp (some
-of its r=0 cells stall below 90%): its 10 seeds resolve about ±7 pp.
+on 2 cores); 10 seeds fit in about 22 minutes (its 120 cells took 2,570 CPU
+seconds) and resolve about ±2.4 pp: the verdicts are at ±2.5 pp.  MobileNetV2
+x0.5's differences spread by 4.9 pp in the pilot, but some of its r=0 cells stall
+(17% and 54% top-1 in seeds 4 and 6): over 10 seeds they spread by 24 pp.
 """
 import collections
 
