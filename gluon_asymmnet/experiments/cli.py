@@ -10,9 +10,11 @@ Everything after ``--`` is passed to every ``train_imagenet.py`` (data and
 training flags); the runner sets the model flags, ``--seed``, ``--save-dir``,
 ``--tag-name``, ``--resume auto`` and ``-j`` itself.  The output folder holds
 ``runs/`` (one ordinary run folder per cell), ``logs/`` (their console output),
-``experiment.json`` (the recipe: a rerun with another recipe is refused),
-``timings.json``, ``measurements.json`` and, unless ``--report-dir`` says
-otherwise, ``report.md``, ``report.csv`` and the figures.
+``experiment.json`` (the recipe and the fingerprint of the training code: a rerun
+with another recipe or other training code is refused), ``timings.json``,
+``sessions.json``, ``measurements.json`` and, unless ``--report-dir`` says
+otherwise, ``report.md``, ``report.csv``, ``report.json`` (every seed's numbers,
+the commit, code, version and machine behind them) and the figures.
 """
 import fcntl
 import json
