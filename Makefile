@@ -66,7 +66,7 @@ detect-demo: venv
 # The paper's ablations in small on the embedded digits (preset `digits` of
 # gluon_asymmnet/experiments/presets.py): trains the grid in experiments/digits/ (2 cells side by
 # side), writes docs/experiments/ (report.md/.csv, two figures) and README's results block.
-# About 15 min on 2 quiet cores (--dry-run prints the estimate); a rerun only re-reports.
+# About 22 min on 2 quiet cores (--dry-run prints the estimate); a rerun only re-reports.
 experiments: venv
 	$(VPY) -m gluon_asymmnet.experiments --preset digits --out experiments/digits \
 	    --report-dir docs/experiments --jobs 2 --update-readme README.md

@@ -1,4 +1,5 @@
-"""Parameter files: their shapes, whether one fits a network, and loading them.
+"""Parameter files: their shapes, whether one fits a network, loading them; seeded
+initialisation.
 
 The one reader of ``.params`` files for the package (training, export,
 evaluation, conversion, fine-tuning): every failure is a one-line
@@ -11,7 +12,12 @@ store; structural names such as ``features.4.dw_conv.conv.weight``), the
 parameters of an export (``arg:``/``aux:`` and Gluon's global names such as
 ``asymmnet0_asymmbottleneck3_conv1_weight``), and the original release's
 names (``features.4.conv1.conv.weight``, see :data:`RELEASED_RENAMES`).
+
+:func:`seeded_initialize` draws each parameter from its own seed, so that two
+networks that share a parameter (same structural name and shape) start from
+the same values of it.
 """
+import hashlib
 import os
 import re
 
@@ -22,7 +28,8 @@ from .mxnet_private import structured_params
 
 __all__ = ['load_param_file', 'param_shapes', 'saved_param_shapes', 'check_params_fit',
            'classifier_outputs', 'structured_weights', 'load_weights', 'load_matching',
-           'RELEASED_RENAMES', 'released_to_ours', 'ours_to_released', 'structured_params', 'copy_weights']
+           'RELEASED_RENAMES', 'released_to_ours', 'ours_to_released', 'structured_params',
+           'copy_weights', 'parameter_seed', 'seeded_initialize']
 
 #: ``(released child, our child)``: the released AsymmNet weights' bottlenecks name their
 #: depthwise and linear convolutions ``conv1``/``conv2``.
@@ -258,3 +265,42 @@ def load_matching(net, path, input_size, ctx=mx.cpu(), init=None):
     if not loaded:
         raise UsageError('%s: none of its tensors fits the model' % path)
     return loaded, fresh
+def parameter_seed(seed, name):
+    """The seed of parameter ``name`` (structural, e.g. ``features.4.expand.conv.weight``)
+    of a run seeded with ``seed``: the same in every process and for every network."""
+    digest = hashlib.sha256(('%d:%s' % (seed, name)).encode()).digest()
+    return int.from_bytes(digest[:4], 'little') % 2 ** 31
+
+
+def seeded_initialize(net, init, seed, ctx=None):
+    """Initialise every parameter of ``net`` from ``(seed, its structural name)``.
+
+    Gluon's ``initialize`` draws the parameters one after the other from one
+    random stream, so a parameter's values depend on every parameter created
+    before it: an AsymmNet and its ``asymmrate=0`` twin would start from other
+    values even where they have the same parameter.  Here each parameter is
+    drawn after seeding MXNet's generator with :func:`parameter_seed`: networks
+    initialised with the same ``seed`` agree on every parameter they share (same
+    structural name and shape), and ``seed`` varies the initialisation.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+        Its parameters' shapes known (set or inferred), not yet initialised.
+    init : mxnet.initializer.Initializer
+        The default initializer (a parameter's own ``init``, e.g. BatchNorm's, wins).
+    seed : int
+    ctx : Context or list of Context, optional
+
+    Raises
+    ------
+    ValueError
+        A parameter's shape is not known yet (its values would be drawn later,
+        from another seed).
+    """
+    for name, param in structured_params(net).items():
+        if not param.shape or not all(d > 0 for d in param.shape):
+            raise ValueError('parameter %s has no shape yet (%s): set or infer the shapes '
+                             'before seeded_initialize' % (name, param.shape))
+        mx.random.seed(parameter_seed(seed, name))
+        param.initialize(None, ctx, init)

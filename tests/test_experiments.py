@@ -1,4 +1,6 @@
-"""The experiment runner: grid checks, kill-and-rerun safety, the report's statistics."""
+"""The experiment runner: grid checks, kill-and-rerun safety, the report's statistics, paired
+twins, and committed reports that belong to their code."""
+import json
 import math
 import os
 import signal
@@ -6,16 +8,21 @@ import subprocess
 import sys
 import time
 
+import mxnet as mx
 import numpy as np
 import pytest
 from scipy import stats
 
+from gluon_asymmnet.data import batches, prepare_digits
 from gluon_asymmnet.experiments import grid, main
-from gluon_asymmnet.experiments.measure import interleaved_latency
+from gluon_asymmnet.experiments import cli as cli_mod, provenance
+from gluon_asymmnet.experiments.measure import QUIET_LOAD, _stale, interleaved_latency, loaded
 from gluon_asymmnet.experiments.presets import PRESETS
-from gluon_asymmnet.experiments.report import (Row, differences, markdown, mean_std,
-                                               replace_block, welch_interval)
+from gluon_asymmnet.experiments.report import (Row, markdown, mean_std, paired, paired_interval,
+                                               replace_block, resolvable, seeds_needed,
+                                               sign_test, verdict)
 from gluon_asymmnet.experiments.runner import _run_locked, cell_state
+from gluon_asymmnet.params import seeded_initialize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: A tiny recipe: 2 epochs of 64 digits at 32x32.
@@ -133,45 +140,110 @@ def test_mean_and_sample_std():
     assert math.isnan(mean_std([0.5])[1])
 
 
-def test_welch_interval_on_known_numbers():
-    a, b = [0.80, 0.82, 0.84], [0.70, 0.74, 0.78]
-    # by hand: variances 0.0004 and 0.0016, se^2 = 0.0004/3 + 0.0016/3,
-    # Welch-Satterthwaite df = se^4 / ((0.0004/3)^2/2 + (0.0016/3)^2/2) = 2.941...
-    se2 = 0.0004 / 3 + 0.0016 / 3
-    df = se2 ** 2 / ((0.0004 / 3) ** 2 / 2 + (0.0016 / 3) ** 2 / 2)
-    assert df == pytest.approx(2.9412, abs=1e-4)
-    half = stats.t.ppf(0.975, df) * math.sqrt(se2)
-    diff, low, high = welch_interval(a, b)
-    assert diff == pytest.approx(0.08)
-    assert (low, high) == pytest.approx((0.08 - half, 0.08 + half))
-    assert low < 0 < high                  # 8 points apart, yet within noise with 3 seeds
-    assert welch_interval([0.5, 0.5], [0.4, 0.4]) == pytest.approx((0.1, 0.1, 0.1))
+def test_paired_interval_and_sign_test_on_known_numbers():
+    # differences 1, 2, 3: mean 2, sd 1, half-width t(0.975, 2) / sqrt(3)
+    mean, low, high = paired_interval([1.0, 2.0, 3.0])
+    half = stats.t.ppf(0.975, 2) / math.sqrt(3)
+    assert half == pytest.approx(2.4841, abs=1e-4)
+    assert (mean, low, high) == pytest.approx((2, 2 - half, 2 + half))
+    assert paired_interval([0.5, 0.5]) == (0.5, 0.5, 0.5)
     with pytest.raises(ValueError):
-        welch_interval([0.5], [0.4, 0.45])
+        paired_interval([0.5])
+    # 3 of 3 above 0: p = 2 * 0.5^3; a tie counts on neither side
+    assert sign_test([1.0, 2.0, 3.0]) == (3, 0, pytest.approx(0.25))
+    assert sign_test([1.0, 0.0, -2.0]) == (1, 1, pytest.approx(1.0))
+    assert sign_test([0.0]) == (0, 0, 1.0)
 
 
-def _row(family, width, rate, top1):
-    return Row('%s_%s' % (family, width), family, width, rate, 0, 1e6, 1e5, 1.0, 0.5, top1,
-               [1.0] * len(top1))
+def test_seeds_needed_give_an_interval_at_most_the_resolution_wide():
+    # sd 1 pp, resolution 1 pp: the fewest n with 2 t(0.975, n-1) / sqrt(n) <= 1
+    width = [2 * stats.t.ppf(0.975, n - 1) / math.sqrt(n) for n in range(2, 40)]
+    expected = 2 + next(i for i, w in enumerate(width) if w <= 1)
+    assert expected == 18
+    assert seeds_needed(1.0, 1.0) == expected
+    assert resolvable(1.0, expected) <= 1 < resolvable(1.0, expected - 1)
+    assert seeds_needed(0.2, 1.0) == 3 and seeds_needed(0.0, 1.0) == 2
+    assert seeds_needed(100.0, 0.01) is None and resolvable(1.0, 1) == math.inf
 
 
-def test_differences_pair_each_asymmnet_row_with_its_r0_twin():
-    rows = [_row('asymmnet_small', '0.5', 1, [0.80, 0.82, 0.84]),
-            _row('asymmnet_small', '0.5', 0, [0.70, 0.74, 0.78]),
-            _row('asymmnet_large', '0.5', 1, [0.90, 0.91, 0.92]),
-            _row('mobilenetv3_large', '0.5', 0, [0.70, 0.71, 0.72]),
+@pytest.mark.parametrize('low, high, expected', [
+    (0.1, 0.9, 'higher'), (-2.5, -0.2, 'lower'), (-0.4, 0.7, 'within ±1 (resolved)'),
+    (-1.0, 1.0, 'within ±1 (resolved)'), (-0.5, 1.5, 'not resolved'), (-3, 3, 'not resolved')])
+def test_verdicts(low, high, expected):
+    assert verdict(low, high, 1.0) == expected
+
+
+def _row(family, width, rate, top1, seeds=None, **measured):
+    return Row('%s_%s' % (family, width), family, width, rate, 0, 1e6, 1e5,
+               measured.get('mxnet_ms', 1.0), 0.5, top1, [1.0] * len(top1), seeds=seeds,
+               mxnet_load=measured.get('mxnet_load', 0.0), onnxruntime_load=0.0)
+
+
+def test_twins_are_paired_seed_by_seed():
+    # the seeds move both networks alike: unpaired, 1 point is lost in a 10-point spread
+    base = [0.80, 0.90, 0.70, 0.85]
+    rows = [_row('asymmnet_small', '0.5', 1, [b + 0.01 + e for b, e in
+                                              zip(base, [0.001, -0.001, 0.002, 0.0])]),
+            _row('asymmnet_small', '0.5', 0, base),
+            _row('asymmnet_large', '0.5', 1, [0.91, 0.90, 0.92], seeds=[1, 2, 3]),
+            _row('mobilenetv3_large', '0.5', 0, [0.70, 0.905, 0.90, 0.925], seeds=[0, 1, 2, 3]),
             _row('asymmnet_small', '0.35', 1, [0.9])]
-    found = differences(rows)
-    assert [(d.row.model, d.twin.model) for d in found] == [
+    found = paired(rows, resolution=1.0)
+    assert [(p.row.model, p.twin.model) for p in found] == [
         ('asymmnet_small_0.5', 'asymmnet_small_0.5'),
         ('asymmnet_large_0.5', 'mobilenetv3_large_0.5')]
-    assert found[0].verdict.startswith('within noise') and found[0].diff == pytest.approx(8)
-    assert found[1].verdict == 'r=1 higher' and found[1].low > 0
+    small, large = found
+    assert small.diffs == pytest.approx([1.1, 0.9, 1.2, 1.0])
+    assert small.verdict == 'higher' and 0.5 < small.low < small.high < 1.5
+    assert (small.above, small.below) == (4, 0)
+    assert small.needed == seeds_needed(float(np.std(small.diffs, ddof=1)), 1.0)
+    # only the seeds both have: 1, 2, 3
+    assert large.seeds == [1, 2, 3] and large.diffs == pytest.approx([0.5, 0.0, -0.5])
+    assert large.verdict == 'not resolved'
     text = markdown(rows, ['context'])
-    assert '| asymmnet_small_0.5 | 0.5 | 1 | 0 | 1.00 | 0.100 | 1.00 | 0.50 | 82.00 ± 2.00 |' \
+    assert '| asymmnet_small_0.5 r=1 | asymmnet_small_0.5 r=0 | +1.1 +0.9 +1.2 +1.0 | +1.05 |' \
         in text
+    assert '4/0, p=0.12 |' in text and '| higher |' in text and 'noise' not in text
+    assert 'resolves differences of ±' in text
+    assert '| asymmnet_small_0.5 | 0.5 | 1 | 0 | 1.00 | 0.100 | 1.00 | 0.50 |' in text
     assert '\n|' + '---|' * 11 + '\n' in text
-    assert 'within noise (the interval contains 0)' in text and '[+11.' not in text
+
+
+def test_latencies_timed_under_load_are_marked_with_the_load():
+    quiet = markdown([_row('asymmnet_small', '0.5', 0, [0.9], mxnet_load=0.1)], ['context'])
+    assert '| 1.00 | 0.50 |' in quiet and '†' not in quiet
+    busy = markdown([_row('asymmnet_small', '0.5', 0, [0.9], mxnet_load=1.4)], ['context'])
+    assert '| 1.00† | 0.50 |' in busy and 'kept up to 1.40 cores busy' in busy
+    assert loaded(None) and loaded(QUIET_LOAD + 0.01) and not loaded(QUIET_LOAD)
+    # a cached latency timed under load is timed again, a quiet one is kept
+    assert _stale({'macs': 1, 'mxnet_ms': 1.0, 'mxnet_load': 1.4}, 'mxnet', 200)
+    assert not _stale({'macs': 1, 'mxnet_ms': 1.0, 'mxnet_load': 0.1}, 'mxnet', 200)
+    assert not _stale({'macs': 1, 'mxnet_ms': 1.0, 'mxnet_load': 1.4}, 'mxnet', 0)
+    assert _stale({'mxnet_ms': 1.0, 'mxnet_load': 0.1}, 'mxnet', 0)   # no MACs yet
+
+
+def test_report_rows_carry_the_seeds_and_the_load_of_their_latencies():
+    variant = ('asymmnet_small_0.5', 'asymmnet_small', '0.5', 1, 0)
+    done = [(3, {'val_top1': 0.9, 'val_top5': 1.0}), (5, {'val_top1': 0.8, 'val_top5': 0.9})]
+    measured = {'macs': 5, 'mxnet_ms': 1.0, 'mxnet_load': 1.4, 'onnxruntime_ms': 0.5,
+                'onnxruntime_load': 0.1}
+    row, = cli_mod._rows({variant: done, ('x', 'x', None, None, None): []},
+                         {variant: measured})
+    assert (row.seeds, row.top1, row.top5) == ([3, 5], [0.9, 0.8], [1.0, 0.9])
+    assert (row.macs, row.mxnet_load, row.onnxruntime_load) == (5, 1.4, 0.1)
+
+
+def test_cpu_load_counts_other_processes_only(monkeypatch):
+    clock = {'wall': 100.0, 'busy': 50.0, 'own': 5.0}
+    monkeypatch.setattr(provenance.time, 'time', lambda: clock['wall'])
+    monkeypatch.setattr(provenance, '_busy_seconds', lambda: clock['busy'])
+    monkeypatch.setattr(provenance, '_own_seconds', lambda: clock['own'])
+    load = provenance.CpuLoad().start()
+    # 10 s: the machine spent 16 CPU seconds, 4 of them this process and its children
+    clock.update(wall=110.0, busy=66.0, own=9.0)
+    assert load.others() == pytest.approx(1.2)
+    monkeypatch.setattr(provenance, '_busy_seconds', lambda: None)   # no /proc/stat
+    assert provenance.CpuLoad().start().others() is None
 
 
 def test_latency_rounds_time_every_model_once_each():
@@ -253,3 +325,137 @@ def test_killed_runner_loses_only_the_cells_in_flight(tmp_path):
     out = runner.communicate(timeout=120)[0]
     assert runner.returncode == 0 and 'starting' not in out and 'resuming' not in out, out
     assert np.isfinite([cell_state(runs, c, 2).final['val_top1'] for c in cells]).all()
+
+
+# ---------------------------------------------------------------- paired cells
+
+
+def _twin_job(tmp_path, digits, tag, *flags):
+    from gluon_asymmnet.train.args import parse_args
+    from gluon_asymmnet.train.main import build_job
+    args = parse_args(['--rec-train', digits.train_rec, '--rec-train-idx', digits.train_idx,
+                       '--model', 'asymmnet_small_0.35', '--input-size', '32',
+                       '--batch-size', '8', '--num-epochs', '1', '-j', '1',
+                       '--save-dir', str(tmp_path), '--tag-name', tag] + list(flags))
+    job, lock = build_job(args)
+    lock.release()
+    params = {name: p.data().asnumpy() for name, p in job.net._collect_params_with_prefix().items()}
+    data, label = next(iter(batches(job.train_data)))
+    return params, data.asnumpy(), label.asnumpy()
+
+
+def test_twins_with_one_seed_share_initialisation_and_data(tmp_path):
+    digits = prepare_digits(str(tmp_path / 'data'), size=32)
+    r1, data1, label1 = _twin_job(tmp_path, digits, 'a', '--asymmrate', '1', '--seed', '3')
+    r0, data0, label0 = _twin_job(tmp_path, digits, 'b', '--asymmrate', '0', '--seed', '3')
+    other, data_other, _ = _twin_job(tmp_path, digits, 'c', '--asymmrate', '0', '--seed', '4')
+    shared = [n for n in r0 if n in r1 and r0[n].shape == r1[n].shape]
+    weights = [n for n in shared if n.endswith('weight')]
+    assert len(weights) > 5 and len(shared) < len(r0)   # the asymmetrical blocks differ
+    for name in shared:
+        np.testing.assert_array_equal(r0[name], r1[name], err_msg=name)
+    # the seed varies the initialisation (random draws, not the constant BatchNorm ones)
+    assert all(not np.array_equal(r0[n], other[n]) for n in weights)
+    assert r0[weights[0]].std() > 0
+    np.testing.assert_array_equal(data0, data1)
+    np.testing.assert_array_equal(label0, label1)
+    assert not np.array_equal(data0, data_other)
+
+
+def test_seeded_initialize_needs_known_shapes():
+    net = mx.gluon.nn.Dense(3)   # in_units inferred at the first call
+    with pytest.raises(ValueError, match='has no shape yet'):
+        seeded_initialize(net, mx.init.MSRAPrelu(), 0)
+
+
+# ---------------------------------------------------------------- reports belong to their code
+
+#: The small grid whose report is committed in tests/fixtures/experiments/tiny: 2 variants x 2
+#: seeds, one thread per cell, 3 epochs of 320 digits (about 40% top-1); regenerate it with
+#: ``python -m gluon_asymmnet.experiments <TINY_GRID> --out OUT --report-dir FIXTURE -- <SHORT>``.
+TINY_GRID = ['--models', 'asymmnet_small_0.35', '--asymmrate', '0', '1', '--seeds', '2',
+             '--jobs', '1', '--cell-threads', '1', '--latency-runs', '0']
+SHORT = ['--dataset', 'digits', '--input-size', '32', '--crop-ratio', '1', '--batch-size', '32',
+         '--num-training-samples', '320', '--num-epochs', '3', '--lr-base', '0.325',
+         '--lr-mode', 'cosine', '--warmup-epochs', '1', '--save-frequency', '0',
+         '--log-interval', '100']
+TINY_REPORT = 'tests/fixtures/experiments/tiny'
+COMMITTED_REPORTS = ['docs/experiments/report.json', TINY_REPORT + '/report.json']
+
+
+def _results(report):
+    """What a rerun must reproduce exactly: per-seed accuracies and the paired verdicts."""
+    rows = {(r['model'], r['asymmrate'], r['shuffle_group']): (r['seeds'], r['top1'], r['top5'])
+            for r in report['rows']}
+    return rows, [(p['row'], p['twin'], p['diffs'], p['verdict']) for p in report['paired']]
+
+
+def _read_json(path):
+    with open(path) as report:
+        return json.load(report)
+
+
+@pytest.mark.parametrize('report', COMMITTED_REPORTS)
+def test_committed_reports_belong_to_the_training_code(report):
+    committed = provenance.committed_fingerprint(ROOT)
+    if committed is None:
+        pytest.skip('not a git checkout: which training code is committed is unknown')
+    made = _read_json(os.path.join(ROOT, report))
+    assert made['code_committed'], '%s was made from uncommitted training code' % report
+    assert made['code'] == committed, (
+        '%s was made by the training code of commit %s, which changed since (last change: %s): '
+        'its numbers are not this code\'s; regenerate it (%s)'
+        % (report, (made['commit'] or '?')[:10], provenance.last_code_change(ROOT),
+           'make experiments' if report.startswith('docs') else
+           'python -m gluon_asymmnet.experiments %s --out OUT --report-dir %s -- %s'
+           % (' '.join(TINY_GRID), TINY_REPORT, ' '.join(SHORT))))
+
+
+@pytest.mark.slow
+def test_a_rerun_reproduces_the_committed_report(tmp_path):
+    committed = _read_json(os.path.join(ROOT, TINY_REPORT, 'report.json'))
+    made_on = committed['machine'].rsplit(', ', 1)[0]
+    if made_on != provenance.cpu():
+        pytest.skip('the committed report was made on %s, this is %s: the kernels (and their '
+                    'rounding) depend on the CPU' % (made_on, provenance.cpu()))
+    if committed['code'] != provenance.code_fingerprint(ROOT):
+        pytest.skip('the training code changed since the committed report: '
+                    'test_committed_reports_belong_to_the_training_code says how to regenerate')
+    done = subprocess.run([sys.executable, '-m', 'gluon_asymmnet.experiments'] + TINY_GRID
+                          + ['--out', str(tmp_path), '--'] + SHORT, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:]
+    rerun = _read_json(str(tmp_path / 'report.json'))
+    assert rerun['recipe'] == committed['recipe'] and rerun['cell_threads'] == 1
+    assert _results(rerun) == _results(committed)
+
+
+def test_an_output_folder_of_other_training_code_is_refused(tmp_path, capsys):
+    (tmp_path / 'experiment.json').write_text(json.dumps({'recipe': TINY, 'code': 'older'}))
+    assert status(['--models', 'asymmnet_small_0.5', '--out', str(tmp_path), '--'] + TINY) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'trained by other training code' in err
+
+
+def test_code_fingerprint_is_git_s_view_of_the_training_code(tmp_path):
+    root = tmp_path / 'repo'
+    (root / 'gluon_asymmnet' / 'models').mkdir(parents=True)
+    (root / 'gluon_asymmnet' / 'models' / 'a.py').write_text('A = 1\n')
+    (root / 'gluon_asymmnet' / 'models' / 'notes.txt').write_text('not code\n')
+    (root / 'gluon_asymmnet' / 'params.py').write_text('P = 1\n')
+    (root / 'gluon_asymmnet' / 'zoo.py').write_text('Z = 1\n')   # not training code
+    before = provenance.code_fingerprint(str(root))
+    git = ['git', '-C', str(root), '-c', 'user.name=t', '-c', 'user.email=t@t']
+    if subprocess.run(git + ['init', '-q'], capture_output=True).returncode != 0:
+        pytest.skip('git is not available')
+    subprocess.run(git + ['add', '.'], check=True)
+    subprocess.run(git + ['commit', '-qm', 'x'], check=True)
+    assert provenance.committed_fingerprint(str(root)) == before
+    (root / 'gluon_asymmnet' / 'zoo.py').write_text('Z = 2\n')
+    (root / 'gluon_asymmnet' / 'models' / 'notes.txt').write_text('changed\n')
+    assert provenance.code_fingerprint(str(root)) == before
+    (root / 'gluon_asymmnet' / 'models' / 'a.py').write_text('A = 2\n')
+    assert provenance.code_fingerprint(str(root)) != before
+    assert provenance.committed_fingerprint(str(root)) == before
+    assert provenance.provenance(str(root))['code_committed'] is False

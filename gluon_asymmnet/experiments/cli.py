@@ -10,14 +10,15 @@ Everything after ``--`` is passed to every ``train_imagenet.py`` (data and
 training flags); the runner sets the model flags, ``--seed``, ``--save-dir``,
 ``--tag-name``, ``--resume auto`` and ``-j`` itself.  The output folder holds
 ``runs/`` (one ordinary run folder per cell), ``logs/`` (their console output),
-``experiment.json`` (the recipe: a rerun with another recipe is refused),
-``timings.json``, ``measurements.json`` and, unless ``--report-dir`` says
-otherwise, ``report.md``, ``report.csv`` and the figures.
+``experiment.json`` (the recipe and the fingerprint of the training code: a rerun
+with another recipe or other training code is refused), ``timings.json``,
+``sessions.json``, ``measurements.json`` and, unless ``--report-dir`` says
+otherwise, ``report.md``, ``report.csv``, ``report.json`` (every seed's numbers,
+the commit, code, version and machine behind them) and the figures.
 """
 import fcntl
 import json
 import os
-import platform
 import sys
 import tempfile
 
@@ -27,8 +28,10 @@ from ..fileio import atomic_write_json
 from . import grid as grid_mod
 from .measure import RUNS, measure_variants, unmeasured
 from .presets import PRESETS
-from .report import Row, replace_block, write_report
-from .runner import Interrupted, cell_estimates, cell_state, read_timings, run_cells
+from .provenance import TRAINING_CODE, provenance
+from .report import Row, label, paired, replace_block, write_report
+from .runner import (Interrupted, cell_estimates, cell_state, read_sessions, read_timings,
+                     run_cells)
 
 __all__ = ['main', 'build_parser']
 
@@ -41,7 +44,7 @@ MEASURE_SECONDS = 8.0
 _README_BLOCK = 'experiments'
 #: The fields of a report row that come from :func:`measure_variants`.
 _MEASURED = ('macs', 'params', 'mxnet_ms', 'onnxruntime_ms', 'mxnet_median_ms',
-             'onnxruntime_median_ms')
+             'onnxruntime_median_ms', 'mxnet_load', 'onnxruntime_load')
 
 
 def build_parser():
@@ -69,6 +72,14 @@ def build_parser():
     how.add_argument('--report-dir', default=None, help='where the report goes (default --out)')
     how.add_argument('--jobs', type=int, default=1,
                      help='cells side by side; the cores are split between them')
+    how.add_argument('--cell-threads', type=int, default=None,
+                     help="cores of each cell (OMP_NUM_THREADS and -j; default: the preset's, "
+                          "else the cores split between --jobs); the data's augmentation "
+                          "depends on it, so keep it to reproduce a report")
+    how.add_argument('--resolution', type=float, default=None, metavar='PP',
+                     help='the top-1 difference (percentage points) the verdicts resolve: '
+                          '"within +-PP (resolved)" when the paired interval lies inside it '
+                          "(default: the preset's, else 1)")
     how.add_argument('--latency-runs', type=int, default=RUNS,
                      help='timed batch-1 calls per model and backend (0: no latency)')
     how.add_argument('--latency-threads', type=int, default=1,
@@ -129,17 +140,22 @@ def _writable(folder, what):
                                                           error.strerror or error)) from None
 
 
-def _pin_recipe(out, flags, write):
-    """Refuse an output folder holding cells of another recipe; record this one."""
+def _pin_recipe(out, flags, code, write):
+    """Refuse an output folder holding cells of another recipe or of other training code
+    (:func:`~.provenance.code_fingerprint`); record this one."""
     path = os.path.join(out, 'experiment.json')
     if os.path.exists(path):
         with open(path) as saved:
-            before = json.load(saved)['recipe']
-        if before != list(flags):
+            before = json.load(saved)
+        if before['recipe'] != list(flags):
             raise UsageError('%s holds cells trained with another recipe (%s); use another '
-                             '--out' % (out, ' '.join(before) or 'no flags'))
+                             '--out' % (out, ' '.join(before['recipe']) or 'no flags'))
+        if before.get('code') != code:
+            raise UsageError('%s holds cells trained by other training code (%s changed since): '
+                             'their results are not this code\'s; delete the folder or use '
+                             'another --out' % (out, ', '.join(TRAINING_CODE)))
     elif write:
-        atomic_write_json({'recipe': list(flags)}, path)
+        atomic_write_json({'recipe': list(flags), 'code': code}, path)
 
 
 def _classes(recipe):
@@ -184,7 +200,9 @@ def _duration(seconds):
     return '%d min %02d s' % divmod(int(round(seconds)), 60)
 
 
-def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, echo):
+def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, resolution,
+             echo):
+    """List the cells with their estimated times, and what the done ones resolve so far."""
     timings = read_timings(out)
     estimates = cell_estimates(cells, states, timings, num_epochs,
                                preset.cell_seconds if preset else None)
@@ -208,6 +226,7 @@ def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, 
              % (_duration(sum(estimates) / jobs), sum(1 for e in estimates if e),
                 'the cells timed in this output folder' if timings else
                 "the preset's measured cells", jobs, _duration(MEASURE_SECONDS * to_measure)))
+    _echo_paired(_rows(_finished(cells, states)), resolution, echo)
 
 
 def _builds(variants):
@@ -215,51 +234,76 @@ def _builds(variants):
     return [(variant[0], grid_mod.Cell(*variant, seed=0).model_kwargs()) for variant in variants]
 
 
-def _machine():
-    try:
-        with open('/proc/cpuinfo') as info:
-            names = [line.split(':', 1)[1].strip() for line in info
-                     if line.startswith('model name')]
-    except OSError:
-        names = []
-    return '%s, %d core(s)' % (names[0] if names else platform.processor() or 'CPU',
-                               os.cpu_count() or 1)
-
-
-def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, preset, notes, echo):
-    runs_dir = os.path.join(out, 'runs')
-    results, unfinished = {}, 0
-    for cell in cells:
-        state = cell_state(runs_dir, cell, recipe.num_epochs)
-        results.setdefault(cell.variant, [])
-        if state.state == 'done':
-            results[cell.variant].append(state.final)
-        else:
-            unfinished += 1
-    variants = [v for v, finals in results.items() if finals]
-    measured = measure_variants(_builds(variants), classes, recipe.input_size, threads, out,
-                                runs, echo)
-    rows = []
-    for variant, key in zip(variants, measured):
-        values = measured[key]
-        finals = results[variant]
-        rows.append(Row(*variant, top1=[f['val_top1'] for f in finals],
-                        top5=[f['val_top5'] for f in finals],
-                        **{field: values.get(field) for field in _MEASURED}))
-    name = preset.name if preset else 'grid'
-    context = [
+def _context(name, preset, cells, flags, recipe, classes, threads, runs, out, about):
+    """The lines above the report's table: what was run, by which code, where."""
+    sessions = [s for s in read_sessions(out) if s['others_load'] is not None]
+    seconds = sum(s['seconds'] for s in sessions)
+    trained = ('; %d of its cells trained in %s of wall time on %s, other processes keeping '
+               '%.2f cores busy on average' % (sum(s['cells'] for s in sessions),
+                                               _duration(seconds), about['machine'],
+                                               sum(s['others_load'] * s['seconds']
+                                                   for s in sessions) / seconds)
+               if seconds else '')
+    commit = about['commit'][:10] if about['commit'] else 'no git checkout'
+    return [
         '%s: %s.' % ('Preset `%s`' % name if preset else 'Grid',
                      preset.description if preset else '%d cells' % len(cells)),
-        'Recipe of every cell: `train_imagenet.py %s` (nothing tuned per model); '
-        'top-1/top-5: validation accuracy after the last epoch, mean ± standard deviation '
-        'over n seeds.' % ' '.join(flags),
+        'Recipe of every cell: `train_imagenet.py %s` (nothing tuned per model), %d thread(s) '
+        'per cell; top-1/top-5: validation accuracy after the last epoch, mean ± standard '
+        'deviation over n seeds.' % (' '.join(flags), about['cell_threads']),
+        'Made by gluon-asymmnet %s at commit %s (training code %s%s)%s.'
+        % (about['version'], commit, about['code'][:10],
+           '' if about['code_committed'] else ', not committed', trained),
         'MACs and trainable parameters at %dx%d, %d classes (`gluon_asymmnet.complexity`); '
         % (recipe.input_size, recipe.input_size, classes) +
         ('latency: batch 1, random weights, %d thread(s), %s, after the trainings (MXNet '
          'hybridized; ONNX Runtime on the ONNX export), the lowest decile of %d rounds that '
-         'time every model once (on a shared machine the median includes time slices lost to '
-         'other processes; report.csv has it too).' % (threads, _machine(), runs)
+         'time every model once (report.csv has the median too).' % (threads, about['machine'],
+                                                                    runs)
          if runs else 'latency not measured (--latency-runs 0).')]
+
+
+def _finished(cells, states):
+    """``{variant: [(seed, final metrics record)]}`` of the done cells (every variant listed)."""
+    results = {}
+    for cell, state in zip(cells, states):
+        results.setdefault(cell.variant, [])
+        if state.state == 'done':
+            results[cell.variant].append((cell.seed, state.final))
+    return results
+
+
+def _rows(results, measured=None):
+    """The report rows of the variants with done cells (``measured``: ``{variant: values}``)."""
+    rows = []
+    for variant, done in results.items():
+        if done:
+            seeds, finals = zip(*done)
+            values = (measured or {}).get(variant, {})
+            rows.append(Row(*variant, top1=[f['val_top1'] for f in finals],
+                            top5=[f['val_top5'] for f in finals], seeds=list(seeds),
+                            **{field: values.get(field) for field in _MEASURED}))
+    return rows
+
+
+def _echo_paired(rows, resolution, echo):
+    for item in paired(rows, resolution):
+        echo('%s vs %s: %s (%d seeds; ±%g needs %s)' % (label(item.row), label(item.twin),
+                                                      item.verdict, len(item.diffs), resolution,
+                                                      item.needed or 'more than 1000'))
+
+
+def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, preset, notes,
+            about, resolution, echo):
+    states = [cell_state(os.path.join(out, 'runs'), cell, recipe.num_epochs) for cell in cells]
+    results = _finished(cells, states)
+    unfinished = sum(1 for state in states if state.state != 'done')
+    variants = [v for v, done in results.items() if done]
+    measured = measure_variants(_builds(variants), classes, recipe.input_size, threads, out,
+                                runs, echo)
+    rows = _rows(results, dict(zip(variants, measured.values())))
+    name = preset.name if preset else 'grid'
+    context = _context(name, preset, cells, flags, recipe, classes, threads, runs, out, about)
     if unfinished:
         notes = list(notes) + ['%d cell(s) of the grid have not finished: their seeds are not '
                                'in the table' % unfinished]
@@ -268,8 +312,12 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
             if values.get(backend + '_error'):
                 notes = list(notes) + ['%s: no %s latency (%s)' % (key, backend,
                                                                   values[backend + '_error'])]
-    text = write_report(rows, report_dir, context, 'AsymmNet experiments: %s' % name, notes)
+    about = dict(about, recipe=list(flags), latency_threads=threads, latency_runs=runs,
+                 preset=name)
+    text = write_report(rows, report_dir, context, 'AsymmNet experiments: %s' % name, notes,
+                        resolution, about)
     echo('report: %s' % os.path.join(report_dir, 'report.md'))
+    _echo_paired(rows, resolution, echo)
     return text
 
 
@@ -288,6 +336,12 @@ def run(args, flags, echo=print):
     if args.latency_threads > cores:
         raise UsageError('--latency-threads must be <= the %d cores here, not %d'
                          % (cores, args.latency_threads))
+    if args.cell_threads is not None and args.cell_threads < 1:
+        raise UsageError('--cell-threads must be >= 1, not %d' % args.cell_threads)
+    resolution = (args.resolution if args.resolution is not None
+                  else preset.resolution if preset else 1.0)
+    if not resolution > 0:
+        raise UsageError('--resolution must be > 0 percentage points, not %g' % resolution)
     if args.jobs > 1 and recipe.num_gpus > 0:
         raise UsageError('--jobs %d with --num-gpus %d: the cells would share the GPUs; use '
                          '--jobs 1' % (args.jobs, recipe.num_gpus))
@@ -297,10 +351,12 @@ def run(args, flags, echo=print):
     _writable(report_dir, 'the report folder')
     if args.update_readme:
         _check_block(args.update_readme)
-    _pin_recipe(out, flags, write=not args.dry_run)
+    about = provenance()
+    _pin_recipe(out, flags, about['code'], write=not args.dry_run)
     runs_dir = os.path.join(out, 'runs')
     classes = _classes(recipe)
-    threads = max(1, cores // args.jobs)
+    threads = args.cell_threads or (preset and preset.cell_threads) or max(1, cores // args.jobs)
+    about['cell_threads'] = threads
     for note in notes:
         echo('note: %s' % note)
     states = [cell_state(runs_dir, cell, recipe.num_epochs) for cell in cells]
@@ -308,14 +364,14 @@ def run(args, flags, echo=print):
         to_measure = unmeasured(_builds(dict.fromkeys(c.variant for c in cells)), classes,
                                 recipe.input_size, args.latency_threads, out)
         _dry_run(cells, states, out, args.jobs, threads, recipe.num_epochs, preset, to_measure,
-                 echo)
+                 resolution, echo)
         return 0
     lock = _lock(out)
     try:
         failed = run_cells(cells, flags, out, args.jobs, threads, recipe.num_epochs, echo)
         notes += ['%s failed: %s' % (cell.run_name, reason) for cell, reason in failed]
         text = _report(cells, flags, recipe, classes, out, report_dir, args.latency_threads,
-                       args.latency_runs, preset, notes, echo)
+                       args.latency_runs, preset, notes, about, resolution, echo)
     finally:
         lock.close()
     if args.update_readme:

@@ -10,8 +10,11 @@ the other, never while cells train, every model once per round
                  (``OMP_WAIT_POLICY=ACTIVE``, as ``bench/inference.py`` times MXNet)
 ``onnxruntime``  the model exported to ONNX, in ONNX Runtime
 
-Results go to ``measurements.json`` keyed by model, options, classes, input size and
-threads, so a rerun measures nothing it has measured before.
+Each latency is stored with the load it was timed under: the cores that other
+processes kept busy meanwhile (:class:`~.provenance.CpuLoad`).  Results go to
+``measurements.json`` keyed by model, options, classes, input size and threads,
+so a rerun measures nothing it has measured before, except latencies timed under
+load (:func:`loaded`), which it times again.
 
 Child command (internal): ``python -m gluon_asymmnet.experiments.measure BACKEND
 --input-size S --classes C --runs N --out FILE SPEC_JSON...``.
@@ -25,16 +28,19 @@ import tempfile
 import time
 
 from ..fileio import atomic_write_json
+from .provenance import CpuLoad
 from .runner import die_with_parent
 
 __all__ = ['MEASUREMENTS_FILE', 'measurement_key', 'measure_variants', 'interleaved_latency',
-           'unmeasured']
+           'unmeasured', 'loaded', 'QUIET_LOAD']
 
 MEASUREMENTS_FILE = 'measurements.json'
 #: Timed batch-1 calls per model and backend, interleaved (:func:`interleaved_latency`).
 RUNS = 200
 #: Untimed calls of each model first.
 WARMUP = 10
+#: Busy cores of other processes up to which a latency counts as timed on a quiet machine.
+QUIET_LOAD = 0.25
 _BACKEND = {'mxnet': 'hybridized', 'onnxruntime': 'onnxruntime'}
 _ENV = {'mxnet': {'OMP_WAIT_POLICY': 'ACTIVE'}, 'onnxruntime': {}}
 
@@ -44,6 +50,23 @@ def measurement_key(model, kwargs, classes, input_size, threads):
     options = ','.join('%s=%s' % item for item in sorted(kwargs.items()))
     return '%s[%s] classes=%d size=%d threads=%d' % (model, options, classes, input_size,
                                                        threads)
+
+
+def loaded(load):
+    """Whether a latency timed while other processes kept ``load`` cores busy (None:
+    not known) counts as timed under load."""
+    return load is None or load > QUIET_LOAD
+
+
+def _stale(cached, backend, runs):
+    """Whether ``backend``'s measurements of a variant are missing or timed under load."""
+    if backend == 'mxnet' and 'macs' not in cached:
+        return True
+    if not runs:
+        return False
+    if backend + '_ms' not in cached:
+        return True
+    return cached[backend + '_ms'] is not None and loaded(cached.get(backend + '_load'))
 
 
 def _load(path):
@@ -61,7 +84,8 @@ def unmeasured(variants, classes, input_size, threads, out):
 
 
 def measure_variants(variants, classes, input_size, threads, out, runs=RUNS, echo=print):
-    """MACs, parameters and latencies of ``variants``, measuring only what is not cached.
+    """MACs, parameters and latencies of ``variants``, measuring what is not cached (or was
+    timed under load).
 
     Parameters
     ----------
@@ -78,16 +102,16 @@ def measure_variants(variants, classes, input_size, threads, out, runs=RUNS, ech
     Returns
     -------
     dict
-        ``{key: {'macs', 'params', 'mxnet_ms', 'onnxruntime_ms'}}`` (a value is None
-        where it could not be measured, with the reason under ``'<backend>_error'``).
+        ``{key: {'macs', 'params', 'mxnet_ms', 'onnxruntime_ms', 'mxnet_load',
+        'onnxruntime_load', ...}}`` (a value is None where it could not be measured, with
+        the reason under ``'<backend>_error'``; ``*_load``: busy cores of other processes
+        while timing).
     """
     path = os.path.join(out, MEASUREMENTS_FILE)
     cache = _load(path)
     keyed = {measurement_key(m, k, classes, input_size, threads): (m, k) for m, k in variants}
     for backend in ('mxnet', 'onnxruntime'):
-        wanted = [backend + '_ms'] if runs else []
-        wanted += ['macs'] if backend == 'mxnet' else []
-        todo = [key for key in keyed if any(w not in cache.get(key, {}) for w in wanted)]
+        todo = [key for key in keyed if _stale(cache.get(key, {}), backend, runs)]
         if not todo:
             continue
         echo('measuring %d model(s) at batch 1, %dx%d, %d thread(s) in %s'
@@ -107,13 +131,19 @@ def _in_child(backend, variants, classes, input_size, threads, runs):
         command = [sys.executable, '-m', __name__, backend, '--input-size', str(input_size),
                    '--classes', str(classes), '--runs', str(runs), '--out', result]
         command += [json.dumps([model, kwargs]) for model, kwargs in variants]
+        load = CpuLoad().start()
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               preexec_fn=die_with_parent(os.getpid()))
         if done.returncode != 0:
             reason = done.stdout.decode('utf-8', 'replace').strip().splitlines()[-1:] or ['?']
             return [{backend + '_ms': None, backend + '_error': reason[0]} for _ in variants]
+        others = load.others()
         with open(result) as answer:
-            return json.load(answer)
+            results = json.load(answer)
+        for measured in results:
+            if runs and measured.get(backend + '_ms') is not None:
+                measured[backend + '_load'] = None if others is None else round(others, 3)
+        return results
 
 
 def _build(backend, model, kwargs, classes, input_size, runs):

@@ -7,6 +7,14 @@ so that the families are not all at 100%); flags after ``--`` are appended to it
 (the last one given wins).  The same recipe trains every model: nothing is tuned
 per family.  Its learning rate is the paper's, ``--lr-base 0.325`` (0.081 for a
 batch of 64): ``make demo``'s 0.2 left MobileNetV2 (r=0) at chance level in 8 epochs.
+
+Its seeds and resolution come from a pilot of 4 seeds of its 10 paired variants:
+the per-seed differences between an AsymmNet-S cell and its r=0 twin spread by
+0.7 to 2.5 pp (1.65 pooled), so ±1 pp would take about 45 seeds (some 90 minutes
+on 2 cores); 10 seeds fit in about 22 minutes (its 120 cells took 2,570 CPU
+seconds) and resolve about ±2.4 pp: the verdicts are at ±2.5 pp.  MobileNetV2
+x0.5's differences spread by 4.9 pp in the pilot, but some of its r=0 cells stall
+(17% and 54% top-1 in seeds 4 and 6): over 10 seeds they spread by 24 pp.
 """
 import collections
 
@@ -15,7 +23,8 @@ from .grid import Arm
 __all__ = ['Preset', 'PRESETS']
 
 
-class Preset(collections.namedtuple('Preset', 'name description arms seeds recipe cell_seconds')):
+class Preset(collections.namedtuple('Preset', 'name description arms seeds recipe cell_seconds '
+                                              'cell_threads resolution', defaults=(None, 1.0))):
     """A named grid.
 
     Parameters
@@ -29,6 +38,11 @@ class Preset(collections.namedtuple('Preset', 'name description arms seeds recip
     cell_seconds : float or None
         Measured CPU seconds of one cell (its wall time at one thread on a quiet
         machine), for ``--dry-run``'s estimate before any cell of the run is timed.
+    cell_threads : int or None
+        Cores of each cell (``--cell-threads``); None: the cores split between the jobs.
+        A preset whose report is committed fixes it: the augmentation depends on it.
+    resolution : float
+        The top-1 difference (percentage points) its verdicts resolve (``--resolution``).
     """
 
 
@@ -60,10 +74,11 @@ PRESETS = collections.OrderedDict((preset.name, preset) for preset in (
             Arm(('asymmnet_small',), ('0.5',), (1,), (2,)),
             Arm(('mobilenetv2_asymm',), ('0.5',), (0, 1)),
             Arm(('ghostnet',), ('0.5', '1.0'), optional=True)),
-           seeds=4,
+           seeds=10,
            recipe=('--dataset', 'digits', '--input-size', '32', '--crop-ratio', '1',
                    '--batch-size', '64', '--num-training-samples', '640', '--num-epochs', '10',
                    '--lr-base', '0.325', '--lr-mode', 'cosine', '--warmup-epochs', '1',
                    '--wd', '5e-5', '--no-wd', '--save-frequency', '0', '--log-interval', '100'),
-           cell_seconds=19.0),   # mean CPU seconds of its 40 cells (15.6 to 22.2 by model)
+           cell_seconds=19.0,   # mean CPU seconds of its cells (15.6 to 22.2 by model)
+           cell_threads=1, resolution=2.5),
 ))

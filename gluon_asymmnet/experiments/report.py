@@ -1,16 +1,32 @@
-"""The report of a grid: a Markdown and a CSV table, two figures, AsymmNet against r=0.
+"""The report of a grid: Markdown, CSV and JSON tables, two figures, AsymmNet against r=0.
 
 Top-1/top-5 are the validation accuracies after the last epoch of each cell (not the
 best epoch: choosing the epoch on the validation set would favour noisy runs), as
-mean ± sample standard deviation over the seeds.  Each AsymmNet row (``asymmrate >
-0``) is compared with its r=0 twin (same family or the same network under its
-MobileNetV3 name, same width) by Welch's t-interval over the seeds
-(``scipy.stats.ttest_ind(equal_var=False)``); a 95% interval that contains 0 is
-reported as within noise.
+mean ± sample standard deviation over the seeds.
+
+Each AsymmNet row (``asymmrate > 0``) is compared with its r=0 twin (same family or
+the same network under its MobileNetV3 name, same width) seed by seed: cells with
+one seed see the same data order and augmentation and start from the same values
+of every parameter the two networks share
+(:func:`~gluon_asymmnet.params.seeded_initialize`), so the per-seed difference
+takes away what the seed does to both.  The report gives the differences, their
+mean with a 95% paired t-interval, and a sign test beside it (which assumes
+nothing about their distribution).  The verdict against a stated resolution ``d``
+(percentage points):
+
+``higher`` / ``lower``           the interval excludes 0
+``within ±d (resolved)``         the interval lies inside [-d, +d]
+``not resolved``                 neither: more seeds are needed
+
+An interval no wider than ``d`` (half-width ``d/2``) always ends in one of the
+first three, so :func:`seeds_needed` is the number of seeds whose expected
+interval, from the spread of the differences seen so far, has half-width
+``d/2``.
 """
 import collections
 import csv
 import io
+import json
 import math
 import os
 
@@ -18,9 +34,11 @@ import numpy as np
 
 from ..fileio import atomic_save
 from .grid import SAME_NETWORK_AT_R0
+from .measure import QUIET_LOAD, loaded
 
-__all__ = ['Row', 'Difference', 'mean_std', 'welch_interval', 'differences', 'markdown',
-           'write_csv', 'plot_figures', 'write_report', 'replace_block', 'write_text', 'FIGURES']
+__all__ = ['Row', 'Paired', 'mean_std', 'paired_interval', 'sign_test', 'seeds_needed',
+           'resolvable', 'verdict', 'paired', 'label', 'markdown', 'record', 'write_csv',
+           'plot_figures', 'write_report', 'replace_block', 'write_text', 'FIGURES']
 
 #: Figure files of the report.
 FIGURES = ('top1_vs_madds.png', 'top1_vs_latency.png')
@@ -28,12 +46,18 @@ FIGURES = ('top1_vs_madds.png', 'top1_vs_latency.png')
 #: One report row: a variant with its measurements and per-seed accuracies (fractions).
 Row = collections.namedtuple('Row', 'model family width asymmrate shuffle_group macs params '
                                     'mxnet_ms onnxruntime_ms top1 top5 mxnet_median_ms '
-                                    'onnxruntime_median_ms', defaults=(None, None))
-Row.__doc__ += (': latencies in ms (``*_ms`` the lowest decile, ``*_median_ms`` the median); '
-                'measurements may be None')
+                                    'onnxruntime_median_ms seeds mxnet_load onnxruntime_load',
+                             defaults=(None,) * 5)
+Row.__doc__ += (': latencies in ms (``*_ms`` the lowest decile, ``*_median_ms`` the median), '
+                '``*_load`` the busy cores of other processes while they were timed; '
+                '``seeds``: the seed of each accuracy (default 0, 1, ...); measurements may '
+                'be None')
 
-#: A row against its r=0 twin: top-1 difference in percentage points and its interval.
-Difference = collections.namedtuple('Difference', 'row twin diff low high verdict')
+#: A row against its r=0 twin: the seeds both have, the per-seed top-1 differences (pp),
+#: their mean and 95% paired t-interval, the sign test (differences above and below 0, its
+#: two-sided p), the verdict and the seeds that would resolve ``resolution`` pp.
+Paired = collections.namedtuple('Paired', 'row twin seeds diffs mean low high above below '
+                                          'sign_p verdict resolution needed')
 
 
 def mean_std(values):
@@ -44,22 +68,64 @@ def mean_std(values):
     return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else math.nan
 
 
-def welch_interval(a, b, confidence=0.95):
-    """``(mean(a) - mean(b), low, high)``: Welch's t-interval of the difference of means.
+def paired_interval(diffs, confidence=0.95):
+    """``(mean, low, high)``: the t-interval of the mean of paired differences.
 
-    Both samples need at least 2 values (else ``ValueError``).  When both have zero
-    variance the interval is the difference itself.
+    Needs at least 2 differences (else ``ValueError``); when they are all equal the
+    interval is that value.
     """
     from scipy import stats
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.size < 2 or b.size < 2:
-        raise ValueError('Welch interval needs >= 2 values on each side, got %d and %d'
-                         % (a.size, b.size))
-    diff = float(a.mean() - b.mean())
-    if a.var() == 0 and b.var() == 0:
-        return diff, diff, diff
-    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
-    return diff, float(interval.low), float(interval.high)
+    diffs = np.asarray(diffs, dtype=float)
+    if diffs.size < 2:
+        raise ValueError('a paired interval needs >= 2 differences, got %d' % diffs.size)
+    mean = float(diffs.mean())
+    if diffs.var() == 0:
+        return mean, mean, mean
+    half = stats.t.ppf(0.5 + confidence / 2, diffs.size - 1) * diffs.std(ddof=1) / math.sqrt(
+        diffs.size)
+    return mean, mean - half, mean + half
+
+
+def sign_test(diffs):
+    """``(above, below, p)``: differences above and below 0 (ties left out) and the exact
+    two-sided binomial p-value of so many on one side if both were equally likely."""
+    from scipy import stats
+    above = int(np.sum(np.asarray(diffs) > 0))
+    below = int(np.sum(np.asarray(diffs) < 0))
+    if not above + below:
+        return 0, 0, 1.0
+    return above, below, float(stats.binomtest(above, above + below).pvalue)
+
+
+def resolvable(sd, seeds, confidence=0.95):
+    """The smallest ``d`` that ``seeds`` paired seeds resolve, expected from the standard
+    deviation ``sd`` of the differences: twice the half-width of their interval."""
+    from scipy import stats
+    if seeds < 2:
+        return math.inf
+    return 2 * stats.t.ppf(0.5 + confidence / 2, seeds - 1) * sd / math.sqrt(seeds)
+
+
+def seeds_needed(sd, resolution, confidence=0.95, most=1000):
+    """The fewest seeds (>= 2) whose paired interval, expected from the standard deviation
+    ``sd`` of the differences, resolves ``resolution`` (:func:`resolvable`), or None above
+    ``most``."""
+    for seeds in range(2, most + 1):
+        if resolvable(sd, seeds, confidence) <= resolution:
+            return seeds
+    return None
+
+
+def verdict(low, high, resolution):
+    """``'higher'``, ``'lower'``, ``'within ±d (resolved)'`` or ``'not resolved'`` for an
+    interval ``[low, high]`` of a difference and a resolution ``d``."""
+    if low > 0:
+        return 'higher'
+    if high < 0:
+        return 'lower'
+    if -resolution <= low and high <= resolution:
+        return 'within ±%g (resolved)' % resolution
+    return 'not resolved'
 
 
 def _twin(row, rows):
@@ -72,23 +138,43 @@ def _twin(row, rows):
     return twins[0] if twins else None
 
 
-def differences(rows):
-    """Each row with ``asymmrate > 0`` against its r=0 twin (top-1, percentage points)."""
+def _by_seed(row):
+    return dict(zip(row.seeds if row.seeds is not None else range(len(row.top1)), row.top1))
+
+
+def paired(rows, resolution=1.0):
+    """Each row with ``asymmrate > 0`` against its r=0 twin, seed by seed (see the module).
+
+    Parameters
+    ----------
+    rows : list of Row
+    resolution : float
+        ``d`` of the verdicts, in percentage points of top-1.
+
+    Returns
+    -------
+    list of Paired
+        Differences in percentage points; ``low``/``high``/``needed`` None with fewer
+        than 2 seeds in common.
+    """
     found = []
     for row in rows:
         twin = _twin(row, rows)
         if twin is None or not row.top1:
             continue
-        if len(row.top1) < 2 or len(twin.top1) < 2:
-            found.append(Difference(row, twin, 100 * (np.mean(row.top1) - np.mean(twin.top1)),
-                                    None, None, 'no interval: needs >= 2 seeds on both sides'))
+        mine, theirs = _by_seed(row), _by_seed(twin)
+        seeds = sorted(set(mine) & set(theirs))
+        diffs = [100 * (mine[s] - theirs[s]) for s in seeds]
+        above, below, sign_p = sign_test(diffs)
+        if len(diffs) < 2:
+            found.append(Paired(row, twin, seeds, diffs, float(np.mean(diffs)) if diffs else
+                                math.nan, None, None, above, below, sign_p,
+                                'not resolved', resolution, None))
             continue
-        diff, low, high = (100 * v for v in welch_interval(row.top1, twin.top1))
-        if low <= 0 <= high:
-            verdict = 'within noise (the interval contains 0)'
-        else:
-            verdict = 'r=%d higher' % row.asymmrate if diff > 0 else 'r=0 higher'
-        found.append(Difference(row, twin, diff, low, high, verdict))
+        mean, low, high = paired_interval(diffs)
+        found.append(Paired(row, twin, seeds, diffs, mean, low, high, above, below, sign_p,
+                            verdict(low, high, resolution), resolution,
+                            seeds_needed(float(np.std(diffs, ddof=1)), resolution)))
     return found
 
 
@@ -97,7 +183,7 @@ def _option(value):
 
 
 def _cells(row):
-    """The displayed values of a row (text)."""
+    """The displayed values of a row (text); a latency timed under load is marked ``†``."""
     top1, top1_std = mean_std(row.top1)
     top5, top5_std = mean_std(row.top5)
 
@@ -109,10 +195,14 @@ def _cells(row):
 
     def number(value, fmt):
         return '-' if value is None else fmt % value
+
+    def latency(value, load):
+        return number(value, '%.2f') + ('†' if value is not None and loaded(load) else '')
     return [row.model, row.width or '-', _option(row.asymmrate), _option(row.shuffle_group),
             number(row.macs and row.macs / 1e6, '%.2f'), number(row.params and row.params / 1e6,
                                                                 '%.3f'),
-            number(row.mxnet_ms, '%.2f'), number(row.onnxruntime_ms, '%.2f'),
+            latency(row.mxnet_ms, row.mxnet_load),
+            latency(row.onnxruntime_ms, row.onnxruntime_load),
             pct(top1, top1_std), pct(top5, top5_std), str(len(row.top1))]
 
 
@@ -120,38 +210,81 @@ _HEADER = ['model', 'width', 'asymmrate', 'shuffle', 'MACs (M)', 'params (M)', '
            'ONNX Runtime ms', 'top-1 %', 'top-5 %', 'n']
 
 
-def _label(row):
-    return '%s r=%d' % (row.model, row.asymmrate) if row.asymmrate is not None else row.model
+def label(row):
+    """A row's name in the paired table: ``<model> r=<asymmrate>[ g=<shuffle_group>]``."""
+    text = '%s r=%d' % (row.model, row.asymmrate) if row.asymmrate is not None else row.model
+    return text + (' g=%d' % row.shuffle_group if row.shuffle_group else '')
 
 
-def markdown(rows, context, figure_prefix='', notes=()):
+def _interval(found):
+    return '-' if found.low is None else '[%+.2f, %+.2f]' % (found.low, found.high)
+
+
+def _paired_lines(found, resolution):
+    """The Markdown of the paired comparisons and what their seeds resolve."""
+    lines = ['', 'AsymmNet against its r=0 twin, seed by seed (one seed: the same data order '
+                 'and augmentation, the same initial values of every parameter both networks '
+                 'have): top-1 difference in percentage points per seed, their mean with its '
+                 '95%% paired t-interval, and a sign test (seeds above/below 0, two-sided p). '
+                 'Verdict at a resolution of ±%g pp: higher or lower when the interval '
+                 'excludes 0, "within ±%g (resolved)" when it lies inside ±%g, else "not '
+                 'resolved". Seeds for ±%g: how many seeds give an interval narrow enough to '
+                 'always reach a verdict (at most %g wide), expected from the spread of the '
+                 'differences.' % ((resolution,) * 5), '',
+             '| AsymmNet | r=0 twin | Δ top-1 per seed (pp) | mean Δ | 95%% paired t | '
+             'sign test | seeds for ±%g | verdict |' % resolution,
+             '|---|---|---|---|---|---|---|---|']
+    for item in found:
+        lines.append('| %s | %s | %s | %+.2f | %s | %d/%d, p=%.2g | %s | %s |' % (
+            label(item.row), label(item.twin), ' '.join('%+.1f' % d for d in item.diffs),
+            item.mean, _interval(item), item.above, item.below, item.sign_p,
+            '-' if item.needed is None else item.needed, item.verdict))
+    spreads = [(np.std(item.diffs, ddof=1), item) for item in found if len(item.diffs) > 1]
+    if spreads:
+        sd, noisiest = max(spreads, key=lambda pair: pair[0])
+        seeds = len(noisiest.diffs)
+
+        def needed(d):
+            counts = [seeds_needed(float(np.std(item.diffs, ddof=1)), d)
+                      for item in found if len(item.diffs) > 1]
+            return 'more than 1000' if None in counts else str(max(counts))
+        lines += ['', 'With %d seeds the noisiest comparison (%s, differences spread ±%.2f pp) '
+                      'resolves differences of ±%.2f pp; ±%g in every comparison takes %s '
+                      'seeds%s.' % (seeds, label(noisiest.row), sd, resolvable(sd, seeds),
+                                    resolution, needed(resolution),
+                                    '' if resolution == 1 else ', ±1 takes %s' % needed(1.0))]
+    return lines
+
+
+def markdown(rows, context, figure_prefix='', notes=(), resolution=1.0):
     """The report as Markdown.
 
     Parameters
     ----------
     rows : list of Row
     context : list of str
-        Lines saying what was run and measured, how (recipe, data, machine).
+        Lines saying what was run and measured, how (recipe, data, machine, code).
     figure_prefix : str
         Path from the Markdown file to the figures.
     notes : list of str
         What was left out or did not finish.
+    resolution : float
+        ``d`` of the verdicts (percentage points), see :func:`paired`.
     """
     lines = list(context) + ['', '| %s |' % ' | '.join(_HEADER), '|' + '---|' * len(_HEADER)]
     lines += ['| %s |' % ' | '.join(_cells(row)) for row in rows]
-    found = differences(rows)
+    loads = [load for row in rows for value, load in ((row.mxnet_ms, row.mxnet_load),
+                                                      (row.onnxruntime_ms, row.onnxruntime_load))
+             if value is not None and loaded(load)]
+    if loads:
+        known = [load for load in loads if load is not None]
+        lines += ['', '† timed while other processes kept %s busy (a quiet machine: at most '
+                      '%g): slower and noisier than on a quiet machine; a rerun re-times them.'
+                  % ('up to %.2f cores' % max(known) if known else 'an unknown number of cores',
+                     QUIET_LOAD)]
+    found = paired(rows, resolution)
     if found:
-        lines += ['', 'AsymmNet against its r=0 twin (same network with asymmrate 0, same '
-                      'width): difference of mean top-1 in percentage points, 95% Welch '
-                      't-interval over the seeds.', '',
-                  '| AsymmNet | r=0 twin | Δ top-1 (pp) | 95% CI | |', '|---|---|---|---|---|']
-        for found_row in found:
-            interval = ('-' if found_row.low is None
-                        else '[%+.2f, %+.2f]' % (found_row.low, found_row.high))
-            lines.append('| %s | %s | %+.2f | %s | %s |' % (
-                _label(found_row.row) + (' g=%d' % found_row.row.shuffle_group
-                                         if found_row.row.shuffle_group else ''),
-                _label(found_row.twin), found_row.diff, interval, found_row.verdict))
+        lines += _paired_lines(found, resolution)
     lines += ['', '![top-1 against MAdds](%s%s) ![top-1 against latency](%s%s)'
               % (figure_prefix, FIGURES[0], figure_prefix, FIGURES[1])]
     if notes:
@@ -203,14 +336,14 @@ def plot_figures(rows, folder, title):
         fig, axes = plt.subplots(1, len(axes_spec), figsize=(6.5 * len(axes_spec), 4.5),
                                  squeeze=False)
         for axis, (field, scale, xlabel) in zip(axes[0], axes_spec):
-            for label, members in lines.items():
+            for line, members in lines.items():
                 points = [(getattr(r, field) * scale,) + mean_std(r.top1)
                           for r in members if getattr(r, field) is not None]
                 if not points:
                     continue
                 x, y, err = (np.array(v, dtype=float) for v in zip(*points))
                 axis.errorbar(x, 100 * y, yerr=np.nan_to_num(100 * err), marker='o', capsize=3,
-                              label=label, color=colours[label])
+                              label=line, color=colours[line])
             axis.set_xlabel(xlabel)
             axis.set_ylabel('top-1 (%)')
             axis.grid(alpha=0.3)
@@ -230,12 +363,37 @@ def write_text(path, text):
     atomic_save(path, write)
 
 
-def write_report(rows, folder, context, title, notes=()):
-    """``report.md``, ``report.csv`` and the figures in ``folder``; returns the Markdown."""
+def record(rows, resolution=1.0):
+    """The report's results as JSON-ready data: each row's per-seed accuracies (fractions)
+    and measurements, and the paired comparisons (:func:`paired`)."""
+    def number(value):
+        return None if value is None or not math.isfinite(value) else value
+    return {
+        'resolution': resolution,
+        'rows': [dict(row._asdict(), seeds=list(row.seeds if row.seeds is not None
+                                                  else range(len(row.top1))),
+                      top1=list(row.top1), top5=list(row.top5)) for row in rows],
+        'paired': [{'row': label(item.row), 'twin': label(item.twin), 'seeds': item.seeds,
+                    'diffs': item.diffs, 'mean': number(item.mean), 'low': item.low,
+                    'high': item.high, 'above': item.above, 'below': item.below,
+                    'sign_p': item.sign_p, 'verdict': item.verdict, 'needed': item.needed}
+                   for item in paired(rows, resolution)]}
+
+
+def write_report(rows, folder, context, title, notes=(), resolution=1.0, about=None):
+    """``report.md``, ``report.csv``, ``report.json`` and the figures in ``folder``; returns
+    the Markdown.
+
+    ``about`` (a dict: the code, machine and recipe behind the report) goes into
+    ``report.json`` beside :func:`record`.
+    """
     os.makedirs(folder, exist_ok=True)
-    text = markdown(rows, context, notes=notes)
+    text = markdown(rows, context, notes=notes, resolution=resolution)
     write_text(os.path.join(folder, 'report.md'), text)
     write_csv(rows, os.path.join(folder, 'report.csv'))
+    write_text(os.path.join(folder, 'report.json'),
+               json.dumps(dict(about or {}, **record(rows, resolution)), indent=1,
+                          sort_keys=True) + '\n')
     plot_figures(rows, folder, title)
     return text
 

@@ -17,6 +17,9 @@ Never losing work:
   killed with its group: a child checkpoints after its current batch, which takes
   seconds for a large network at full size, so the grace is long enough for that;
 - a rerun waits for a run folder still locked by a child of a killed runner.
+
+Each invocation that trains cells appends to ``OUT/sessions.json`` how many it
+trained, its wall time and the cores that other processes kept busy meanwhile.
 """
 import collections
 import ctypes
@@ -32,9 +35,10 @@ from ..cli import StopFlag
 from ..fileio import atomic_write_json
 from ..run_metrics import METRICS_FILE, read_metrics
 from ..records import LEGACY_RUN_RECORD, RUN_RECORD
+from .provenance import CpuLoad
 
 __all__ = ['CellState', 'cell_state', 'run_cells', 'Interrupted', 'STOP_GRACE', 'TIMINGS_FILE',
-           'cell_estimates', 'die_with_parent', 'read_timings']
+           'cell_estimates', 'die_with_parent', 'read_timings', 'SESSIONS_FILE', 'read_sessions']
 
 #: Seconds a child has to checkpoint and exit after SIGTERM before its group is killed: it
 #: finishes its current batch first (5-7 s for AsymmNet-L at 160 px, batch 96, on 2 cores).
@@ -43,6 +47,8 @@ STOP_GRACE = 30.0
 LOCK_WAIT = 60.0
 #: Wall and CPU seconds of every cell trained from scratch to the end, by run name.
 TIMINGS_FILE = 'timings.json'
+#: The training sessions of an experiment folder (see the module).
+SESSIONS_FILE = 'sessions.json'
 _POLL = 0.2
 _PR_SET_PDEATHSIG = 1
 
@@ -219,6 +225,7 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
                   % (METRICS_FILE, num_epochs - 1, os.path.join(runs_dir, cell.run_name)))
         failed.append((cell, reason))
         echo('FAILED %s: %s' % (cell.run_name, reason))
+    load, started, trained = CpuLoad().start(), time.time(), 0
     with StopFlag() as stop:
         while (pending or running) and not stop.signal_name:
             for _ in range(len(pending)):
@@ -250,6 +257,7 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
                 if child.process.returncode == 0 and state.state == 'done':
                     echo('done %s in %.0f s: val top-1 %.4f' % (child.cell.run_name, seconds,
                                                                 state.final['val_top1'] or 0))
+                    trained += 1
                     if child.from_scratch:
                         _record_timing(out, child.cell, seconds, cpu_seconds, jobs, threads)
                 elif not stop.signal_name:
@@ -261,7 +269,9 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
             echo('%s: stopping %d cell(s) in flight; rerun the same command to resume'
                  % (stop.signal_name, len(running)))
             _stop_children(running)
+            _record_session(out, trained, time.time() - started, load.others())
             raise Interrupted(stop.signal_name)
+    _record_session(out, trained, time.time() - started, load.others())
     return failed
 
 
@@ -291,3 +301,21 @@ def _record_timing(out, cell, seconds, cpu_seconds, jobs, threads):
                               'cpu_seconds': round(cpu_seconds, 2), 'jobs': jobs,
                               'threads': threads}
     atomic_write_json(timings, os.path.join(out, TIMINGS_FILE), sort_keys=True)
+
+
+def read_sessions(out):
+    """The training sessions of an experiment folder: a list of ``{'cells', 'seconds',
+    'others_load'}`` (``others_load``: busy cores of other processes, None where unknown)."""
+    path = os.path.join(out, SESSIONS_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path) as sessions:
+        return json.load(sessions)
+
+
+def _record_session(out, cells, seconds, others_load):
+    if cells:
+        sessions = read_sessions(out) + [{'cells': cells, 'seconds': round(seconds, 1),
+                                          'others_load': None if others_load is None
+                                          else round(others_load, 3)}]
+        atomic_write_json(sessions, os.path.join(out, SESSIONS_FILE))

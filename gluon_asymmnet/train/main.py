@@ -33,8 +33,8 @@ from ..deploy.export import export_model
 from ..deploy.sources import run_dir_model
 from ..errors import UsageError
 from ..mxnet_private import init_trainer_now, trainer_optimizer
-from ..params import (check_params_fit, copy_weights, param_shapes, structured_params,
-                      structured_weights)
+from ..params import (check_params_fit, copy_weights, param_shapes, seeded_initialize,
+                      structured_params, structured_weights)
 from ..records import (RESUMABLE_CHANGES, RUN_RECORD, InputSpec, NetSpec, RecordError, RunRecord,
                        TrainRecipe, read_run_record, recipe_changes, write_run_record)
 from . import precision as precision_mod
@@ -372,7 +372,7 @@ def _assemble(args, ctx, precision, kv, setup, model, teacher, run_dir, point):
     structured = structured_params(net)
     for structured_name, param in structured.items():
         param.shape = shapes[structured_name]     # allocated now, not at the first forward
-    net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
+    seeded_initialize(net, mx.init.MSRAPrelu(), args.seed, ctx)
     if precision.dtype == 'float16':
         net.cast('float16')
     if args.no_wd:
