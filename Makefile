@@ -76,6 +76,7 @@ experiments: venv
 # bench/results/latency_vs_macs.png; 10-40 min on 2 cores (quiet to shared).
 BENCH_THREADS ?= 2
 bench: venv
+	$(VPY) bench/traffic.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/inference.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/train_step.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/train_step.py --amp

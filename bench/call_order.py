@@ -24,9 +24,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import mxnet as mx  # noqa: E402
-
+# the package before MXNet: it gives MXNet every core unless OMP_NUM_THREADS is set
 from gluon_asymmnet import get_model  # noqa: E402
+import mxnet as mx  # noqa: E402
 from timing import common_arguments, interleaved_medians, print_table, write_result  # noqa: E402
 
 BATCHES = (1, 32)

@@ -24,8 +24,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from train_step import training_step  # noqa: E402  (first: the package before MXNet)
 from timing import common_arguments, interleaved_medians, print_table, write_result  # noqa: E402
-from train_step import training_step  # noqa: E402
 
 
 def _child(model, batch, size):

@@ -4,9 +4,16 @@ For every width, AsymmNet-L/S, our MobileNetV3-L/S (the same code with
 ``asymmrate=0``) and, at width 1.0, GluonCV's MobileNetV3 run interleaved at
 batch 1 (latency) on every backend of ``gluon_asymmnet.speed`` (imperative,
 hybridized, oneDNN-fused, exported SymbolBlock, ONNX Runtime, INT8 in MXNet
-and in ONNX Runtime) at width 1.0, hybridized and in ONNX Runtime (fp32, INT8)
-at every width, and hybridized at batch 32 (throughput).  The hybridized
-batch-1 ratios are medians over ``--trials`` more fresh processes.  Then every
+and in ONNX Runtime) at width 1.0, hybridized and in ONNX Runtime (fp32, INT8;
+fp32 also on the export without the concatenated map, ``onnxruntime-split``)
+at every width, and hybridized and ONNX Runtime fp32 (both exports) at batch 32
+(throughput).  The batch-1 ratios
+of the width table (hybridized, ONNX Runtime fp32 and INT8) come from this run
+and ``--trials`` more fresh processes: a ratio whose processes disagree by more
+than ``--tolerance`` is marked unstable, with its range and no median
+(``timing.across_processes``).  Each ratio stands next to its memory-traffic
+bound (``bench/traffic.py``: AsymmNet / r=0 in bytes of activations, without
+the concatenated map) and passes when it is at most the bound + 5%.  Then every
 zoo model's hybridized batch-1 latency is plotted against its MACs
 (``bench/results/latency_vs_macs.png``).
 
@@ -21,27 +28,47 @@ processes run back to back.
 """
 import argparse
 import os
-import statistics
 import sys
 
-import mxnet as mx
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# the package before MXNet: it gives MXNet every core unless OMP_NUM_THREADS is set
 from gluon_asymmnet import get_model, list_models  # noqa: E402
+import mxnet as mx  # noqa: E402
 from gluon_asymmnet.speed import BACKENDS, build_backend  # noqa: E402
 from gluon_asymmnet.complexity import summary  # noqa: E402
-from timing import (RESULTS_DIR, common_arguments, medians_in_child,  # noqa: E402
-                    print_table, serve_rounds, write_result)
+from timing import (RESULTS_DIR, SPREAD_TOLERANCE, across_processes,  # noqa: E402
+                    common_arguments, describe_spread, medians_in_child, print_table,
+                    serve_rounds, write_result)
+from traffic import traffic_ratios  # noqa: E402
 
+#: ``onnxruntime`` on the ONNX export of AsymmNet built with ``formulation='split'``
+#: (the feature reuse without the concatenated map): which of the two formulations
+#: ONNX Runtime runs faster decides what the export should write.
+SPLIT_BACKEND = 'onnxruntime-split'
 #: Backends that run in ONNX Runtime; the others run in MXNet.
-ORT_BACKENDS = ('onnxruntime', 'int8-onnxruntime')
+ORT_BACKENDS = ('onnxruntime', 'int8-onnxruntime', SPLIT_BACKEND)
+#: The batch-1 columns of the width table: each measured in several processes.
+WIDTH_TABLE = (('hybridized_b1', 'hybridized'), ('onnxruntime_b1', 'onnxruntime'),
+               ('onnxruntime_split_b1', SPLIT_BACKEND),
+               ('int8_onnxruntime_b1', 'int8-onnxruntime'))
+#: The batch-32 columns of the width table (one process).
+BATCH_32_TABLE = (('hybridized_b32', 'hybridized'), ('onnxruntime_b32', 'onnxruntime'),
+                  ('onnxruntime_split_b32', SPLIT_BACKEND))
+#: How far above its memory-traffic bound an inference time ratio may be.
+BOUND_MARGIN = 0.05
 
 
 def _runner(backend, name, batch, size):
-    net = get_model(name)
+    if backend == SPLIT_BACKEND:
+        backend = 'onnxruntime'
+        net = get_model(name, formulation='split') if name.startswith('asymmnet') else get_model(
+            name)
+    else:
+        net = get_model(name)
     net.initialize(mx.init.MSRAPrelu())
     net(mx.nd.zeros((1, 3, size, size)))   # settle GluonCV's deferred shapes
     shape = (batch, 3, size, size)
@@ -145,19 +172,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--widths', nargs='+', default=['1.0', '0.75', '0.5', '0.35'],
                         choices=['1.0', '0.75', '0.5', '0.35'])
-    parser.add_argument('--backends', nargs='+', default=list(BACKENDS), choices=BACKENDS,
+    parser.add_argument('--backends', nargs='+', default=list(BACKENDS) + [SPLIT_BACKEND],
+                        choices=BACKENDS + (SPLIT_BACKEND,),
                         help='backends timed at batch 1 at --backend-widths')
     parser.add_argument('--backend-widths', nargs='+', default=['1.0'],
                         help='widths timed on every backend (the others: hybridized and '
                              'ONNX Runtime fp32/INT8 only)')
     parser.add_argument('--size', type=int, default=224, help='input side in pixels')
-    parser.add_argument('--batch-32-backends', nargs='+', default=['hybridized'],
-                        choices=BACKENDS, help='backends also timed at batch 32 (slow)')
+    parser.add_argument('--batch-32-backends', nargs='+',
+                        default=[backend for _, backend in BATCH_32_TABLE],
+                        choices=BACKENDS + (SPLIT_BACKEND,),
+                        help='backends also timed at batch 32 (slow)')
     parser.add_argument('--no-plot', action='store_true', help='skip the zoo latency plot')
     parser.add_argument('--trials', type=int, default=3,
-                        help='fresh processes that time the batch-1 hybridized comparisons '
-                             'again (every AsymmNet against r=0, AsymmNet-L x1.0 against '
-                             'GluonCV\'s MobileNetV3-L): their ratios are medians over processes')
+                        help='fresh processes that time the batch-1 comparisons of the width '
+                             'table again (every AsymmNet against r=0 hybridized and in ONNX '
+                             'Runtime, AsymmNet-L x1.0 against GluonCV\'s MobileNetV3-L)')
+    parser.add_argument('--tolerance', type=float, default=SPREAD_TOLERANCE,
+                        help='a batch-1 ratio whose processes disagree by more than this '
+                             '(highest / lowest - 1) is unstable: range, no median')
     parser.add_argument('--serve', nargs='+', help=argparse.SUPPRESS)   # child mode
     parser.add_argument('--serve-batch', type=int, default=1, help=argparse.SUPPRESS)
     common_arguments(parser, repeats=5, warmup=2)
@@ -194,24 +227,29 @@ def main(argv=None):
                        'timed interleaved in a child process of their own, back to back',
                   child_env={family: family_env(family) for family in ('mxnet', 'onnxruntime')})
     ours = {(r['backend'], r['batch'], r['arch'], r['width']): r for r in rows}
+    trial_backends = [backend for _, backend in WIDTH_TABLE if backend in chosen]
     trials = [{key: row['asymm_vs_r0'] for key, row in ours.items()
-               if key[:2] == ('hybridized', 1)}] + trial_ratios(args)
-    result['batch1_asymm_vs_r0_trials'] = [{'%s %s' % key[2:]: ratio for key, ratio in t.items()
-                                            if isinstance(key, tuple)} for t in trials]
-    result['by_width'] = by_width(ours, trials, args.widths)
-    print_table(result['by_width'], ['arch', 'width', 'hybridized_b1', 'hybridized_b32',
-                                     'onnxruntime_b1', 'int8_onnxruntime_b1'])
+               if key[0] in trial_backends and key[1] == 1}] + trial_ratios(args, trial_backends)
+    result['batch1_asymm_vs_r0_trials'] = [{'%s %s %s' % ((key[0],) + key[2:]): ratio
+                                            for key, ratio in t.items() if isinstance(key, tuple)}
+                                           for t in trials]
+    result['tolerance'], result['bound_margin'] = args.tolerance, BOUND_MARGIN
+    result['by_width'] = by_width(ours, trials, args.widths, args.tolerance, args.size)
+    print_table([printable(row) for row in result['by_width']],
+                ['arch', 'width', 'traffic', 'traffic_concat']
+                + [column for column, _ in WIDTH_TABLE + BATCH_32_TABLE]
+                + ['outside_bound', 'unstable'])
     large_b1 = ours.get(('hybridized', 1, 'large', '1.0'))
     large_b32 = ours.get(('hybridized', 32, 'large', '1.0'))
     if large_b1 and large_b32:
-        ratios = [large_b1['asymm_vs_gluoncv']] + [t['gluoncv'] for t in trials[1:]
-                                                   if 'gluoncv' in t]
-        result['batch1_latency_vs_gluoncv_trials'] = ratios
-        print('AsymmNet-L x1.0 / GluonCV MobileNetV3-L, hybridized batch-1 latency, %d processes: '
-              'median %.3f, range %.3f-%.3f' % (len(ratios), statistics.median(ratios),
-                                                min(ratios), max(ratios)))
+        spread = across_processes([large_b1['asymm_vs_gluoncv']] + [
+            t['gluoncv'] for t in trials[1:] if 'gluoncv' in t], args.tolerance)
+        result['batch1_latency_vs_gluoncv_trials'] = spread['processes']
+        print('AsymmNet-L x1.0 / GluonCV MobileNetV3-L, hybridized batch-1 latency: %s'
+              % describe_spread(spread))
         result['targets'] = dict(
-            large_1_0_batch1_latency_vs_gluoncv=statistics.median(ratios),
+            large_1_0_batch1_latency_vs_gluoncv=spread['median'],
+            large_1_0_batch1_latency_vs_gluoncv_spread=spread,
             large_1_0_batch32_throughput_vs_gluoncv=1. / large_b32['asymm_vs_gluoncv'])
         fastest = min((r for r in rows if r['batch'] == 1 and r['arch'] == 'large'
                        and r['width'] == '1.0'), key=lambda r: r['asymmnet_ms'])
@@ -234,43 +272,84 @@ def main(argv=None):
     write_result('inference', result)
 
 
-def trial_ratios(args):
-    """Hybridized batch-1 latency ratios, once per ``--trials`` fresh child process
-    (a process can run in a slow mode, see :func:`family_env`): AsymmNet / r=0 under
-    ``('hybridized', 1, arch, width)`` and AsymmNet-L x1.0 / GluonCV's
-    MobileNetV3-L under ``'gluoncv'``."""
+def trial_ratios(args, backends):
+    """Batch-1 latency ratios of ``backends``, once per ``--trials`` fresh child
+    processes (a process can run in a slow mode, see :func:`family_env`): AsymmNet /
+    r=0 under ``(backend, 1, arch, width)`` and AsymmNet-L x1.0 / GluonCV's
+    MobileNetV3-L (hybridized) under ``'gluoncv'``."""
     pairs = list(_pairs(args.widths))
     names = [name for _, _, pair in pairs for name in pair]
     ratios = []
     for _ in range(args.trials):
-        times = compare({'hybridized': names}, 1, args.size, args.repeats, args.warmup)[0]
-        times = times.get('hybridized', {})
-        trial = {('hybridized', 1, arch, width): times[pair[0]] / times[pair[1]]
-                 for arch, width, pair in pairs if pair[0] in times and pair[1] in times}
-        if 'asymmnet_large_1.0' in times and 'mobilenetv3_large' in times:
-            trial['gluoncv'] = times['asymmnet_large_1.0'] / times['mobilenetv3_large']
+        times = compare({backend: names for backend in backends}, 1, args.size, args.repeats,
+                        args.warmup)[0]
+        trial = {}
+        for backend, timed in times.items():
+            trial.update(((backend, 1, arch, width), timed[pair[0]] / timed[pair[1]])
+                         for arch, width, pair in pairs if pair[0] in timed and pair[1] in timed)
+        timed = times.get('hybridized', {})
+        if 'asymmnet_large_1.0' in timed and 'mobilenetv3_large' in timed:
+            trial['gluoncv'] = timed['asymmnet_large_1.0'] / timed['mobilenetv3_large']
         ratios.append(trial)
     return ratios
 
 
-def by_width(rows, trials, widths):
-    """AsymmNet / r=0 per architecture and width: hybridized batch 1 (median over
-    the processes of ``trials``), hybridized batch 32, ONNX Runtime fp32 and INT8
-    at batch 1."""
+def by_width(rows, trials, widths, tolerance=SPREAD_TOLERANCE, size=224):
+    """AsymmNet / r=0 per architecture and width against its memory-traffic bound.
+
+    Parameters
+    ----------
+    rows : dict
+        ``(backend, batch, arch, width) -> row`` of this run.
+    trials : list of dict
+        One per process: ``(backend, 1, arch, width) -> ratio``.
+    widths : list of str
+    tolerance : float
+        See :func:`timing.across_processes`.
+    size : int
+        Input side (of the traffic count).
+
+    Returns
+    -------
+    list of dict
+        ``arch, width, traffic, traffic_concat`` (bytes ratios without / with the
+        concat), the batch-1 columns of :data:`WIDTH_TABLE` as
+        :func:`timing.across_processes` summaries, those of
+        :data:`BATCH_32_TABLE` (one process), ``outside_bound``: the columns
+        whose ratio (the median of a stable one) exceeds ``traffic * (1 +
+        BOUND_MARGIN)``, and ``unstable``: the columns whose processes disagree
+        (neither pass nor fail).
+    """
     table = []
     for arch, width, _ in _pairs(widths):
-        b1 = [t[('hybridized', 1, arch, width)] for t in trials
-              if ('hybridized', 1, arch, width) in t]
-        row = dict(arch=arch, width=width, hybridized_b1_processes=b1)
-        if b1:
-            row['hybridized_b1'] = statistics.median(b1)
-        for column, key in (('hybridized_b32', ('hybridized', 32)),
-                            ('onnxruntime_b1', ('onnxruntime', 1)),
-                            ('int8_onnxruntime_b1', ('int8-onnxruntime', 1))):
-            if key + (arch, width) in rows:
-                row[column] = rows[key + (arch, width)]['asymm_vs_r0']
+        bound = traffic_ratios(arch, width, size)
+        row = dict(arch=arch, width=width, traffic=bound['inference'],
+                   traffic_concat=bound['inference_concat'], outside_bound=[],
+                   unstable=[])
+        for column, backend in WIDTH_TABLE:
+            values = [t[(backend, 1, arch, width)] for t in trials
+                      if (backend, 1, arch, width) in t]
+            if values:
+                row[column] = across_processes(values, tolerance)
+        for column, backend in BATCH_32_TABLE:
+            if (backend, 32, arch, width) in rows:
+                row[column] = rows[(backend, 32, arch, width)]['asymm_vs_r0']
+        for column, _ in WIDTH_TABLE + BATCH_32_TABLE:
+            ratio = row.get(column)
+            if isinstance(ratio, dict):
+                if not ratio['stable']:
+                    row['unstable'].append(column)
+                ratio = ratio['median']
+            if ratio is not None and ratio > row['traffic'] * (1 + BOUND_MARGIN):
+                row['outside_bound'].append(column)
         table.append(row)
     return table
+
+
+def printable(row):
+    """A width-table row with its process summaries as text."""
+    return {key: describe_spread(value) if isinstance(value, dict) else
+            ' '.join(value) if isinstance(value, list) else value for key, value in row.items()}
 
 
 def _built(name):

@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from timing import RESULTS_DIR  # noqa: E402
+from timing import RESULTS_DIR, describe_spread  # noqa: E402
 
 
 def _load(name):
@@ -29,14 +29,38 @@ def _ratio(row, key):
     return '%.2fx' % row[key] if key in row else ''
 
 
+def _spread(summary):
+    """A ratio measured in several processes (a summary of ``timing.across_processes``),
+    or in one (a float)."""
+    if isinstance(summary, dict):
+        return describe_spread(summary)
+    return '%.2fx' % summary if summary is not None else ''
+
+
 def _by_width(result):
-    rows = [['%s %s' % (r['arch'], r['width']), _ratio(r, 'hybridized_b1'),
-             ', '.join('%.2f' % ratio for ratio in r.get('hybridized_b1_processes', [])),
-             _ratio(r, 'hybridized_b32'), _ratio(r, 'onnxruntime_b1'),
-             _ratio(r, 'int8_onnxruntime_b1')] for r in result.get('by_width', [])]
-    return _table(['model', 'hybridized batch 1 (median)', 'per process',
+    columns = ('hybridized_b1', 'hybridized_b32', 'onnxruntime_b1', 'onnxruntime_b32',
+               'onnxruntime_split_b1', 'onnxruntime_split_b32', 'int8_onnxruntime_b1')
+    rows = []
+    for r in result.get('by_width', []):
+        bound = ('%.2fx (%.2fx)' % (r['traffic'], r['traffic_concat'])
+                 if 'traffic' in r else '')
+        verdict = ''
+        if r.get('outside_bound'):
+            verdict = 'fail: ' + ', '.join(r['outside_bound'])
+        elif r.get('unstable'):
+            verdict = 'unstable: ' + ', '.join(r['unstable'])
+        elif 'outside_bound' in r:
+            verdict = 'pass'
+        if r.get('outside_bound') and r.get('unstable'):
+            verdict += '; unstable: ' + ', '.join(r['unstable'])
+        rows.append(['%s %s' % (r['arch'], r['width']), bound]
+                    + [_spread(r.get(column)) for column in columns] + [verdict])
+    return _table(['model', 'traffic bound (with the concat)', 'hybridized batch 1',
                    'hybridized batch 32', 'ONNX Runtime fp32 batch 1',
-                   'ONNX Runtime INT8 batch 1'], rows)
+                   'ONNX Runtime fp32 batch 32', 'ONNX Runtime fp32, no concat, batch 1',
+                   'ONNX Runtime fp32, no concat, batch 32',
+                   'ONNX Runtime INT8 batch 1', 'time <= bound + %d%%'
+                   % round(100 * result.get('bound_margin', 0.05))], rows)
 
 
 def _inference(result):
@@ -49,23 +73,24 @@ def _inference(result):
                      '%.2fx' % r['asymm_vs_gluoncv'] if 'asymm_vs_gluoncv' in r else ''])
     text = ''
     if result.get('by_width'):
-        text = ('AsymmNet / r=0 (our MobileNetV3) at the same width, latency ratios:\n\n'
-                + _by_width(result) + '\n\nAll timings:\n\n')
+        text = ('AsymmNet / r=0 (our MobileNetV3) at the same width, latency ratios, next to '
+                'the memory-traffic bound (bytes of activations, `bench/traffic.py`). Batch-1 '
+                'ratios: median and range over processes; processes that disagree by more '
+                'than %d%% make a ratio unstable (no median):\n\n'
+                % round(100 * result.get('tolerance', 0.1)) + _by_width(result)
+                + '\n\nAll timings:\n\n')
     text += _table(['model', 'backend', 'batch', 'AsymmNet ms', 'MobileNetV3 (ours, r=0) ms',
                     'GluonCV MobileNetV3 ms', 'AsymmNet / r=0', 'AsymmNet / GluonCV'], rows)
     if result.get('targets'):
         t = result['targets']
+        spread = t.get('large_1_0_batch1_latency_vs_gluoncv_spread')
+        batch1 = (describe_spread(spread) if spread else
+                  '%.2fx' % t['large_1_0_batch1_latency_vs_gluoncv'])
         text += ('\n\nAsymmNet-L x1.0 hybridized vs GluonCV MobileNetV3-L: batch-1 latency '
-                 '**%.2fx**, batch-32 throughput **%.2fx**; fastest backend `%s` at batch 1: '
+                 '**%s**, batch-32 throughput **%.2fx**; fastest backend `%s` at batch 1: '
                  '**%.2fx** the hybridized latency.' % (
-                     t['large_1_0_batch1_latency_vs_gluoncv'],
-                     t['large_1_0_batch32_throughput_vs_gluoncv'],
+                     batch1, t['large_1_0_batch32_throughput_vs_gluoncv'],
                      t['fastest_backend'], t['fastest_vs_hybridized_batch1']))
-        trials = result.get('batch1_latency_vs_gluoncv_trials')
-        if trials:
-            text += (' The batch-1 figure is the median of %d processes (this table\'s and %d '
-                     'more): %s.' % (len(trials), len(trials) - 1,
-                                     ', '.join('%.2fx' % ratio for ratio in trials)))
     if result.get('failures'):
         text += '\n\nNot measured: ' + '; '.join('%s (%s)' % item
                                                   for item in sorted(result['failures'].items()))
@@ -73,11 +98,20 @@ def _inference(result):
 
 
 def _train(results):
-    rows = [['%s %s' % (r['arch'], r['width']), r['size'], r.get('batch', ''), r['precision'],
-             '%.1f' % r['asymmnet_samples_s'], '%.1f' % r['mobilenetv3_samples_s'],
-             '%.2fx' % r['step_ratio']] for result in results for r in result['rows']]
+    rows = []
+    for result in results:
+        margin = round(100 * result.get('bound_margin', 0.1))
+        for r in result['rows']:
+            rows.append(['%s %s' % (r['arch'], r['width']), r['size'], r.get('batch', ''),
+                         r['precision'], '%.1f' % r['asymmnet_samples_s'],
+                         '%.1f' % r['mobilenetv3_samples_s'], '%.2fx' % r['step_ratio'],
+                         '%.2fx (%.2fx)' % (r['traffic'], r['traffic_concat'])
+                         if 'traffic' in r else '',
+                         ('pass' if r['within_bound'] else 'fail (> bound + %d%%)' % margin)
+                         if 'within_bound' in r else ''])
     return _table(['model', 'input', 'batch', 'precision', 'AsymmNet samples/s',
-                   'MobileNetV3 (r=0) samples/s', 'step time AsymmNet / r=0'], rows)
+                   'MobileNetV3 (r=0) samples/s', 'step time AsymmNet / r=0',
+                   'traffic bound (with the concat)', 'within the bound'], rows)
 
 
 def _concat(result):
@@ -104,6 +138,20 @@ def _pipeline(result):
     return _table(['', 'samples/s', 'pipeline / training'], rows)
 
 
+def _traffic(result):
+    rows = [['%s %s' % (r['arch'], r['width']), r['size'], '%.1f' % r['r0_inference_mb'],
+             '%.1f' % r['r0_training_mb'], '%.3f' % r['inference'], '%.3f' % r['inference_concat'],
+             '%.3f' % r['training'], '%.3f' % r['training_concat'], '%.3f' % r['outputs']]
+            for r in result['rows']]
+    return ('AsymmNet / r=0 in bytes of activations read and written per image '
+            '(`gluon_asymmnet.complexity.traffic`), without and with the feature-reuse concat '
+            'materialised; the last column is the first estimate, the ratio of the operators\' '
+            'output sizes:\n\n'
+            + _table(['model', 'input', 'r=0 inference MB', 'r=0 training MB', 'inference',
+                      'inference (concat)', 'training step', 'training step (concat)',
+                      'output sizes'], rows))
+
+
 def _ceiling(result):
     rows = [[r['what'], '%.1f' % r['gflop_s'], '%.1f%%' % (100 * r['fraction_of_gemm'])]
             for r in result['rows']]
@@ -113,7 +161,8 @@ def _ceiling(result):
 def main():
     parts = []
     machine = None
-    sections = [('Inference', 'inference', _inference),
+    sections = [('Memory-traffic bound', 'traffic', _traffic),
+                ('Inference', 'inference', _inference),
                 ('Training step', None, None),
                 ('Concat formulation (training)', 'concat_formulation', _concat),
                 ('Call order (inference)', 'call_order', _call_order),

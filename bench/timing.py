@@ -10,6 +10,12 @@ Callables that need a process of their own (another threading setting, a
 runtime whose idle threads would disturb the others) are timed the same way in
 a child process (:func:`serve_rounds` there, :func:`medians_in_child` here).
 
+A process can also run in a mode of its own for its whole life (libgomp's
+wait policy on a 2-core VM: ~13 or ~21 ms for one network), so a figure that
+matters is measured in several processes (:func:`across_processes`): where they
+disagree beyond :data:`SPREAD_TOLERANCE` the figure is *unstable*, reported with
+its range and no median, since the median of a bimodal mix is no result.
+
 Each benchmark writes ``bench/results/<name>.json`` and prints it as one JSON
 line after its human-readable table.
 """
@@ -23,11 +29,55 @@ import time
 
 import mxnet as mx
 
-__all__ = ['RESULTS_DIR', 'interleaved_medians', 'medians_in_child', 'serve_rounds',
-           'machine', 'print_table', 'write_result', 'common_arguments', 'sync']
+__all__ = ['RESULTS_DIR', 'SPREAD_TOLERANCE', 'across_processes', 'describe_spread',
+           'interleaved_medians', 'medians_in_child', 'serve_rounds', 'machine', 'print_table',
+           'write_result', 'common_arguments', 'sync']
 
 #: Where every benchmark writes its ``<name>.json``.
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+
+
+#: How far the processes measuring one figure may disagree (highest / lowest - 1) for
+#: their median to be a result.
+SPREAD_TOLERANCE = 0.10
+
+
+def across_processes(values, tolerance=SPREAD_TOLERANCE):
+    """One figure (a ratio, a time) measured once in each of several processes.
+
+    Parameters
+    ----------
+    values : list of float
+        One positive value per process.
+    tolerance : float
+        The largest ``highest / lowest - 1`` of a stable figure.
+
+    Returns
+    -------
+    dict
+        ``processes`` (the values), ``lowest``, ``highest``, ``stable`` (at least
+        two processes, agreeing within ``tolerance``) and ``median``: None unless
+        stable.
+    """
+    values = [float(value) for value in values]
+    if not values:
+        return dict(processes=[], lowest=None, highest=None, stable=False, median=None)
+    lowest, highest = min(values), max(values)
+    stable = len(values) >= 2 and highest <= lowest * (1 + tolerance)
+    return dict(processes=values, lowest=lowest, highest=highest, stable=stable,
+                median=statistics.median(values) if stable else None)
+
+
+def describe_spread(spread):
+    """An :func:`across_processes` summary of a ratio as text: ``1.27x (1.25-1.33, 4
+    processes)``, or ``unstable (0.58-1.09, 4 processes)``."""
+    if not spread['processes']:
+        return ''
+    detail = '(%.2f-%.2f, %d process%s)' % (spread['lowest'], spread['highest'],
+                                           len(spread['processes']),
+                                           'es' if len(spread['processes']) > 1 else '')
+    return ('%.2fx %s' % (spread['median'], detail) if spread['stable'] else
+            'unstable ' + detail)
 
 
 def sync(outputs):

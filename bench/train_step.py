@@ -6,7 +6,9 @@ width run interleaved; the table gives samples/s and the step-time ratio.
 ``--amp`` runs the whole benchmark in bfloat16 AMP (``mx.contrib.amp``, as
 ``train_imagenet.py --amp`` on a CPU); AMP changes MXNet globally, so float32
 and bfloat16 are two runs (results ``train_step_float32.json`` and
-``train_step_bfloat16.json``).
+``train_step_bfloat16.json``).  Each step ratio stands next to its
+memory-traffic bound (``bench/traffic.py``: bytes of activations of a training
+step, without the concatenated map) and passes when it is at most the bound + 10%.
 
     OMP_NUM_THREADS=2 python bench/train_step.py
     OMP_NUM_THREADS=2 python bench/train_step.py --amp
@@ -15,14 +17,18 @@ import argparse
 import os
 import sys
 
-import mxnet as mx
-from mxnet import autograd, gluon
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# the package before MXNet: it gives MXNet every core unless OMP_NUM_THREADS is set
 from gluon_asymmnet import get_model  # noqa: E402
+import mxnet as mx  # noqa: E402
+from mxnet import autograd, gluon  # noqa: E402
 from timing import common_arguments, interleaved_medians, print_table, write_result  # noqa: E402
+from traffic import traffic_ratios  # noqa: E402
+
+#: How far above its memory-traffic bound a training step's time ratio may be.
+BOUND_MARGIN = 0.10
 
 #: (arch, width, input side, batch): large and small 1.0 at 224 (batch 16), then
 #: every width at 64 (batch 32).
@@ -111,16 +117,23 @@ def main(argv=None):
         names = ('asymmnet_%s_%s' % (arch, width), 'mobilenetv3_%s_%s' % (arch, width))
         steps = {name: training_step(name, batch, size, args.amp) for name in names}
         times = interleaved_medians(steps, repeats=args.repeats, warmup=args.warmup)
+        bound = traffic_ratios(arch, width, size)
+        ratio = times[names[0]] / times[names[1]]
         rows.append(dict(arch=arch, width=width, size=size, batch=batch, precision=precision,
                          asymmnet_samples_s=batch / times[names[0]],
-                         mobilenetv3_samples_s=batch / times[names[1]],
-                         step_ratio=times[names[0]] / times[names[1]]))
+                         mobilenetv3_samples_s=batch / times[names[1]], step_ratio=ratio,
+                         traffic=bound['training'], traffic_concat=bound['training_concat'],
+                         within_bound=ratio <= bound['training'] * (1 + BOUND_MARGIN)))
     print_table(rows, ['arch', 'width', 'size', 'batch', 'precision', 'asymmnet_samples_s',
-                       'mobilenetv3_samples_s', 'step_ratio'])
+                       'mobilenetv3_samples_s', 'step_ratio', 'traffic', 'traffic_concat',
+                       'within_bound'])
     write_result('train_step_' + precision,
-                 dict(rows=rows, repeats=args.repeats,
+                 dict(rows=rows, repeats=args.repeats, bound_margin=BOUND_MARGIN,
                       note='step_ratio: AsymmNet step time / MobileNetV3 (asymmrate=0) step '
-                           'time at the same width, interleaved in one process'))
+                           'time at the same width, interleaved in one process; traffic '
+                           '(traffic_concat): AsymmNet / r=0 bytes of activations of a '
+                           'training step without (with) the concat; within_bound: step_ratio '
+                           '<= traffic * (1 + bound_margin)'))
 
 
 if __name__ == '__main__':

@@ -3,8 +3,13 @@
 Importing the package registers every model in GluonCV's zoo as well, with the
 detectors and pose models of :mod:`gluon_asymmnet.detectors`.
 """
-# First, before MXNet loads (seconds): a command of the package (python -m
-# gluon_asymmnet.X, asymmnet-*, eval.py, train_imagenet.py) hears SIGINT/SIGTERM from here on.
+# First, before MXNet loads: MXNet computes with every core unless the user chose
+# (gluon_asymmnet.threads); then (seconds before MXNet is loaded) a command of the
+# package (python -m gluon_asymmnet.X, asymmnet-*, eval.py, train_imagenet.py) hears
+# SIGINT/SIGTERM from here on.
+from .threads import use_all_cores
+
+use_all_cores()
 from .cli import hear_signals_from_start
 
 hear_signals_from_start()

@@ -7,6 +7,11 @@ a k x k kernel's parameters by k instead of k^2, which is where the paper's
 "5.99M" for AsymmNet-L x1.0 comes from (true count: 6.08M trainable).
 
 The command is ``python -m gluon_asymmnet.summary``.
+
+Equal MACs are not equal memory traffic: :func:`traffic` counts the bytes of
+activations each operator of a graph reads and writes, in inference and in a
+training step, with AsymmNet's feature-reuse concat materialised and without
+it, the bound on what a memory-bound network can gain over another.
 """
 import ast
 import collections
@@ -14,7 +19,7 @@ import json
 
 import numpy as np
 
-__all__ = ['LayerStats', 'Summary', 'summary']
+__all__ = ['LayerStats', 'Summary', 'summary', 'OpTraffic', 'Traffic', 'traffic']
 
 #: One operator: its name and type, output shape (CHW), parameters (all, and
 #: trainable: BatchNorm running statistics are not), MACs per image, kind
@@ -119,3 +124,129 @@ def summary(net, input_shape=(1, 3, 224, 224)):
         layers.append(LayerStats(node['name'], node['op'], tuple(shape[1:]), params, n_trainable,
                                  macs, kind, data_inputs))
     return Summary(layers, total_macs // input_shape[0], total_params, total_trainable)
+
+
+#: One operator's activation traffic, bytes per image: forward reads and writes;
+#: backward (training) reads and writes, the sum of a gradient over several consumers
+#: included; ``concat``: a feature-reuse concat (removed by ``Traffic.total(concat=False)``).
+OpTraffic = collections.namedtuple('OpTraffic', 'name op forward_read forward_write '
+                                                'backward_read backward_write concat')
+
+#: Operators that are views of their input (no data moved).
+_VIEWS = frozenset(['Reshape', 'reshape', 'Flatten', 'flatten', 'identity', '_copy',
+                    'expand_dims', 'squeeze'])
+#: Operators whose backward needs only the gradient of their output.
+_GRADIENT_ONLY = frozenset(['Concat', 'concat', 'elemwise_add', '_plus', '_Plus',
+                            'broadcast_add', 'add_n', 'ElementWiseSum',
+                            '_contrib_AdaptiveAvgPooling2D'])
+
+
+class Traffic(collections.namedtuple('Traffic', 'layers input_shape')):
+    """Per-operator activation traffic of a network (:func:`traffic`)."""
+
+    def total(self, training=False, concat=True):
+        """Bytes of activations read and written per image.
+
+        Parameters
+        ----------
+        training : bool
+            A training step (forward and backward) instead of inference (forward).
+        concat : bool
+            With the feature-reuse concat materialised (what the graph does), or
+            without it: its consumers read the parts where they are, so the
+            concat's own reads and writes, and those of its backward, are gone.
+
+        Returns
+        -------
+        int
+        """
+        bytes_ = 0
+        for layer in self.layers:
+            if layer.concat and not concat:
+                continue
+            bytes_ += layer.forward_read + layer.forward_write
+            if training:
+                bytes_ += layer.backward_read + layer.backward_write
+        return bytes_
+
+
+def traffic(net, input_shape=(1, 3, 224, 224), dtype_bytes=4):
+    """Count the bytes of activations each operator reads and writes.
+
+    The graph is the network's training graph on a CPU (inference runs its
+    forward part): every operator as MXNet runs it unfused, views (``Reshape``,
+    ``Flatten``) free.  An operator reads each data input once (a part that is
+    concatenated twice is read twice) and writes its output.  Its backward reads
+    the gradient of its output and its data inputs and writes their gradients
+    (concats, additions and average pooling read no input); an output consumed
+    k > 1 times has its k gradients read and their sum written.  Parameters
+    (and their gradients) are not counted: per image they vanish with the batch.
+    A channel concat over feature maps larger than 1x1 is the feature reuse
+    (``OpTraffic.concat``).  Build AsymmNet with ``formulation='concat'`` to count
+    the network rather than a CPU workaround (the identity ``clip`` after
+    ``onednn_concat``'s concat in training graphs).
+
+    Parameters
+    ----------
+    net : HybridBlock
+        An initialised (or deferred-initialisable) network.
+    input_shape : tuple
+        NCHW input shape; bytes are reported per image.
+    dtype_bytes : int
+        Bytes of one activation (4: float32, 2: bfloat16).
+
+    Returns
+    -------
+    Traffic
+    """
+    import mxnet as mx
+    from .models.graphs import traced_for
+    with traced_for(mx.cpu(), input_shape, training=True):
+        sym = net(mx.sym.var('data'))
+    if isinstance(sym, (list, tuple)):
+        sym = mx.sym.Group(list(sym))
+    internals = sym.get_internals()
+    out_shapes = internals.infer_shape(data=input_shape)[1]
+    shapes = dict(zip(internals.list_outputs(), out_shapes))
+    nodes = json.loads(sym.tojson())['nodes']
+
+    def entry_bytes(node_id, index):
+        name = nodes[node_id]['name']
+        if nodes[node_id]['op'] == 'null':
+            shape = input_shape
+        else:
+            shape = shapes.get('%s_output' % name) or shapes['%s_output%d' % (name, index)]
+        return int(np.prod(shape)) * dtype_bytes
+
+    def is_data(node_id):
+        node = nodes[node_id]
+        return node['op'] != 'null' or node['name'] == 'data'
+
+    def needs_gradient(node_id):
+        return nodes[node_id]['op'] != 'null'   # not the input image
+
+    consumers = collections.Counter((src, index) for node in nodes if node['op'] != 'null'
+                                    for src, index, _ in node['inputs'] if needs_gradient(src))
+    batch, layers = input_shape[0], []
+    for node_id, node in enumerate(nodes):
+        if node['op'] == 'null':
+            continue
+        out = entry_bytes(node_id, 0)
+        fan_out = consumers[(node_id, 0)]
+        # the gradients of a shared output: read all, write their sum
+        sum_read, sum_write = (fan_out * out, out) if fan_out > 1 else (0, 0)
+        if node['op'] in _VIEWS:
+            layers.append(OpTraffic(node['name'], node['op'], 0, 0, sum_read // batch,
+                                    sum_write // batch, False))
+            continue
+        inputs = [(src, index) for src, index, _ in node['inputs'] if is_data(src)]
+        read = sum(entry_bytes(*entry) for entry in inputs)
+        grads = sum(entry_bytes(*entry) for entry in inputs if needs_gradient(entry[0]))
+        gradient_only = node['op'] in _GRADIENT_ONLY or (
+            node['op'] == 'Pooling' and node.get('attrs', {}).get('pool_type') == 'avg')
+        shape = shapes.get('%s_output' % node['name']) or ()
+        concat = node['op'] in ('Concat', 'concat') and len(shape) == 4 and shape[2] * shape[3] > 1
+        layers.append(OpTraffic(node['name'], node['op'], read // batch, out // batch,
+                                (out + (0 if gradient_only else read) + sum_read) // batch,
+                                (grads + sum_write) // batch, concat))
+    return Traffic(layers, tuple(input_shape))

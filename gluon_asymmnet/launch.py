@@ -9,7 +9,8 @@ runs that role until the job ends); the workers run the given command and learn 
 rank from ``kv.rank`` once they create a ``dist_*`` kvstore. Each worker also gets its
 index on this machine and the number of workers (``ASYMMNET_LOCAL_RANK``,
 ``ASYMMNET_LOCAL_WORKERS``), from which ``train_imagenet.py --num-gpus N`` takes GPUs
-of its own (:mod:`gluon_asymmnet.train.devices`).
+of its own (:mod:`gluon_asymmnet.train.devices`), and its share of the machine's cores:
+``OMP_NUM_THREADS`` = cores / workers, unless set (:func:`gluon_asymmnet.threads.worker_threads`).
 
 ``--launcher ssh``, ``mpi`` or ``slurm`` runs the job on several machines through MXNet's
 own tracker, ``dmlc_tracker`` (:mod:`gluon_asymmnet.launch_tracker`): the scheduler here,
@@ -47,7 +48,7 @@ import tempfile
 import threading
 import time
 
-from . import launch_tracker
+from . import launch_tracker, threads
 from .cli import EXIT_INTERRUPTED, OneLineParser, StopFlag, check_ranges, run
 from .errors import UsageError
 from .train import devices
@@ -311,7 +312,8 @@ def launch(command, num_workers, num_servers=1, port=None, host='127.0.0.1', gra
                            ('worker', command)):
             for index in range(job.expected[role]):
                 env = dict(os.environ, **dmlc_env(role, num_workers, num_servers, port, host))
-                if role == 'worker':   # each its own GPUs (see train.devices)
+                if role == 'worker':   # each its own GPUs (see train.devices) and cores
+                    env = threads.worker_threads(env, num_workers)
                     env.update({devices.LOCAL_RANK: str(index),
                                 devices.LOCAL_WORKERS: str(num_workers)})
                 job.start(argv, role, env=env)

@@ -43,3 +43,30 @@ def test_a_child_that_builds_nothing_or_dies_is_an_error(tmp_path):
         medians_in_child(write_child(tmp_path, nothing), {'WHAT': 'cpu'})
     with pytest.raises(RuntimeError, match='exited with status 3'):
         medians_in_child(write_child(tmp_path, 'import sys; sys.exit(3)'))
+
+
+def test_a_figure_whose_processes_disagree_is_unstable_not_summarised():
+    import report
+    from timing import across_processes, describe_spread
+    steady = across_processes([1.25, 1.33, 1.28, 1.30], tolerance=0.10)
+    assert steady['stable'] and steady['median'] == pytest.approx(1.29)
+    assert describe_spread(steady) == '1.29x (1.25-1.33, 4 processes)'
+    # a bimodal mix: two processes in the slow OpenMP mode
+    bimodal = across_processes([0.58, 1.05, 1.09, 0.60], tolerance=0.10)
+    assert not bimodal['stable'] and bimodal['median'] is None
+    assert describe_spread(bimodal) == 'unstable (0.58-1.09, 4 processes)'
+    # one process says nothing about the spread; nothing measured is empty
+    assert across_processes([1.2])['median'] is None
+    assert describe_spread(across_processes([])) == ''
+    # the tolerance is a bound on highest / lowest - 1
+    assert across_processes([1.0, 1.1], tolerance=0.1)['stable']
+    assert not across_processes([1.0, 1.11], tolerance=0.1)['stable']
+    table = report._by_width({'tolerance': 0.1, 'bound_margin': 0.05, 'by_width': [
+        dict(arch='small', width='1.0', traffic=1.0, traffic_concat=1.13, hybridized_b1=bimodal,
+             hybridized_b32=0.97, outside_bound=[], unstable=['hybridized_b1']),
+        dict(arch='large', width='1.0', traffic=1.0, traffic_concat=1.17, hybridized_b1=steady,
+             outside_bound=['hybridized_b1'], unstable=[])]})
+    small, large = table.splitlines()[2:]
+    assert 'unstable (0.58-1.09, 4 processes)' in small and '0.83' not in small
+    assert small.endswith('| unstable: hybridized_b1 |') and '0.97x' in small
+    assert '1.29x (1.25-1.33' in large and large.endswith('| fail: hybridized_b1 |')

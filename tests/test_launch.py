@@ -16,6 +16,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from gluon_asymmnet import threads
 from gluon_asymmnet.data import prepare_digits
 from gluon_asymmnet.launch import free_port, main
 from helpers import run_cli
@@ -37,8 +38,9 @@ kv.pull(3, out=total)
 with open(os.path.join(os.path.dirname(__file__), 'rank%d' % kv.rank), 'w') as result:
     result.write('%d %s' % (kv.num_workers, total.asnumpy().tolist()))
 with open(os.path.join(os.path.dirname(__file__), 'local%d' % kv.rank), 'w') as result:
-    result.write('%s/%s' % (os.environ.get('ASYMMNET_LOCAL_RANK'),
-                            os.environ.get('ASYMMNET_LOCAL_WORKERS')))
+    result.write('%s/%s/%s' % (os.environ.get('ASYMMNET_LOCAL_RANK'),
+                               os.environ.get('ASYMMNET_LOCAL_WORKERS'),
+                               os.environ.get('OMP_NUM_THREADS')))
 print('rank %d done' % kv.rank)
 print('rank %d warns' % kv.rank, file=sys.stderr)
 sys.exit(0 if (total.asnumpy() == 3).all() else 5)
@@ -88,8 +90,11 @@ def test_two_workers_one_server_sum(tmp_path, labels):
     assert launcher.returncode == 0, err
     for rank in (0, 1):                                             # 1 + 2 from the two ranks
         assert (tmp_path / ('rank%d' % rank)).read_text() == '2 [3.0, 3.0]'
-    # each worker's index on this machine: train_imagenet.py --num-gpus N takes GPUs of its own
-    assert sorted((tmp_path / ('local%d' % rank)).read_text() for rank in (0, 1)) == ['0/2', '1/2']
+    # each worker's index on this machine (train_imagenet.py --num-gpus N takes GPUs of its
+    # own) and its share of the cores, unless OMP_NUM_THREADS was set for the job
+    cores = threads.user_threads(os.environ) or max(1, threads.available_cores() // 2)
+    assert sorted((tmp_path / ('local%d' % rank)).read_text()
+                  for rank in (0, 1)) == ['0/2/%s' % cores, '1/2/%s' % cores]
     assert job_processes(port) == []
     # each line behind the name of the process that printed it, on the stream it used
     label = r'\[worker [01]\] ' if labels else ''

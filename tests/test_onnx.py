@@ -121,3 +121,24 @@ def test_channel_shuffle_exports_to_onnx(tmp_path):
     files = export_model(net, str(tmp_path / 'shuffled'), 32, fmt='onnx')
     ops = {node.op_type for node in onnx.load(files[0]).graph.node}
     assert 'Transpose' in ops   # the shuffle is in the graph
+
+
+def test_the_feature_reuse_without_the_concatenated_map_exports_to_onnx(tmp_path):
+    """``formulation='split'`` (no concatenated map: what ONNX Runtime may run faster,
+    issue 21) converts, and the export's check in ONNX Runtime holds."""
+    net = randomized('asymmnet_small_0.35', classes=10, input_size=64)
+    for block in net.features:
+        if hasattr(block, 'formulation'):
+            block.formulation = 'split'
+    prefix = str(tmp_path / 'split')
+    export_model(net, prefix, 64, fmt='onnx')
+    x = np.random.RandomState(4).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    expected = net(mx.nd.array(x)).asnumpy()
+    got = load_onnx(prefix + '.onnx')[0].run(None, {'data': x})[0]
+    assert np.abs(got - expected).max() <= ONNX_TOLERANCE
+    graph = onnx.load(prefix + '.onnx').graph
+    producer = {output: node.op_type for node in graph.node for output in node.output}
+    concats = [node for node in graph.node if node.op_type == 'Concat']
+    # only the pooled squeeze-excitation vectors are concatenated
+    assert concats and all(producer[name] in ('GlobalAveragePool', 'ReduceMean')
+                           for node in concats for name in node.input)
