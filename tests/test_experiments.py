@@ -22,7 +22,7 @@ from gluon_asymmnet.experiments.report import (Row, markdown, mean_std, paired, 
                                                replace_block, resolvable, seeds_needed,
                                                sign_test, verdict)
 from gluon_asymmnet.experiments.runner import _run_locked, cell_state
-from gluon_asymmnet.params import seeded_initialize
+from gluon_asymmnet.params import seeded_initialize, structured_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: A tiny recipe: 2 epochs of 64 digits at 32x32.
@@ -337,9 +337,9 @@ def _twin_job(tmp_path, digits, tag, *flags):
                        '--model', 'asymmnet_small_0.35', '--input-size', '32',
                        '--batch-size', '8', '--num-epochs', '1', '-j', '1',
                        '--save-dir', str(tmp_path), '--tag-name', tag] + list(flags))
-    job, lock = build_job(args)
+    job, lock, _ = build_job(args)
     lock.release()
-    params = {name: p.data().asnumpy() for name, p in job.net._collect_params_with_prefix().items()}
+    params = {name: p.data().asnumpy() for name, p in structured_params(job.net).items()}
     data, label = next(iter(batches(job.train_data)))
     return params, data.asnumpy(), label.asnumpy()
 
