@@ -1,4 +1,10 @@
-"""INT8: MXNet oneDNN and ONNX Runtime keep top-1 on the digits within 1 point of float32."""
+"""INT8: MXNet oneDNN and ONNX Runtime keep top-1 on the digits within 2 points of float32.
+
+2 points are 7 of the 360 validation images: across four training seeds of the fixture's
+recipe the two paths stayed within 1.7 points (gluon_asymmnet/deploy/quantize.py), and a
+quantization that breaks the model (one weight scale per depthwise tensor sent one seed to
+10%) fails by far.
+"""
 import json
 import os
 
@@ -8,12 +14,16 @@ import pytest
 
 from gluon_asymmnet.data import imagenet_rec_iters, prepare_digits
 from gluon_asymmnet.deploy.export import export_model
+from gluon_asymmnet.deploy.graph import net_symbol
 from gluon_asymmnet.deploy.onnx import load_onnx
 from gluon_asymmnet.deploy.quantize import calibration_iter, quantize_onnx, quantize_symbol
 from gluon_asymmnet.deploy.runtime import Predictor, exported_predictor, onnx_predictor
 from gluon_asymmnet.deploy.sources import run_dir_model
 from gluon_asymmnet.evaluation import evaluate
 from helpers import run_cli
+
+#: Top-1 INT8 may lose against float32 (a fraction).
+TOLERANCE = 0.02
 
 
 @pytest.fixture(scope='module')
@@ -53,13 +63,20 @@ def test_mxnet_int8_keeps_top1(trained, tmp_path):
     fp32 = evaluate(exported_predictor(prefix), val, 10)
     assert fp32['top1'] > 0.8   # a trained model, so that the comparison means something
     mx.model.save_checkpoint(str(tmp_path / 'int8'), 0, *quantize_symbol(net, calib))
-    ops = {node['op'] for node in json.load(open(str(tmp_path / 'int8-symbol.json')))['nodes']}
-    assert any('quantize' in op for op in ops)
+    nodes = json.load(open(str(tmp_path / 'int8-symbol.json')))['nodes']
+    assert any('quantize' in node['op'] for node in nodes)
+    # depthwise convolutions and the classifier stay float32 (see quantize.py)
+    convs = [node for node in nodes if node['op'] == '_sg_mkldnn_conv']
+    float_convs = [node for node in convs if node.get('attrs', {}).get('quantized') != 'true']
+    depthwise = [node for node in json.loads(net_symbol(net)[0].tojson())['nodes']
+                 if node['op'] == 'Convolution' and node['attrs'].get('num_group', '1') != '1']
+    assert len(float_convs) > len(depthwise) > 0 and len(convs) > len(float_convs)
+    assert convs[-1] in float_convs
     info = exported_predictor(prefix).info
     reloaded = mx.gluon.SymbolBlock.imports(str(tmp_path / 'int8-symbol.json'), ['data'],
                                             str(tmp_path / 'int8-0000.params'))
     int8 = evaluate(Predictor(lambda x: reloaded(mx.nd.array(x)).asnumpy(), info, 'int8'), val, 10)
-    assert int8['top1'] >= fp32['top1'] - 0.01
+    assert int8['top1'] >= fp32['top1'] - TOLERANCE
 
 
 @pytest.mark.slow
@@ -73,7 +90,7 @@ def test_onnxruntime_int8_keeps_top1(trained, tmp_path):
     ops = {node.op_type for node in onnx.load(path).graph.node}
     assert 'QuantizeLinear' in ops and 'DequantizeLinear' in ops
     int8 = evaluate(predictor, val, 10)
-    assert int8['top1'] >= fp32['top1'] - 0.01
+    assert int8['top1'] >= fp32['top1'] - TOLERANCE
 
 
 @pytest.mark.slow
