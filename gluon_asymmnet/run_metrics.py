@@ -1,8 +1,10 @@
 """A run's per-epoch metrics: our ``metrics.jsonl``, or a log in the original format.
 
 ``metrics.jsonl`` holds one JSON object per epoch with keys ``epoch,
-train_loss, train_acc, val_top1, val_top5, lr, samples_per_sec, time``.  A log
-in the original AsymmNet / GluonCV format reads as well::
+train_loss, train_acc, val_top1, val_top5, val_loss, lr, samples_per_sec, time``
+(:data:`METRIC_RANGES`; ``val_loss`` since 0.2: files without it read as before,
+their plots draw no validation loss).  A log in the original AsymmNet / GluonCV
+format reads as well::
 
     Epoch[3] Batch [49]	Speed: 3943.145357 samples/sec	accuracy=0.182021	lr=0.562612
     [Epoch 3] training: accuracy=0.251987            (or loss=..., any key=value pairs)
@@ -18,10 +20,16 @@ import re
 
 from .errors import UsageError
 
-__all__ = ['METRICS_FILE', 'read_metrics', 'read_run']
+__all__ = ['METRICS_FILE', 'METRIC_RANGES', 'read_metrics', 'read_run']
 
 #: The per-epoch metrics file of a run folder.
 METRICS_FILE = 'metrics.jsonl'
+#: The fields of a ``metrics.jsonl`` record besides ``epoch``, each a number in
+#: ``[lowest, highest]`` (None: unbounded) or null (not measured: no validation data,
+#: top-5 of 5 classes or fewer). Other fields are kept as they are.
+METRIC_RANGES = {'train_loss': (0, None), 'train_acc': (0, 1), 'val_top1': (0, 1),
+                 'val_top5': (0, 1), 'val_loss': (0, None), 'lr': (0, None),
+                 'samples_per_sec': (0, None), 'time': (0, None)}
 
 _EPOCH_LINE = re.compile(r'^\[Epoch (\d+)\] (training|validation|speed):\s*(.*)$')
 _BATCH_LINE = re.compile(r'^Epoch\[(\d+)\] Batch \[\d+\]')
@@ -44,7 +52,8 @@ def read_metrics(path):
     Raises
     ------
     UsageError
-        Any other line is not a JSON object with an ``epoch``.
+        Any other line is not a JSON object with an ``epoch``, or one of its
+        :data:`METRIC_RANGES` fields is neither null nor a number in its range.
     """
     with open(path) as stream:
         lines = stream.read().split('\n')
@@ -60,8 +69,24 @@ def read_metrics(path):
                 break
             raise UsageError('%s: line %d is not a JSON object with an "epoch"'
                              % (path, number)) from None
+        problem = _field_problem(record)
+        if problem:
+            raise UsageError('%s: line %d: %s' % (path, number, problem))
         records.append(record)
     return records
+
+
+def _field_problem(record):
+    """What is wrong with the :data:`METRIC_RANGES` fields of ``record`` (None: nothing)."""
+    for key, (lowest, highest) in METRIC_RANGES.items():
+        value = record.get(key)
+        if value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not (lowest <= value and (highest is None or value <= highest)):
+            return '%s must be null or a number in [%s, %s], not %r' % (
+                key, lowest, 'inf' if highest is None else highest, value)
+    return None
 
 
 def _epochs_of_metrics(path):
