@@ -25,5 +25,6 @@ setup(
         'asymmnet-export=gluon_asymmnet.export:main',
         'asymmnet-quantize=gluon_asymmnet.quantize:main',
         'asymmnet-convert=gluon_asymmnet.convert:main',
+        'asymmnet-experiments=gluon_asymmnet.experiments.cli:main',
     ]},
 )

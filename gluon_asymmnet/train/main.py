@@ -95,7 +95,7 @@ def _kvstore(name):
         if 'DMLC_ROLE' not in os.environ:
             raise UsageError('--kvstore %s needs the DMLC_* variables of a parameter-server job: '
                              'start it with python -m gluon_asymmnet.launch -n WORKERS -s SERVERS '
-                             '-- python train_imagenet.py ...' % name)
+                             '-- python -m gluon_asymmnet.train ...' % name)
         return mx.kv.create(name)
     return None
 
