@@ -37,9 +37,9 @@ status (0 if all succeed). When a worker, the scheduler or a server fails, the o
 processes are stopped (SIGTERM, then SIGKILL after 5 seconds). On SIGINT/SIGTERM it
 passes the signal on to the workers (always SIGTERM through dmlc_tracker; a training
 script then checkpoints), waits up to ``--grace`` seconds (a second signal: not at all),
-stops everything and exits with status 130. A
-leading ``python``/``python3`` in the command is replaced by this interpreter's path
-(other machines need the same path, as on a shared file system). Bad arguments are one line and exit status 2, before anything
+stops everything and exits with status 130. A leading ``python``/``python3`` in the
+command is replaced by this interpreter's path (other machines need the same path, as on
+a shared file system). Bad arguments are one line and exit status 2, before anything
 starts.
 """
 import argparse
