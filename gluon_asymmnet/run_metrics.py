@@ -11,8 +11,10 @@ format reads as well::
     [Epoch 3] speed: 4006 samples/sec	time cost: 326.931348
     [Epoch 3] validation: top1=0.332825 top5=0.597941
 
-The learning rate of an epoch is the last one its lines show. An epoch that
-appears twice (a resumed run) keeps its last values.
+GluonCV's own script logs errors, not accuracies (``training: err-top1=0.74``,
+``validation: err-top1=0.67 err-top5=0.40``): they read as ``1 - error``. The
+learning rate of an epoch is the last one its lines show. An epoch that appears
+twice (a resumed run) keeps its last values.
 """
 import json
 import os
@@ -40,6 +42,11 @@ _LOG_KEYS = {
                  'lr': 'lr'},
     'validation': {'top1': 'val_top1', 'top5': 'val_top5', 'loss': 'val_loss'},
     'speed': {'time cost': 'time'},
+}
+# GluonCV's error rates -> the accuracies of metrics.jsonl
+_ERROR_KEYS = {
+    'training': {'err-top1': 'train_acc'},
+    'validation': {'err-top1': 'val_top1', 'err-top5': 'val_top5'},
 }
 
 
@@ -118,6 +125,8 @@ def _read_log(path):
                 for key, value in _PAIR.findall(rest):
                     if key in _LOG_KEYS[kind]:
                         values[_LOG_KEYS[kind][key]] = float(value)
+                    elif key in _ERROR_KEYS.get(kind, {}):
+                        values[_ERROR_KEYS[kind][key]] = 1 - float(value)
                 continue
             match = _BATCH_LINE.match(line)
             if match:

@@ -163,6 +163,22 @@ def test_log_in_our_format_with_a_resumed_epoch(tmp_path):
     assert os.path.isfile(tmp_path / 'train.png')
 
 
+def test_log_of_gluoncvs_script_reads_errors_as_accuracies(tmp_path):
+    log = tmp_path / 'train_imagenet.log'
+    log.write_text('\n'.join([
+        'Epoch[0] Batch [49]\tSpeed: 1000.000000 samples/sec\taccuracy=0.010000\tlr=0.100000',
+        '[Epoch 0] training: accuracy=0.020000',
+        '[Epoch 0] speed: 1000 samples/sec\ttime cost: 1281.000000',
+        '[Epoch 0] validation: err-top1=0.750000 err-top5=0.500000',
+        '[Epoch 1] training: err-top1=0.600000',                 # GluonCV's older script
+        '[Epoch 1] validation: err-top1=0.625000 err-top5=0.250000',
+    ]) + '\n')
+    epochs = read_run(str(log))
+    assert epochs[0] == {'lr': 0.1, 'train_acc': 0.02, 'samples_per_sec': 1000, 'time': 1281,
+                         'val_top1': 0.25, 'val_top5': 0.5}
+    assert epochs[1] == {'train_acc': 0.4, 'val_top1': 0.375, 'val_top5': 0.75}
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, '-m', 'gluon_asymmnet.plot'] + list(args),
                           capture_output=True, text=True, timeout=120,
