@@ -29,3 +29,12 @@ def test_eta_is_the_pace_so_far_times_the_batches_left():
 def test_format_seconds():
     assert [format_seconds(s) for s in (0, 59.6, 61, 3600 * 27 + 62)] == [
         '0:00:00', '0:01:00', '0:01:01', '27:01:02']
+
+
+def test_one_bar_covers_the_whole_run(capsys):
+    progress = RunProgress(total=6, bar=True)
+    bar = progress._bar
+    progress.step(epoch=4)
+    assert (bar.total, bar.n) == (6, 1) and bar.desc.startswith('Epoch 4')   # the run's ETA
+    progress.close()
+    assert progress._bar is None and 'Epoch 4' in capsys.readouterr().err

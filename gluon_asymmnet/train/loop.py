@@ -63,7 +63,8 @@ def _seed(seed):
 
 
 #: What :func:`validate` measures: top-1 and top-5 accuracy (top5 None for 5 classes or
-#: fewer: it would always be 1) and the mean cross-entropy of the true labels.
+#: fewer: it would always be 1) and the mean cross-entropy of the true labels (infinite
+#: where a logit overflowed: the log shows it, ``metrics.jsonl`` records null).
 Validation = collections.namedtuple('Validation', 'top1 top5 loss')
 
 
@@ -193,6 +194,7 @@ def _train_epochs(job, stop, progress):
                            'weights. The newest good checkpoint stays in %s: resume with '
                            '--resume auto, perhaps with --allow-recipe-change and a lower --lr'
                            % (epoch, i, loss_sum, job.run_dir.path))
+                progress.clear()
                 log.error('%s', message)
                 raise NonFiniteLoss(message)
             accuracy.update(labels, outputs)
@@ -210,12 +212,14 @@ def _train_epochs(job, stop, progress):
                 if job.writes:
                     save_checkpoint(job.run_dir.path, job.net, job.trainer,
                                     _record(job, epoch, i + 1, (best_top1, best_epoch)))
+                progress.clear()
                 log.info('%s: stopped after Epoch[%d] Batch [%d]; checkpoint written to %s; '
                          'continue with --resume auto', stop.signal_name, epoch, i,
                          job.run_dir.path)
                 return
         elapsed = time.time() - tic
         train_acc = accuracy.get()[1]
+        progress.clear()     # the epoch's lines below the bar, which the next batch redraws
         log.info('[Epoch %d] training: accuracy=%f', epoch, train_acc)
         log.info('[Epoch %d] speed: %d samples/sec\ttime cost: %f\tETA %s',
                  epoch, samples / max(elapsed, 1e-9), elapsed, progress.eta())
@@ -232,7 +236,8 @@ def _train_epochs(job, stop, progress):
         if job.writes:
             job.run_dir.add_metrics({
                 'epoch': epoch, 'train_loss': loss_total / max(samples, 1),
-                'train_acc': train_acc, 'val_top1': top1, 'val_top5': top5, 'val_loss': val_loss,
+                'train_acc': train_acc, 'val_top1': top1, 'val_top5': top5,
+                'val_loss': val_loss if val_loss is not None and math.isfinite(val_loss) else None,
                 'lr': job.trainer.learning_rate, 'samples_per_sec': samples / max(elapsed, 1e-9),
                 'time': elapsed})
             _save_epoch(job, epoch, (best_top1, best_epoch), improved)

@@ -61,6 +61,12 @@ class RunProgress:
         """``remaining_seconds`` as ``H:MM:SS``."""
         return format_seconds(self.remaining_seconds())
 
+    def clear(self):
+        """Erase the bar until the next batch redraws it, so that log lines printed meanwhile
+        have lines of their own."""
+        if self._bar is not None:
+            self._bar.clear()
+
     def close(self):
         """Remove the bar."""
         if self._bar is not None:
