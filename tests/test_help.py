@@ -107,6 +107,8 @@ def test_every_flag_has_help_and_shows_its_default(target, monkeypatch):
         if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
             assert 'default' in shown, '%s: %s hides its default %r' % (target, name,
                                                                         action.default)
+        if isinstance(action, argparse._StoreFalseAction):   # a --no-X flag is off by default
+            assert '(default: True)' not in shown, '%s: %s' % (target, name)
 
 
 def test_defaults_are_shown():

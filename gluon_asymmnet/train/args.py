@@ -102,13 +102,14 @@ def build_parser(prog='train_imagenet.py'):
     data.add_argument('--mirror', dest='mirror', action='store_true', default=None,
                       help='random horizontal flips in training (the default, except with '
                            '--dataset digits: digits are not mirror-symmetric)')
-    data.add_argument('--no-mirror', dest='mirror', action='store_false',
+    data.add_argument('--no-mirror', dest='mirror', action='store_false', default=None,
                       help='no random horizontal flips')
     data.add_argument('--classes', type=int, default=None,
                       help='number of classes (default: from the data; checked against it)')
     data.add_argument('--num-training-samples', type=int, default=None,
                       help='use at most this many training samples per epoch '
-                           '(default: all of the data)')
+                           "(default: all of the data; GluonCV's flag gives the data's size, "
+                           'which changes nothing here)')
 
     model = parser.add_argument_group('model')
     model.add_argument('--model', required=True,
@@ -201,7 +202,8 @@ def build_parser(prog='train_imagenet.py'):
                              '(the log file always has them)')
     output.add_argument('--log-interval', type=int, default=50,
                         help='batches between training log lines')
-    output.add_argument('--logging-file', default='log.txt', help='log file in the run folder')
+    output.add_argument('--logging-file', default='log.txt',
+                        help='name of the log file in the run folder (not a path, as in GluonCV)')
     output.add_argument('--tensorboard', action='store_true',
                         help='write mxboard scalars to <run folder>/tensorboard')
     output.add_argument('--resume', default=None,
