@@ -17,8 +17,9 @@ from .model_zoo import get_model, get_model_config, list_models
 from .models.asymmnet import AsymmBottleneck, AsymmNet, get_asymm_net, get_asymmnet_cfgs
 from .models.features import FeatureExtractor
 from .models.ghostnet import GhostNet, get_ghostnet
-from . import detectors  # noqa: F401  (registers the detectors in GluonCV's zoo)
+from . import detectors   # registers the detectors in GluonCV's zoo
 
 __version__ = '0.1.0'
 __all__ = ['get_model', 'get_model_config', 'list_models', 'AsymmBottleneck', 'AsymmNet',
-           'get_asymm_net', 'get_asymmnet_cfgs', 'FeatureExtractor', 'GhostNet', 'get_ghostnet']
+           'get_asymm_net', 'get_asymmnet_cfgs', 'FeatureExtractor', 'GhostNet', 'get_ghostnet',
+           'detectors']

@@ -193,8 +193,10 @@ def main(argv=None):
     """Command line: ``python -m gluon_asymmnet.detection_demo [--out DIR] [--epochs N]``."""
     parser = OneLineParser(prog='python -m gluon_asymmnet.detection_demo',
                            description='SSD on AsymmNet-S x0.5, digits detection set.')
-    parser.add_argument('--out', default=os.path.join('runs', 'detect-demo'))
-    parser.add_argument('--epochs', type=int, default=12)
+    parser.add_argument('--out', default=os.path.join('runs', 'detect-demo'),
+                        help='run folder: the data set, weights, state.json, deploy/, '
+                             'detections.png')
+    parser.add_argument('--epochs', type=int, default=12, help='training epochs of the SSD')
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error('--epochs must be at least 1')

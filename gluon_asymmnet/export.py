@@ -59,6 +59,8 @@ def _export(args):
                          'with --params-file')
     if args.model and not args.params_file:
         raise UsageError('--model needs --params-file (the weights to export)')
+    if args.fmt == 'onnx':
+        require_onnxruntime()    # before any work
     ctx = gpu_devices(args.gpus)
     if len(ctx) > 1:
         raise UsageError('--gpus %s: an export runs on one device, e.g. --gpus %s'
@@ -70,8 +72,6 @@ def _export(args):
                                 args.asymmrate, args.input_size, ctx[0])
     config = config._replace(input_size=args.input_size or config.input_size,
                              crop_ratio=args.crop_ratio or config.crop_ratio)
-    if args.fmt == 'onnx':
-        require_onnxruntime()
     for path in export_model(net, args.prefix, None, args.preprocess, args.layout, args.fmt,
                              config):
         print(path)

@@ -8,7 +8,7 @@ standard ``DMLC_*`` variables that Kubeflow's MXJob and SageMaker set on real cl
 runs that role until the job ends); the workers run the given command and learn their
 rank from ``kv.rank`` once they create a ``dist_*`` kvstore. Each worker also gets its
 index on this machine and the number of workers (``ASYMMNET_LOCAL_RANK``,
-``ASYMMNET_LOCAL_WORKERS``), from which ``train_imagenet.py --num-gpus N`` takes GPUs
+``ASYMMNET_LOCAL_WORKERS``), from which the training's ``--num-gpus N`` takes GPUs
 of its own (:mod:`gluon_asymmnet.train.devices`), and its share of the machine's cores:
 ``OMP_NUM_THREADS`` = cores / workers, unless set (:func:`gluon_asymmnet.threads.worker_threads`).
 
@@ -20,8 +20,13 @@ and server processes into their roles when the command imports it.
 
 CLI::
 
-    python -m gluon_asymmnet.launch -n 2 -s 1 -- python train_imagenet.py --kvstore dist_sync ...
-    python -m gluon_asymmnet.launch --launcher ssh -H hosts -n 2 -s 2 -- python train_imagenet.py
+    python -m gluon_asymmnet.launch -n 2 -s 1 -- python -m gluon_asymmnet.train \
+        --kvstore dist_sync ...
+    python -m gluon_asymmnet.launch --launcher ssh -H hosts -n 2 -s 2 -- \
+        python -m gluon_asymmnet.train --kvstore dist_sync ...
+
+(``asymmnet-train`` and, in the repository, ``python train_imagenet.py`` are the same
+command.)
 
 Every line a process prints reaches the launcher's stdout or stderr behind its name,
 ``[worker 1] ...`` (``--no-labels``: unchanged). Worker numbers count in start order;
@@ -32,9 +37,9 @@ status (0 if all succeed). When a worker, the scheduler or a server fails, the o
 processes are stopped (SIGTERM, then SIGKILL after 5 seconds). On SIGINT/SIGTERM it
 passes the signal on to the workers (always SIGTERM through dmlc_tracker; a training
 script then checkpoints), waits up to ``--grace`` seconds (a second signal: not at all),
-stops everything and exits with status 130. A
-leading ``python``/``python3`` in the command is replaced by this interpreter's path
-(other machines need the same path, as on a shared file system). Bad arguments are one line and exit status 2, before anything
+stops everything and exits with status 130. A leading ``python``/``python3`` in the
+command is replaced by this interpreter's path (other machines need the same path, as on
+a shared file system). Bad arguments are one line and exit status 2, before anything
 starts.
 """
 import argparse
@@ -378,13 +383,13 @@ def build_parser():
                         help="pass the processes' output on unchanged (default: each line "
                              'behind its process name, e.g. [worker 1])')
     parser.add_argument('command', nargs=argparse.REMAINDER,
-                        help='-- then the worker command, e.g. python train_imagenet.py ...')
+                        help='-- then the worker command, e.g. python -m gluon_asymmnet.train ...')
     return parser
 
 
 def _main(args):
     if not args.command:
-        raise UsageError('no worker command: add -- python train_imagenet.py ...')
+        raise UsageError('no worker command: add -- python -m gluon_asymmnet.train ...')
     if args.command[0] != '--':
         raise UsageError('put -- before the worker command: -- %s' % ' '.join(args.command))
     command = args.command[1:]

@@ -9,7 +9,6 @@ from gluoncv.model_zoo.ssd.target import SSDTargetGenerator
 from gluoncv.model_zoo.yolo.yolo_target import YOLOV3PrefetchTargetGenerator
 from mxnet import autograd, gluon
 
-import gluon_asymmnet  # noqa: F401  (registers the names in GluonCV's zoo)
 from gluon_asymmnet.detectors import BACKBONES, SSD_CONFIGS, detector_names, ssd_config
 from helpers import assert_backbone_gradients, export_and_reload
 

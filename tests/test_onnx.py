@@ -85,13 +85,19 @@ def test_eval_of_onnx_and_export_agree(tmp_path):
         == results[2]['confusion_matrix']
 
 
-def test_missing_onnxruntime_is_one_line(tmp_path):
-    code = ('import sys; sys.modules["onnxruntime"] = None; '
-            'from gluon_asymmnet.evaluate import main; '
-            'sys.exit(main(["--onnx", "x.onnx", "--image", "a.jpg"]))')
+@pytest.mark.parametrize('missing, command', [
+    ('onnxruntime', 'from gluon_asymmnet.evaluate import main; '
+                    'sys.exit(main(["--onnx", "x.onnx", "--image", "a.jpg"]))'),
+    ('onnx', 'from gluon_asymmnet.export import main; '
+             'sys.exit(main(["--model", "asymmnet_small_0.35", "--params-file", "x.params", '
+             '"--format", "onnx", "--prefix", "out"]))'),
+])
+def test_missing_onnx_names_the_extra_in_one_line(tmp_path, missing, command):
+    code = 'import sys; sys.modules[%r] = None; %s' % (missing, command)
     done = subprocess.run([sys.executable, '-c', code], cwd=str(tmp_path), capture_output=True,
                           text=True, env=dict(os.environ, PYTHONPATH=ROOT))
-    assert_one_line_error(done.returncode, done.stderr, 'onnxruntime is not installed')
+    assert_one_line_error(done.returncode, done.stderr, '%s is not installed' % missing)
+    assert "pip install 'gluon-asymmnet[onnx]'" in done.stderr
 
 
 def test_corrupted_onnx_file_is_one_line(tmp_path):

@@ -1,6 +1,7 @@
 """train_imagenet.py end to end on the digits RecordIO files (32x32, a few batches)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,10 +103,16 @@ def test_outputs_validation_log_lines_and_export(digits, tmp_path):
     for pattern in ('Epoch[0] Batch [0]\tSpeed: ', '[Epoch 0] training: accuracy=',
                     '[Epoch 0] speed: ', '\ttime cost: ', '[Epoch 0] validation: top1='):
         assert pattern in log
+    # the whole run's ETA on every batch line and at the end of every epoch
+    assert re.search(r'^Epoch\[0\] Batch \[1\]\t.*\tlr=[\d.]+\tETA \d+:\d\d:\d\d$', log, re.M)
+    assert re.search(r'^\[Epoch 0\] speed: .*\tETA 0:00:00$', log, re.M)   # the last epoch
     (record,) = metrics(folder)
-    assert set(record) == {'epoch', 'train_loss', 'train_acc', 'val_top1', 'val_top5', 'lr',
-                           'samples_per_sec', 'time'}
+    assert set(record) == {'epoch', 'train_loss', 'train_acc', 'val_top1', 'val_top5',
+                           'val_loss', 'lr', 'samples_per_sec', 'time'}
     assert 0 <= record['val_top1'] <= record['val_top5'] <= 1
+    assert '[Epoch 0] validation: top1=%f top5=%f loss=%f' % (
+        record['val_top1'], record['val_top5'], record['val_loss']) in log
+    assert 0 < record['val_loss'] < 10
     record = json.load(open(os.path.join(folder, 'run.json')))
     assert record['net']['name'] == MODEL and record['input']['input_size'] == 32
     assert record['input']['class_names'] is None      # RecordIO without a synset file

@@ -20,21 +20,36 @@ from .graph import deploy_symbol, symbol_block
 from .info import META_KEY, parse_info
 
 __all__ = ['export_onnx', 'fold_gate_hard_sigmoids', 'load_onnx', 'require_onnxruntime',
-           'ONNX_TOLERANCE']
+           'ONNX_TOLERANCE', 'ONNX_EXTRA']
 
 #: Largest logit difference accepted between MXNet and ONNX Runtime, relative to
 #: the largest logit (at least 1).
 ONNX_TOLERANCE = 1e-4
 
 
+#: How to install ONNX and ONNX Runtime: the ``onnx`` extra of ``setup.py``.
+ONNX_EXTRA = ("pip install 'gluon-asymmnet[onnx]' (from the repository: "
+              "pip install -c constraints.txt '.[onnx]')")
+
+
 def require_onnxruntime():
-    """``import onnxruntime``, or a :class:`UsageError` saying how to install it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise UsageError('onnxruntime is not installed; `pip install onnxruntime` '
-                         '(see requirements.txt)') from None
-    return onnxruntime
+    """``import onnxruntime`` after checking that ``onnx`` imports too (every ONNX path needs
+    both), or a :class:`UsageError` naming the one missing and the extra that brings it.
+
+    Returns
+    -------
+    module
+        ``onnxruntime``.
+    """
+    import importlib
+    modules = []
+    for name in ('onnx', 'onnxruntime'):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            raise UsageError('%s is not installed: ONNX export, ONNX Runtime and its INT8 need '
+                             'the onnx extra: %s' % (name, ONNX_EXTRA)) from None
+    return modules[-1]
 
 
 def export_onnx(mxnet_prefix, prefix, info):
@@ -47,7 +62,13 @@ def export_onnx(mxnet_prefix, prefix, info):
     Returns
     -------
     list of str
+
+    Raises
+    ------
+    UsageError
+        ``onnx`` or ``onnxruntime`` is not installed (:func:`require_onnxruntime`).
     """
+    require_onnxruntime()
     import onnx
     symbol, args, aux = mx.model.load_checkpoint(mxnet_prefix, 0)
     reference = symbol_block(symbol, args, aux)

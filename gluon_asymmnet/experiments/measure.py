@@ -19,7 +19,6 @@ load (:func:`loaded`), which it times again.
 Child command (internal): ``python -m gluon_asymmnet.experiments.measure BACKEND
 --input-size S --classes C --runs N --out FILE SPEC_JSON...``.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -27,6 +26,7 @@ import sys
 import tempfile
 import time
 
+from ..cli import OneLineParser
 from ..fileio import atomic_write_json
 from .provenance import CpuLoad
 from .runner import die_with_parent
@@ -185,13 +185,16 @@ def interleaved_latency(runners, data, runs, warmup=WARMUP):
 
 def main(argv=None):
     """The child: measure the variants given as JSON ``[model, kwargs]`` on one backend."""
-    parser = argparse.ArgumentParser(prog='python -m gluon_asymmnet.experiments.measure')
-    parser.add_argument('backend', choices=sorted(_BACKEND))
-    parser.add_argument('variants', nargs='+', type=json.loads)
-    parser.add_argument('--input-size', type=int, required=True)
-    parser.add_argument('--classes', type=int, required=True)
-    parser.add_argument('--runs', type=int, default=RUNS)
-    parser.add_argument('--out', required=True)
+    parser = OneLineParser(prog='python -m gluon_asymmnet.experiments.measure',
+                           description='The child process of the speed measurements of '
+                                       'python -m gluon_asymmnet.experiments (not for use by hand)')
+    parser.add_argument('backend', choices=sorted(_BACKEND), help='what runs the networks')
+    parser.add_argument('variants', nargs='+', type=json.loads,
+                        help='the networks, each as JSON [model, {get_model keyword: value}]')
+    parser.add_argument('--input-size', type=int, required=True, help='side of the square input')
+    parser.add_argument('--classes', type=int, required=True, help='outputs of the classifier')
+    parser.add_argument('--runs', type=int, default=RUNS, help='timed runs of each network')
+    parser.add_argument('--out', required=True, help='JSON file of the results')
     args = parser.parse_args(argv)
     results, runners = [], []
     for model, kwargs in args.variants:

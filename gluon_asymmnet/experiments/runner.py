@@ -1,9 +1,10 @@
 """Training the cells of a grid, each an ordinary run folder of ``train_imagenet.py``.
 
-Every cell is ``python train_imagenet.py RECIPE --model M --seed S [--asymmrate R]
+Every cell is ``python -m gluon_asymmnet.train RECIPE --model M --seed S [--asymmrate R]
 [--shuffle-group G] --save-dir OUT/runs --tag-name TAG --resume auto -j T`` in a
-child process (its console output in ``OUT/logs/<run>.txt``), so a cell can be
-inspected, resumed, evaluated and exported like any run.
+child process (its console output in ``OUT/logs/<run>.txt``; :data:`TRAIN_COMMAND` runs wherever
+the package is importable, installed or not, without the repository's scripts), so a
+cell can be inspected, resumed, evaluated and exported like any run.
 
 Never losing work:
 
@@ -23,7 +24,6 @@ trained, its wall time and the cores that other processes kept busy meanwhile.
 """
 import collections
 import ctypes
-import importlib.util
 import json
 import os
 import signal
@@ -38,7 +38,11 @@ from ..records import LEGACY_RUN_RECORD, RUN_RECORD
 from .provenance import CpuLoad
 
 __all__ = ['CellState', 'cell_state', 'run_cells', 'Interrupted', 'STOP_GRACE', 'TIMINGS_FILE',
-           'cell_estimates', 'die_with_parent', 'read_timings', 'SESSIONS_FILE', 'read_sessions']
+           'cell_estimates', 'die_with_parent', 'read_timings', 'SESSIONS_FILE', 'read_sessions',
+           'TRAIN_COMMAND']
+
+#: The training command of every cell: the package's own (``gluon_asymmnet/train``).
+TRAIN_COMMAND = (sys.executable, '-m', 'gluon_asymmnet.train')
 
 #: Seconds a child has to checkpoint and exit after SIGTERM before its group is killed: it
 #: finishes its current batch first (5-7 s for AsymmNet-L at 160 px, batch 96, on 2 cores).
@@ -105,14 +109,6 @@ def cell_estimates(cells, states, timings, num_epochs, fallback):
         estimates.append(None if seconds is None
                          else seconds * (1 - state.epochs / float(num_epochs)))
     return estimates
-
-
-def _train_script():
-    spec = importlib.util.find_spec('train_imagenet')
-    if spec is None or not spec.origin:
-        raise RuntimeError('train_imagenet.py is not importable (run from the repository, or '
-                           'install the package)')
-    return spec.origin
 
 
 def die_with_parent(parent):
@@ -215,7 +211,6 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
         SIGINT/SIGTERM: the children were stopped (see the module's docstring).
     """
     runs_dir = os.path.join(out, 'runs')
-    script = _train_script()
     pending = collections.deque(c for c in cells
                                 if cell_state(runs_dir, c, num_epochs).state != 'done')
     total, running, failed, waiting_since = len(pending), [], [], {}
@@ -238,7 +233,7 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
                     if time.time() - since < LOCK_WAIT:
                         pending.append(cell)
                         continue
-                command = [sys.executable, script] + list(recipe_flags) + cell.train_flags() + [
+                command = list(TRAIN_COMMAND) + list(recipe_flags) + cell.train_flags() + [
                     '--save-dir', runs_dir, '--tag-name', cell.tag, '--resume', 'auto',
                     '-j', str(threads)]
                 state = cell_state(runs_dir, cell, num_epochs)

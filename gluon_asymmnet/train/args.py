@@ -1,9 +1,12 @@
 """Command-line arguments of ``train_imagenet.py`` and what follows from them.
 
 The flags are those of the original AsymmNet ``utils/args_helper.py`` and of
-GluonCV's ``scripts/classification/imagenet/train_imagenet.py`` (same names,
-same meaning), plus ``--amp``, ``--kvstore``, ``--seed``, ``--resume``,
-``--classes``, ``--num-training-samples``, ``--lr-base`` and ``--optimizer``.
+GluonCV's ``scripts/classification/imagenet/train_imagenet.py`` (same names; where
+the meaning differs, ``docs/gluoncv-flags.md`` says how), plus ``--amp``,
+``--kvstore``, ``--seed``, ``--resume``, ``--classes``, ``--lr-base`` and
+``--optimizer``. GluonCV's flags for networks outside this zoo (``--batch-norm``,
+``--use-gn``, ``--use_se``) and its DALI back ends are refused with one line
+saying what to use instead (:data:`REFUSED_GLUONCV_FLAGS`).
 
 Learning rate and batch size
 ----------------------------
@@ -30,10 +33,27 @@ from ..data import DataSource, default_digits_root
 from ..model_zoo import ModelConfig
 from ..records import NetSpec, TrainRecipe
 
-__all__ = ['build_parser', 'parse_args', 'data_source', 'net_spec', 'train_recipe', 'global_lr']
+__all__ = ['build_parser', 'parse_args', 'data_source', 'net_spec', 'train_recipe', 'global_lr',
+           'REFUSED_GLUONCV_FLAGS', 'DATA_BACKEND']
 
 #: ``--lr-base`` is the learning rate of this many images per step.
 LR_BASE_BATCH = 256
+#: The one ``--data-backend`` of GluonCV's script that this trainer has (GluonCV's
+#: ``dali-gpu``/``dali-cpu`` are refused).
+DATA_BACKEND = 'mxnet'
+#: GluonCV's flags that have no meaning for this zoo's networks: ``(flag, dest, why and
+#: what to use instead)``; given, they stop the command with that line (exit status 2).
+REFUSED_GLUONCV_FLAGS = (
+    ('--batch-norm', 'batch_norm',
+     "GluonCV's switch for VGG's BatchNorm; every network of this zoo has BatchNorm "
+     'already: drop it'),
+    ('--use-gn', 'use_gn',
+     "GluonCV's GroupNorm in place of BatchNorm (ResNet); the networks of this zoo are built "
+     'with BatchNorm only: drop it'),
+    ('--use_se', 'use_se',
+     "GluonCV's squeeze-excitation switch for ResNeXt; the networks of this zoo place their "
+     'SE blocks as their papers do: drop it, or choose a model with --model'),
+)
 
 
 def build_parser(prog='train_imagenet.py'):
@@ -52,8 +72,22 @@ def build_parser(prog='train_imagenet.py'):
     data.add_argument('--rec-train-idx', default=None, help='the index of the training data')
     data.add_argument('--rec-val', default=None, help='the validation data (.rec)')
     data.add_argument('--rec-val-idx', default=None, help='the index of the validation data')
+    data.add_argument('--use-rec', action='store_true',
+                      help="GluonCV's switch to the RecordIO files: accepted, they are read "
+                           'whenever --rec-train is given (needs --rec-train)')
     data.add_argument('--data-dir', default=None,
                       help='folder with train/ and val/ class folders (instead of RecordIO)')
+    data.add_argument('--data-backend', default=DATA_BACKEND,
+                      help="GluonCV's data back end: only 'mxnet' (MXNet's own pipelines); "
+                           "DALI ('dali-gpu', 'dali-cpu') is refused")
+    data.add_argument('--rgb-mean', default=None, metavar='R,G,B',
+                      help="input mean per channel on 0-255 pixels, GluonCV's format "
+                           "'123.68,116.779,103.939' (default: the model's, as the zoo "
+                           'records it); recorded in run.json, so eval and export use it')
+    data.add_argument('--rgb-std', default=None, metavar='R,G,B',
+                      help="input standard deviation per channel on 0-255 pixels, "
+                           "'58.393,57.12,57.375' (default: the model's, as the zoo records "
+                           'it); recorded in run.json like --rgb-mean')
     data.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4,
                       help='number of preprocessing threads/processes')
     data.add_argument('--input-size', type=int, default=None,
@@ -68,13 +102,14 @@ def build_parser(prog='train_imagenet.py'):
     data.add_argument('--mirror', dest='mirror', action='store_true', default=None,
                       help='random horizontal flips in training (the default, except with '
                            '--dataset digits: digits are not mirror-symmetric)')
-    data.add_argument('--no-mirror', dest='mirror', action='store_false',
+    data.add_argument('--no-mirror', dest='mirror', action='store_false', default=None,
                       help='no random horizontal flips')
     data.add_argument('--classes', type=int, default=None,
                       help='number of classes (default: from the data; checked against it)')
     data.add_argument('--num-training-samples', type=int, default=None,
                       help='use at most this many training samples per epoch '
-                           '(default: all of the data)')
+                           "(default: all of the data; GluonCV's flag gives the data's size, "
+                           'which changes nothing here)')
 
     model = parser.add_argument_group('model')
     model.add_argument('--model', required=True,
@@ -91,8 +126,9 @@ def build_parser(prog='train_imagenet.py'):
                        help='(original flag) channel shuffle, --shuffle-group groups (default 2)')
     model.add_argument('--last-gamma', action='store_true',
                        help='zero-initialise the last BatchNorm gamma of every residual block')
-    model.add_argument('--mode', default='hybrid', choices=['hybrid', 'imperative'],
-                       help='hybrid: hybridize with static_alloc/static_shape')
+    model.add_argument('--mode', default='hybrid', choices=['hybrid', 'symbolic', 'imperative'],
+                       help='hybrid: hybridize with static_alloc/static_shape (a symbolic '
+                            "graph; 'symbolic' is the same); imperative: run op by op")
     model.add_argument('--pretrained', default=None, metavar='NAME|FILE|RUN_DIR',
                        help='start from these weights (fine-tuning): a zoo name (its weights '
                             'in the local model store), a .params file of any kind this package '
@@ -166,7 +202,8 @@ def build_parser(prog='train_imagenet.py'):
                              '(the log file always has them)')
     output.add_argument('--log-interval', type=int, default=50,
                         help='batches between training log lines')
-    output.add_argument('--logging-file', default='log.txt', help='log file in the run folder')
+    output.add_argument('--logging-file', default='log.txt',
+                        help='name of the log file in the run folder (not a path, as in GluonCV)')
     output.add_argument('--tensorboard', action='store_true',
                         help='write mxboard scalars to <run folder>/tensorboard')
     output.add_argument('--resume', default=None,
@@ -181,7 +218,25 @@ def build_parser(prog='train_imagenet.py'):
                         help='epoch to start from (with --resume-params/--resume-states)')
     output.add_argument('--resume-params', default='', help='parameters to start from')
     output.add_argument('--resume-states', default='', help='trainer states to start from')
+    refused = parser.add_argument_group(
+        "GluonCV's flags for networks outside this zoo (refused, exit status 2)")
+    for flag, dest, why in REFUSED_GLUONCV_FLAGS:
+        refused.add_argument(flag, dest=dest, action='store_true', help=why)
     return parser
+
+
+def _channels(parser, flag, text):
+    """The three numbers of ``--rgb-mean``/``--rgb-std`` (``'R,G,B'``), or ``parser.error``."""
+    try:
+        values = tuple(float(part) for part in text.split(','))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(0 <= value <= 255 for value in values):
+        parser.error("%s must be three numbers between 0 and 255 (R,G,B of 0-255 pixels, as "
+                     "GluonCV's '123.68,116.779,103.939'), not %r" % (flag, text))
+    if flag == '--rgb-std' and min(values) <= 0:
+        parser.error('--rgb-std must be positive, not %r' % text)
+    return values
 
 
 #: ``(flag, lowest, highest, lowest allowed, highest allowed)`` of the numeric flags;
@@ -210,6 +265,20 @@ def parse_args(argv=None):
     """Parse and check ``argv``; bad values exit with status 2 (argparse's ``error``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for flag, dest, why in REFUSED_GLUONCV_FLAGS:
+        if getattr(args, dest):
+            parser.error('%s: %s' % (flag, why))
+    if args.data_backend != DATA_BACKEND:
+        parser.error("--data-backend %s: DALI is not supported; the data go through MXNet's own "
+                     'pipelines: drop the flag (or give --data-backend %s)'
+                     % (args.data_backend, DATA_BACKEND))
+    if args.use_rec and not args.rec_train and args.dataset != 'digits':
+        parser.error('--use-rec reads the RecordIO files given by --rec-train/--rec-val: '
+                     'give --rec-train (and --rec-train-idx)')
+    if args.mode == 'symbolic':
+        args.mode = 'hybrid'
+    args.rgb_mean = _channels(parser, '--rgb-mean', args.rgb_mean) if args.rgb_mean else None
+    args.rgb_std = _channels(parser, '--rgb-std', args.rgb_std) if args.rgb_std else None
     digits = args.dataset == 'digits'
     if args.input_size is None:
         args.input_size = 32 if digits else 224

@@ -22,9 +22,10 @@ from ..records import CheckpointRecord
 from . import precision as precision_mod
 from .checkpoint import mark_best, prune_checkpoints, save_checkpoint
 from .errors import NonFiniteLoss
+from .progress import RunProgress
 from .run_dir import BATCH_LINE
 
-__all__ = ['Job', 'train', 'soft_targets']
+__all__ = ['Job', 'Validation', 'train', 'validate', 'soft_targets']
 
 #: Label smoothing: the true class gets ``1 - eta + eta / classes``.
 SMOOTHING_ETA = 0.1
@@ -61,18 +62,23 @@ def _seed(seed):
     mx.random.seed(seed)
 
 
-def _progress(iterable, total, epoch, enabled):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-    return tqdm(iterable, total=total, desc='Epoch %d' % epoch, leave=False, file=sys.stderr)
+#: What :func:`validate` measures: top-1 and top-5 accuracy (top5 None for 5 classes or
+#: fewer: it would always be 1) and the mean cross-entropy of the true labels (infinite
+#: where a logit overflowed: the log shows it, ``metrics.jsonl`` records null).
+Validation = collections.namedtuple('Validation', 'top1 top5 loss')
 
 
 def validate(job):
-    """``(top1, top5)`` of ``job.net`` on ``job.val_data``; top5 is None for 5 classes or
-    fewer (it would always be 1)."""
+    """The :class:`Validation` of ``job.net`` on ``job.val_data``.
+
+    The loss is the plain softmax cross-entropy of the true labels, whatever the
+    training loss (label smoothing, mixup and distillation change only that one), so
+    that runs compare.
+    """
     top1 = mx.metric.Accuracy()
     top5 = mx.metric.TopKAccuracy(5) if job.classes > 5 else None
+    cross_entropy = gluon.loss.SoftmaxCrossEntropyLoss()
+    loss_sum, samples = 0.0, 0
     for data, label in batches(job.val_data):
         parts, labels = split_batch(data, job.ctx), split_batch(label, job.ctx)
         outputs = [job.net(x.astype(job.precision.dtype, copy=False)).astype('float32')
@@ -80,7 +86,11 @@ def validate(job):
         top1.update(labels, outputs)
         if top5 is not None:
             top5.update(labels, outputs)
-    return top1.get()[1], top5.get()[1] if top5 is not None else None
+        for output, truth in zip(outputs, labels):
+            loss_sum += float(cross_entropy(output, truth).sum().asscalar())
+            samples += output.shape[0]
+    return Validation(top1.get()[1], top5.get()[1] if top5 is not None else None,
+                      loss_sum / samples if samples else None)
 
 
 def _record(job, epoch, batch, best):
@@ -152,10 +162,20 @@ def train(job, stop):
     job : Job
     stop : gluon_asymmnet.cli.StopFlag
     """
+    start_epoch, skip = job.start
+    progress = RunProgress((job.recipe.num_epochs - start_epoch) * job.num_batches - skip,
+                           bar=job.writes and sys.stderr.isatty())
+    try:
+        _train_epochs(job, stop, progress)
+    finally:
+        progress.close()
+
+
+def _train_epochs(job, stop, progress):
+    """The epochs of :func:`train`, counted by ``progress``."""
     recipe, log = job.recipe, job.run_dir.logger
     start_epoch, skip = job.start
     best_top1, best_epoch = job.best
-    show_bar = job.writes and sys.stderr.isatty()
     for epoch in range(start_epoch, recipe.num_epochs):
         _seed(recipe.seed * 100003 + epoch)
         _set_backbone_lr(job, epoch)
@@ -164,15 +184,17 @@ def train(job, stop):
         interval_tic, interval_samples = tic, 0
         first = skip if epoch == start_epoch else 0
         stream = itertools.islice(batches(job.train_data), job.num_batches)
-        for i, (data, label) in enumerate(_progress(stream, job.num_batches, epoch, show_bar)):
+        for i, (data, label) in enumerate(stream):
             if i < first:
                 continue   # trained before the interruption this run resumes from
             outputs, labels, loss_sum = _train_batch(job, data, label, epoch)
+            progress.step(epoch)
             if not math.isfinite(loss_sum):
                 message = ('Epoch[%d] Batch [%d]: the loss is %s; stopping without saving these '
                            'weights. The newest good checkpoint stays in %s: resume with '
                            '--resume auto, perhaps with --allow-recipe-change and a lower --lr'
                            % (epoch, i, loss_sum, job.run_dir.path))
+                progress.clear()
                 log.error('%s', message)
                 raise NonFiniteLoss(message)
             accuracy.update(labels, outputs)
@@ -181,28 +203,32 @@ def train(job, stop):
             interval_samples += data.shape[0]
             if (i + 1) % job.log_interval == 0:
                 now = time.time()
-                log.info('Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\taccuracy=%f\tlr=%f',
-                         epoch, i, interval_samples / max(now - interval_tic, 1e-9),
-                         accuracy.get()[1], job.trainer.learning_rate, extra=BATCH_LINE)
+                log.info('Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\taccuracy=%f\tlr=%f'
+                         '\tETA %s', epoch, i, interval_samples / max(now - interval_tic, 1e-9),
+                         accuracy.get()[1], job.trainer.learning_rate, progress.eta(),
+                         extra=BATCH_LINE)
                 interval_tic, interval_samples = now, 0
             if stop.signal_name and i + 1 < job.num_batches:
                 if job.writes:
                     save_checkpoint(job.run_dir.path, job.net, job.trainer,
                                     _record(job, epoch, i + 1, (best_top1, best_epoch)))
+                progress.clear()
                 log.info('%s: stopped after Epoch[%d] Batch [%d]; checkpoint written to %s; '
                          'continue with --resume auto', stop.signal_name, epoch, i,
                          job.run_dir.path)
                 return
         elapsed = time.time() - tic
         train_acc = accuracy.get()[1]
+        progress.clear()     # the epoch's lines below the bar, which the next batch redraws
         log.info('[Epoch %d] training: accuracy=%f', epoch, train_acc)
-        log.info('[Epoch %d] speed: %d samples/sec\ttime cost: %f',
-                 epoch, samples / max(elapsed, 1e-9), elapsed)
-        top1 = top5 = None
+        log.info('[Epoch %d] speed: %d samples/sec\ttime cost: %f\tETA %s',
+                 epoch, samples / max(elapsed, 1e-9), elapsed, progress.eta())
+        top1 = top5 = val_loss = None
         if job.val_data is not None:
-            top1, top5 = validate(job)
-            log.info('[Epoch %d] validation: top1=%f%s', epoch, top1,
-                     '' if top5 is None else ' top5=%f' % top5)
+            top1, top5, val_loss = validate(job)
+            log.info('[Epoch %d] validation: top1=%f%s%s', epoch, top1,
+                     '' if top5 is None else ' top5=%f' % top5,
+                     '' if val_loss is None else ' loss=%f' % val_loss)
         score = top1 if top1 is not None else train_acc
         improved = score > best_top1 or best_epoch < 0
         if improved:
@@ -211,6 +237,7 @@ def train(job, stop):
             job.run_dir.add_metrics({
                 'epoch': epoch, 'train_loss': loss_total / max(samples, 1),
                 'train_acc': train_acc, 'val_top1': top1, 'val_top5': top5,
+                'val_loss': val_loss if val_loss is not None and math.isfinite(val_loss) else None,
                 'lr': job.trainer.learning_rate, 'samples_per_sec': samples / max(elapsed, 1e-9),
                 'time': elapsed})
             _save_epoch(job, epoch, (best_top1, best_epoch), improved)

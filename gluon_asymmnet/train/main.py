@@ -95,16 +95,18 @@ def _kvstore(name):
         if 'DMLC_ROLE' not in os.environ:
             raise UsageError('--kvstore %s needs the DMLC_* variables of a parameter-server job: '
                              'start it with python -m gluon_asymmnet.launch -n WORKERS -s SERVERS '
-                             '-- python train_imagenet.py ...' % name)
+                             '-- python -m gluon_asymmnet.train ...' % name)
         return mx.kv.create(name)
     return None
 
 
-def _data(args, source, num_parts, part_index, per_worker_batch):
-    """``(train_data, val_data, num_batches available)`` for this worker."""
+def _data(args, source, input_spec, num_parts, part_index, per_worker_batch):
+    """``(train_data, val_data, num_batches available)`` for this worker, normalised with the
+    mean and std of ``input_spec``."""
     common = dict(batch_size=per_worker_batch, input_size=args.input_size,
                   crop_ratio=args.crop_ratio, num_workers=args.num_workers,
-                  min_random_area=args.min_random_area, mirror=args.mirror)
+                  min_random_area=args.min_random_area, mirror=args.mirror,
+                  mean=input_spec.mean, std=input_spec.std)
     if source.rec_train:
         common['num_workers'] = max(1, args.num_workers)   # decoding threads: at least one
         train_data, _ = imagenet_rec_iters(source.rec_train, source.rec_train_idx, None, None,
@@ -150,8 +152,8 @@ def _pretrained(args, name):
 
 
 #: How a resume refusal names a field of the records: its flag.
-_FLAG_OF = {'name': '--model', 'class_names': "the data's class names", 'mean': 'mean',
-            'std': 'std'}
+_FLAG_OF = {'name': '--model', 'class_names': "the data's class names", 'mean': '--rgb-mean',
+            'std': '--rgb-std'}
 
 
 def _flag(field):
@@ -258,7 +260,8 @@ def _setup(args, ctx, num_workers):
     classes = args.classes or info.num_classes
     config = model_zoo.get_model_config(name)
     input_spec = InputSpec(input_size=args.input_size, crop_ratio=args.crop_ratio,
-                           mean=tuple(config.mean), std=tuple(config.std),
+                           mean=tuple(args.rgb_mean or config.mean),
+                           std=tuple(args.rgb_std or config.std),
                            class_names=tuple(class_names) if class_names else None)
     weights, origin = _pretrained(args, name)
     recipe = train_recipe(args, 'digits' if args.dataset == 'digits' else source.describe(),
@@ -360,7 +363,7 @@ def _assemble(args, ctx, precision, kv, setup, model, teacher, run_dir, point):
     recipe = setup.recipe
     num_workers, rank = (kv.num_workers, kv.rank) if kv is not None else (1, 0)
     per_worker_batch = args.batch_size * len(ctx)
-    train_data, val_data, available = _data(args, setup.source, num_workers, rank,
+    train_data, val_data, available = _data(args, setup.source, setup.input, num_workers, rank,
                                             per_worker_batch)
     num_batches = available
     if args.num_training_samples:

@@ -8,7 +8,8 @@ parameters as ``worker<rank>-final.params`` so that runs can be compared)::
     run.json         the run's record (network, input, recipe, phases;
                      gluon_asymmnet.records.RunRecord; 0.1 wrote args.json)
     metrics.jsonl    one JSON object per epoch: epoch, train_loss, train_acc,
-                     val_top1, val_top5, lr, samples_per_sec, time
+                     val_top1, val_top5, val_loss, lr, samples_per_sec, time
+                     (gluon_asymmnet.run_metrics reads it)
     <model>-*.params/.states/.json   checkpoints (see ``checkpoint``)
     <model>-symbol.json, <model>-0000.params, <model>-info.json   the export of the best weights
     tensorboard/     mxboard scalars (--tensorboard)
