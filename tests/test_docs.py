@@ -31,7 +31,7 @@ RUNNABLE = ('python', 'bash')
 #: Pages other branches write (issue 22); links to them may dangle until they land.
 PENDING_PAGES = {'docs/detection.md', 'docs/gluoncv-flags.md'}
 README_MAX_LINES = 150
-FENCE = re.compile(r'^( *)```(.*)\n(.*?)^\1```[ \t]*$', re.M | re.S)
+FENCE = re.compile(r'^( *)```([^\n]*)\n(.*?)^\1```[ \t]*$', re.M | re.S)
 
 
 class Block:
@@ -99,7 +99,7 @@ def test_no_indented_code_blocks():
 def test_readme_is_a_front_page():
     with open(os.path.join(ROOT, 'README.md')) as readme:
         lines = readme.read().splitlines()
-    assert len(lines) <= README_MAX_LINES + 40, len(lines)   # + the generated blocks
+    assert len(lines) <= README_MAX_LINES, len(lines)   # the generated blocks included
 
 
 def _page_param(page):
@@ -121,6 +121,7 @@ def _environment(folder):
                 PATH=bin_dir + os.pathsep + os.environ.get('PATH', ''))
 
 
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize('page', [_page_param(page) for page in PAGES
                                   if any(b.runs for b in blocks(page))])
 def test_page_code_runs(page, tmp_path):
@@ -130,7 +131,7 @@ def test_page_code_runs(page, tmp_path):
         if not block.runs:
             continue
         command = ([sys.executable, '-c', block.code] if block.lang == 'python'
-                   else ['bash', '-euo', 'pipefail', '-c', block.code])
+                   else ['bash', '-eu', '-c', block.code])
         done = subprocess.run(command, cwd=str(tmp_path), env=env, capture_output=True,
                               text=True, timeout=900)
         assert done.returncode == 0, '%r failed:\n%s\n%s' % (block, done.stdout[-2000:],
