@@ -42,15 +42,16 @@ def zoo_table(names=ZOO_TABLE_MODELS, input_size=224, classes=1000):
 
 
 def _zoo_table(args):
+    if args.update:   # before the counting: a file without the markers is one line at once
+        try:
+            read_block(args.update, ZOO_BLOCK)
+        except (OSError, ValueError) as error:
+            raise UsageError('--update %s: %s' % (args.update, getattr(error, 'strerror', None)
+                                                   or error)) from None
     text = zoo_table(input_size=args.input_size, classes=args.classes)
     if not args.update:
         print(text, end='')
         return
-    try:
-        read_block(args.update, ZOO_BLOCK)
-    except (OSError, ValueError) as error:
-        raise UsageError('--update %s: %s' % (args.update, getattr(error, 'strerror', None)
-                                               or error)) from None
     replace_block(args.update, ZOO_BLOCK, text)
     print('updated %s' % args.update)
 
