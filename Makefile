@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export MXNET_HOME ?= $(CURDIR)/.mxnet_home
 
-.PHONY: venv venv-gpu test test-all gpu-check demo detect-demo bench reliability experiments clean
+.PHONY: venv venv-gpu test test-all gpu-check demo detect-demo bench reliability experiments zoo-table clean
 
 venv: $(STAMP)
 
@@ -65,11 +65,17 @@ detect-demo: venv
 
 # The paper's ablations in small on the embedded digits (preset `digits` of
 # gluon_asymmnet/experiments/presets.py): trains the grid in experiments/digits/ (2 cells side by
-# side), writes docs/experiments/ (report.md/.csv, two figures) and README's results block.
+# side), writes docs/experiments/ (report.md/.csv, two figures) and README's results block
+# (tests/test_docs.py checks that the two agree).
 # About 22 min on 2 quiet cores (--dry-run prints the estimate); a rerun only re-reports.
 experiments: venv
 	$(VPY) -m gluon_asymmnet.experiments --preset digits --out experiments/digits \
 	    --report-dir docs/experiments --jobs 2 --update-readme README.md
+
+# README's zoo table (MACs, parameters, the paper's top-1), between <!-- zoo:begin/end -->;
+# tests/test_docs.py fails when the committed table is not the generated one.
+zoo-table: venv
+	$(VPY) -m gluon_asymmnet.summary --zoo-table --update README.md
 
 # Speed on this machine (bench/README.md): every number a median of interleaved runs,
 # every comparison a ratio measured in one process. Writes bench/results/*.json and
@@ -86,7 +92,7 @@ bench: venv
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/gemm_ceiling.py
 	$(VPY) bench/report.py
 
-# The fault suite alone, rewriting its table tests/faults/RELIABILITY.md (README links it).
+# The fault suite alone, rewriting its table tests/faults/RELIABILITY.md (docs/reliability.md links it).
 reliability: venv
 	WRITE_RELIABILITY=1 $(VPY) -m pytest -q -n 2 tests/faults
 

@@ -446,6 +446,6 @@ def gpu_devices(gpus):
     visible = mx.context.num_gpus()
     if max(ids) >= visible:
         raise UsageError('--gpus %s, but MXNet sees %d GPU(s) here%s' % (
-            gpus, visible, ' (a CPU build of MXNet: see README, "Training on GPUs")'
+            gpus, visible, ' (a CPU build of MXNet: see docs/training.md, "Install a CUDA build of MXNet")'
             if visible == 0 else ''))
     return [mx.gpu(i) for i in ids]

@@ -17,7 +17,8 @@ import tempfile
 
 import mxnet as mx
 
-__all__ = ['atomic_save', 'atomic_link', 'atomic_write_json', 'writable_target', 'publish']
+__all__ = ['atomic_save', 'atomic_link', 'atomic_write_json', 'writable_target', 'publish',
+           'read_block', 'replace_block']
 
 
 def _fsync_dir(folder):
@@ -81,6 +82,43 @@ def atomic_write_json(obj, path, **dump_kwargs):
     def write(tmp):
         with open(tmp, 'w') as out:
             json.dump(obj, out, indent=1, **dump_kwargs)
+    atomic_save(path, write)
+
+
+def _block_markers(name):
+    return '<!-- %s:begin -->' % name, '<!-- %s:end -->' % name
+
+
+def read_block(path, name):
+    """The text between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in ``path``.
+
+    Raises ``ValueError`` when the file lacks the markers (or has them out of order).
+    """
+    begin, end = _block_markers(name)
+    with open(path) as source:
+        content = source.read()
+    if begin not in content or end not in content.split(begin, 1)[1]:
+        raise ValueError('%s has no %s ... %s block' % (path, begin, end))
+    return content.split(begin, 1)[1].split(end, 1)[0][1:]
+
+
+def replace_block(path, name, text):
+    """Put ``text`` between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in ``path``
+    (atomically); a generated part of a hand-written page (README's zoo table and results).
+
+    Raises ``ValueError`` when the file lacks the markers.
+    """
+    read_block(path, name)
+    begin, end = _block_markers(name)
+    with open(path) as source:
+        content = source.read()
+    head, rest = content.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    new = '%s%s\n%s%s%s' % (head, begin, text, end, tail)
+
+    def write(tmp):
+        with open(tmp, 'w') as out:
+            out.write(new)
     atomic_save(path, write)
 
 

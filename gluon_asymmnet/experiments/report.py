@@ -32,7 +32,7 @@ import os
 
 import numpy as np
 
-from ..fileio import atomic_save
+from ..fileio import atomic_save, replace_block
 from .grid import SAME_NETWORK_AT_R0
 from .measure import QUIET_LOAD, loaded
 
@@ -396,18 +396,3 @@ def write_report(rows, folder, context, title, notes=(), resolution=1.0, about=N
                           sort_keys=True) + '\n')
     plot_figures(rows, folder, title)
     return text
-
-
-def replace_block(path, name, text):
-    """Put ``text`` between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in ``path``.
-
-    Raises ``ValueError`` when the file lacks the markers.
-    """
-    begin, end = '<!-- %s:begin -->' % name, '<!-- %s:end -->' % name
-    with open(path) as source:
-        content = source.read()
-    if begin not in content or end not in content.split(begin, 1)[1]:
-        raise ValueError('%s has no %s ... %s block' % (path, begin, end))
-    head, rest = content.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    write_text(path, '%s%s\n%s%s%s' % (head, begin, text, end, tail))

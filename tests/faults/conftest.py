@@ -18,8 +18,8 @@ what was lost. (The workers
 do it, not xdist's controlling process: that one does not load this conftest
 when pytest is given ``tests``.) Rows of test files that this run did not run
 (a ``-k`` selection, one file) are kept from the previous table (with their
-tallies by tool, kept in a comment at its end). README's
-Reliability section shows this table.
+tallies by tool, kept in a comment at its end). docs/reliability.md
+links this table.
 """
 import collections
 import fcntl
