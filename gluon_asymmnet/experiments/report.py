@@ -336,6 +336,7 @@ def plot_figures(rows, folder, title):
         fig, axes = plt.subplots(1, len(axes_spec), figsize=(6.5 * len(axes_spec), 4.5),
                                  squeeze=False)
         for axis, (field, scale, xlabel) in zip(axes[0], axes_spec):
+            drawn = False
             for line, members in lines.items():
                 points = [(getattr(r, field) * scale,) + mean_std(r.top1)
                           for r in members if getattr(r, field) is not None]
@@ -344,10 +345,15 @@ def plot_figures(rows, folder, title):
                 x, y, err = (np.array(v, dtype=float) for v in zip(*points))
                 axis.errorbar(x, 100 * y, yerr=np.nan_to_num(100 * err), marker='o', capsize=3,
                               label=line, color=colours[line])
+                drawn = True
             axis.set_xlabel(xlabel)
             axis.set_ylabel('top-1 (%)')
             axis.grid(alpha=0.3)
-            axis.legend(fontsize=8)
+            if drawn:
+                axis.legend(fontsize=8)
+            else:
+                axis.text(0.5, 0.5, 'not measured', ha='center', va='center',
+                          transform=axis.transAxes)
         fig.suptitle(title)
         fig.tight_layout()
         atomic_save(os.path.join(folder, name), lambda tmp: fig.savefig(tmp, dpi=100,
