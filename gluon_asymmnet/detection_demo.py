@@ -68,7 +68,7 @@ def _evaluate(net, loader):
     return {name: round(float(value) * 100, 2) for name, value in zip(names, values)}
 
 
-def train_demo(out, epochs, batch_size=32, data=DigitsVOCConfig()):
+def train_demo(out, epochs, batch_size=16, data=DigitsVOCConfig()):
     """Train (or resume), evaluate, export and draw; write and return ``state.json``'s dict.
 
     Parameters
@@ -76,7 +76,7 @@ def train_demo(out, epochs, batch_size=32, data=DigitsVOCConfig()):
     out : str
         Run folder: the data set, weights, ``state.json``, ``deploy/``, ``detections.png``.
     epochs : int
-    batch_size : int, default 32
+    batch_size : int, default 16
     data : DigitsVOCConfig
         The detection set (its canvases must be ``SIZE`` pixels).
     """
