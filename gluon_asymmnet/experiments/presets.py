@@ -24,7 +24,8 @@ __all__ = ['Preset', 'PRESETS']
 
 
 class Preset(collections.namedtuple('Preset', 'name description arms seeds recipe cell_seconds '
-                                              'cell_threads resolution', defaults=(None, 1.0))):
+                                              'cell_threads resolution task',
+                                    defaults=(None, 1.0, 'classification'))):
     """A named grid.
 
     Parameters
@@ -42,7 +43,11 @@ class Preset(collections.namedtuple('Preset', 'name description arms seeds recip
         Cores of each cell (``--cell-threads``); None: the cores split between the jobs.
         A preset whose report is committed fixes it: the augmentation depends on it.
     resolution : float
-        The top-1 difference (percentage points) its verdicts resolve (``--resolution``).
+        The difference of the score (percentage points of top-1, or of mAP) its verdicts
+        resolve (``--resolution``).
+    task : str
+        What its cells train (a key of :data:`~.tasks.TASKS`): its recipe's flags are
+        that task's.
     """
 
 
@@ -81,4 +86,13 @@ PRESETS = collections.OrderedDict((preset.name, preset) for preset in (
                    '--wd', '5e-5', '--no-wd', '--save-frequency', '0', '--log-interval', '100'),
            cell_seconds=19.0,   # mean CPU seconds of its cells (15.6 to 22.2 by model)
            cell_threads=1, resolution=2.5),
+    Preset('detection',
+           "the paper's claim on detection: GluonCV's SSD with the detection demo's recipe "
+           '(128x128 digits canvases, 10 epochs of 480) on AsymmNet-S x0.5 and on its r=0 twin '
+           'MobileNetV3-S x0.5 (the same network at asymmrate 0, equal MACs)',
+           (Arm(('asymmnet_small_0.5', 'mobilenetv3_small_0.5')),),
+           seeds=4,
+           recipe=('--num-epochs', '10', '--num-train', '480', '--num-val', '150',
+                   '--batch-size', '16'),
+           cell_seconds=210.0, cell_threads=1, resolution=3.0, task='detection'),
 ))
