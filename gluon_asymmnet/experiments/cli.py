@@ -220,7 +220,7 @@ def _context(name, preset, cells, flags, recipe, classes, threads, runs, out, ab
         'Recipe of every cell: `%s %s` (nothing tuned per model), %d thread(s) per cell; %s: '
         '%s after the last epoch, mean ± standard deviation over n seeds.'
         % (task.program, ' '.join(flags), about['cell_threads'],
-           '/'.join(filter(None, (task.metric_label, task.second_label))), task.description),
+           '/'.join(task.score.names), task.description),
         'Made by gluon-asymmnet %s at commit %s (training code %s%s)%s.'
         % (about['version'], commit, about['code'][:10],
            '' if about['code_committed'] else ', not committed', trained),

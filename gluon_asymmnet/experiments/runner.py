@@ -256,7 +256,7 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, task, echo=pr
                 state = cell_state(runs_dir, child.cell, num_epochs)
                 if child.process.returncode == 0 and state.state == 'done':
                     echo('done %s in %.0f s: val %s %.4f'
-                         % (child.cell.run_name, seconds, task.metric_label,
+                         % (child.cell.run_name, seconds, task.score.name,
                             state.final[task.metric] or 0))
                     trained += 1
                     if child.from_scratch:

@@ -11,7 +11,7 @@ import sys
 
 from ..errors import UsageError
 from .provenance import TRAINING_CODE
-from .report import Score
+from .report import TOP1, Score
 
 __all__ = ['Task', 'ClassificationTask', 'DetectionTask', 'TASKS', 'OWNED']
 
@@ -28,29 +28,23 @@ class Task:
     name : str
     program : str
         How the report names the program of a cell.
-    metric, metric_label : str
-        The score of a cell (a fraction in the last epoch's metrics record) and its name in
-        the report.
-    second, second_label : str or None
-        A second score shown beside it (top-5), or None.
+    metric : str
+        The score of a cell: its key in the last epoch's metrics record (a fraction).
+    second : str or None
+        The key of a second score shown beside it (top-5), or None.
+    score : Score
+        The report's names of the scores.
     description : str
         What the scores are, for the report.
     measured : str
         What the report's MACs, parameters and latencies are of (``''``: the cells'
         networks), followed by a space.
-    score : Score
-        The report's names of the scores.
     code : tuple of str
         The files (folders: their ``*.py``) that decide what a cell computes.
     """
-    name = program = metric = metric_label = description = None
-    second = second_label = None
+    name = program = metric = second = score = description = None
     measured = ''
     code = TRAINING_CODE
-
-    @property
-    def score(self):
-        return Score(self.metric_label, self.second_label)
 
     def recipe(self, flags, cell):
         """The checked recipe of ``flags`` (with ``num_epochs``, ``input_size``, ``num_gpus``);
@@ -72,7 +66,7 @@ class Task:
 class ClassificationTask(Task):
     """``train_imagenet.py`` cells, scored by validation top-1 (and top-5)."""
     name, program = 'classification', 'train_imagenet.py'
-    metric, metric_label, second, second_label = 'val_top1', 'top-1', 'val_top5', 'top-5'
+    metric, second, score = 'val_top1', 'val_top5', TOP1
     description = 'validation accuracy'
 
     @staticmethod
@@ -118,7 +112,7 @@ class ClassificationTask(Task):
 class DetectionTask(Task):
     """Detection cells (:mod:`.detection`), scored by VOC07 mAP@0.5."""
     name, program = 'detection', 'python -m gluon_asymmnet.experiments.detection'
-    metric, metric_label = 'val_map', 'mAP'
+    metric, score = 'val_map', Score('mAP', column='map')
     description = 'VOC07 mAP@0.5 of the validation canvases (11-point AP, mean over the classes)'
     measured = 'of the backbone (the zoo classifier of the same name) '
     code = TRAINING_CODE + ('gluon_asymmnet/detection_recipe.py', 'gluon_asymmnet/detectors.py',
