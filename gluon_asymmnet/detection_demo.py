@@ -135,8 +135,8 @@ def _draw(net, val_set, path):
 
 def _report(state):
     lines = ['VOC07 mAP@0.5 on %d validation canvases: untrained %.2f, trained %.2f (%d epochs, '
-             '%.0f s of training)' % (state['val_images'], state['untrained']['mAP'], state['trained']['mAP'],
-                                      state['epoch'], state['seconds']),
+             '%.0f s of training)' % (state['val_images'], state['untrained']['mAP'],
+                                      state['trained']['mAP'], state['epoch'], state['seconds']),
              'per class: ' + ', '.join('%s %.1f' % (k, v) for k, v in state['trained'].items()
                                        if k != 'mAP'),
              'export %s-symbol.json reloaded with identical detections: %s'

@@ -381,7 +381,8 @@ SHORT = ['--dataset', 'digits', '--input-size', '32', '--crop-ratio', '1', '--ba
          '--lr-mode', 'cosine', '--warmup-epochs', '1', '--save-frequency', '0',
          '--log-interval', '100']
 TINY_REPORT = 'tests/fixtures/experiments/tiny'
-COMMITTED_REPORTS = ['docs/experiments/report.json', TINY_REPORT + '/report.json']
+COMMITTED_REPORTS = ['docs/experiments/report.json', TINY_REPORT + '/report.json',
+                     'docs/experiments-detection/report.json']
 
 
 def _results(report):
@@ -398,15 +399,17 @@ def _read_json(path):
 
 @pytest.mark.parametrize('report', COMMITTED_REPORTS)
 def test_committed_reports_belong_to_the_training_code(report):
-    committed = provenance.committed_fingerprint(ROOT)
+    made = _read_json(os.path.join(ROOT, report))
+    task = TASKS[made.get('task', 'classification')]
+    committed = provenance.committed_fingerprint(ROOT, code=task.code)
     if committed is None:
         pytest.skip('not a git checkout: which training code is committed is unknown')
-    made = _read_json(os.path.join(ROOT, report))
     assert made['code_committed'], '%s was made from uncommitted training code' % report
     assert made['code'] == committed, (
         '%s was made by the training code of commit %s, which changed since (last change: %s): '
         'its numbers are not this code\'s; regenerate it (%s)'
-        % (report, (made['commit'] or '?')[:10], provenance.last_code_change(ROOT),
+        % (report, (made['commit'] or '?')[:10], provenance.last_code_change(ROOT, task.code),
+           'make experiments-detection' if task.name == 'detection' else
            'make experiments' if report.startswith('docs') else
            'python -m gluon_asymmnet.experiments %s --out OUT --report-dir %s -- %s'
            % (' '.join(TINY_GRID), TINY_REPORT, ' '.join(SHORT))))

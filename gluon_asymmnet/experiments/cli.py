@@ -5,11 +5,14 @@
     python -m gluon_asymmnet.experiments --preset digits --out experiments/digits --jobs 2
     python -m gluon_asymmnet.experiments --models asymmnet_small mobilenetv3_small \\
         --widths 0.5 1.0 --seeds 3 --out experiments/mine -- --rec-train data/train.rec ...
+    python -m gluon_asymmnet.experiments --preset detection --jobs 2
 
 Everything after ``--`` is passed to every ``train_imagenet.py`` (data and
-training flags); the runner sets the model flags, ``--seed``, ``--save-dir``,
-``--tag-name``, ``--resume auto`` and ``-j`` itself.  The output folder holds
-``runs/`` (one ordinary run folder per cell), ``logs/`` (their console output),
+training flags; with ``--task detection``, or a detection preset, to every
+detection cell, :mod:`.detection`); the runner sets the model flags, ``--seed``,
+``--save-dir``, ``--tag-name``, ``--resume auto`` (and ``train_imagenet.py``'s ``-j``)
+itself.  The output folder holds ``runs/`` (one ordinary run folder per cell),
+``logs/`` (their console output),
 ``experiment.json`` (the recipe and the fingerprint of the training code: a rerun
 with another recipe or other training code is refused), ``timings.json``,
 ``sessions.json``, ``measurements.json`` and, unless ``--report-dir`` says

@@ -88,9 +88,10 @@ def git_commit(root=REPO_ROOT):
     return head.strip() if head else None
 
 
-def last_code_change(root=REPO_ROOT):
-    """``'<short hash> <subject>'`` of the last commit that changed the training code."""
-    line = _git(root, 'log', '-1', '--format=%h %s', '--', *TRAINING_CODE)
+def last_code_change(root=REPO_ROOT, code=TRAINING_CODE):
+    """``'<short hash> <subject>'`` of the last commit that changed the training code
+    (``code``: the files that count, as :func:`code_fingerprint`)."""
+    line = _git(root, 'log', '-1', '--format=%h %s', '--', *code)
     return line.strip() if line else None
 
 

@@ -2,7 +2,9 @@
 
 Top-1/top-5 are the validation accuracies after the last epoch of each cell (not the
 best epoch: choosing the epoch on the validation set would favour noisy runs), as
-mean ± sample standard deviation over the seeds.
+mean ± sample standard deviation over the seeds; a detection grid's cells are scored
+the same way by their VOC07 mAP (:class:`Score` names the scores, ``Row.top1`` and
+``Row.top5`` hold them).
 
 Each AsymmNet row (``asymmrate > 0``) is compared with its r=0 twin (same family or
 the same network under its MobileNetV3 name, same width) seed by seed: cells with
@@ -36,9 +38,9 @@ from ..fileio import atomic_save
 from .grid import SAME_NETWORK_AT_R0
 from .measure import QUIET_LOAD, loaded
 
-__all__ = ['Row', 'Paired', 'Score', 'TOP1', 'mean_std', 'paired_interval', 'sign_test', 'seeds_needed',
-           'resolvable', 'verdict', 'paired', 'label', 'markdown', 'record', 'write_csv',
-           'plot_figures', 'write_report', 'replace_block', 'write_text', 'FIGURES']
+__all__ = ['Row', 'Paired', 'Score', 'TOP1', 'mean_std', 'paired_interval', 'sign_test',
+           'seeds_needed', 'resolvable', 'verdict', 'paired', 'label', 'markdown', 'record',
+           'write_csv', 'plot_figures', 'write_report', 'replace_block', 'write_text', 'FIGURES']
 
 #: Figure files of the report.
 FIGURES = ('top1_vs_madds.png', 'top1_vs_latency.png')

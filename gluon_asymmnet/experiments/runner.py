@@ -38,7 +38,8 @@ from ..records import LEGACY_RUN_RECORD, RUN_RECORD
 from .provenance import CpuLoad
 
 __all__ = ['CellState', 'cell_state', 'run_cells', 'Interrupted', 'STOP_GRACE', 'TIMINGS_FILE',
-           'cell_estimates', 'die_with_parent', 'train_script', 'read_timings', 'SESSIONS_FILE', 'read_sessions']
+           'cell_estimates', 'die_with_parent', 'train_script', 'read_timings', 'SESSIONS_FILE',
+           'read_sessions']
 
 #: Seconds a child has to checkpoint and exit after SIGTERM before its group is killed: it
 #: finishes its current batch first (5-7 s for AsymmNet-L at 160 px, batch 96, on 2 cores).
