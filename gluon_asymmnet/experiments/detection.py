@@ -45,7 +45,7 @@ __all__ = ['DETECTION_FAMILIES', 'build_parser', 'parse_recipe', 'check_cell', '
 PROG = 'python -m gluon_asymmnet.experiments.detection'
 #: The zoo families with a detection config (:data:`gluon_asymmnet.detectors.BACKBONES`).
 DETECTION_FAMILIES = tuple(sorted({split_width(zoo)[0] for zoo, _ in BACKBONES.values()}))
-#: Most canvases of each split (the digits set draws them in one process, about 5 ms each).
+#: Most canvases of each split (the digits set draws them in one process).
 MOST_IMAGES = 20000
 
 
@@ -99,14 +99,15 @@ def _check_ranges(args):
 def check_cell(cell):
     """Raise :class:`~gluon_asymmnet.errors.UsageError` unless ``cell`` (a
     :class:`~.grid.Cell`) can be a detection cell: its family has a detection config and
-    its options are its zoo name's own (GluonCV's SSD builds the backbone by name)."""
+    its options are its zoo name's own (GluonCV's SSD builds the backbone by name; None:
+    not given, the model's own)."""
     from ..backbones import ssd_features
     from .grid import model_options
     if cell.family not in DETECTION_FAMILIES:
         raise UsageError('%s has no detection config (detection backbones: %s)'
                          % (cell.model, ', '.join(DETECTION_FAMILIES)))
     default, _, _ = model_options(cell.model)
-    if cell.asymmrate != default or cell.shuffle_group not in (None, 0):
+    if cell.asymmrate not in (None, default) or cell.shuffle_group not in (None, 0):
         raise UsageError("%s: a detector's backbone is built by its zoo name, with its own "
                          "asymmrate (%s) and no shuffle: give its r=0 twin by name "
                          "(mobilenetv3_small_0.5 is asymmnet_small_0.5 at r=0)"
