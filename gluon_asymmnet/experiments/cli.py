@@ -33,9 +33,9 @@ from .measure import RUNS, measure_variants, unmeasured
 from .presets import PRESETS
 from .provenance import provenance
 from .report import Row, label, paired, replace_block, write_report
-from .tasks import TASKS
 from .runner import (Interrupted, cell_estimates, cell_state, read_sessions, read_timings,
                      run_cells)
+from .tasks import TASKS
 
 __all__ = ['main', 'build_parser']
 
