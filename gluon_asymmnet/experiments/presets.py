@@ -20,10 +20,10 @@ x0.5's differences spread by 4.9 pp in the pilot, but some of its r=0 cells stal
 detection demo's recipe (Adam 2e-3, x0.1 for the last quarter, batches of 16; nothing
 changed for either family) on AsymmNet-S x0.5 and MobileNetV3-S x0.5, shortened to
 10 epochs of 480 canvases so that 4 seed pairs fit in 35 minutes on 2 loaded cores;
-recipe, seeds and the ±3 pp resolution were fixed before any cell ran.  Its first run
-took 22 minutes (8 cells of 160 CPU seconds, 2 side by side, other processes keeping a
-core busy); the per-seed mAP differences spread by 3.1 pp, so 4 seeds resolve about
-±10 pp and ±3 pp would take about 19 (docs/detection.md).
+recipe, seeds and the ±3 pp resolution were fixed before any cell ran.  Its runs took
+22 and 25 minutes (8 cells of 160 CPU seconds, 2 side by side, other processes keeping
+a core busy) with identical results; the per-seed mAP differences spread by 3.1 pp, so
+4 seeds resolve about ±10 pp and ±3 pp would take about 19 (docs/detection.md).
 """
 import collections
 
