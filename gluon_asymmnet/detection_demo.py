@@ -17,58 +17,27 @@ import time
 
 import mxnet as mx
 import numpy as np
-from mxnet import autograd, gluon
+from mxnet import gluon
 
 from .cli import OneLineParser, run
 from .data.digits_voc import (DIGIT_CLASSES, DigitsVOCConfig, digits_voc_dataset,
                               prepare_digits_voc)
-from .detectors import get_asymm_ssd, ssd_config
+from .detection_recipe import (SIZE, digits_ssd, evaluate, learning_rate, train_epoch,
+                               train_loader, trainer, val_loader)
 
 BACKBONE = 'asymmnet_small_0.5'
-SIZE = 128
-#: GluonCV's 300 MobileNet anchor sizes, as fractions of the input side.
-SIZES = (0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05)
 #: Detections drawn: score at least this (12 epochs localise well but score low).
 DRAW_THRESHOLD = 0.1
 
 
 def _net():
     mx.random.seed(0)
-    net = get_asymm_ssd(BACKBONE, ssd_config(SIZE, (128, 128, 64), SIZES), list(DIGIT_CLASSES))
+    net = digits_ssd(BACKBONE)
     net.initialize()
     return net
 
 
-def _train_loader(net, dataset, batch_size):
-    from gluoncv.data.batchify import Stack, Tuple
-    from gluoncv.data.transforms.presets.ssd import SSDDefaultTrainTransform
-    with autograd.train_mode():
-        _, _, anchors = net(mx.nd.zeros((1, 3, SIZE, SIZE)))
-    transform = SSDDefaultTrainTransform(SIZE, SIZE, anchors)
-    return gluon.data.DataLoader(dataset.transform(transform), batch_size, shuffle=True,
-                                 batchify_fn=Tuple(Stack(), Stack(), Stack()),
-                                 last_batch='rollover', num_workers=0)
-
-
-def _val_loader(dataset):
-    from gluoncv.data.batchify import Pad, Stack, Tuple
-    from gluoncv.data.transforms.presets.ssd import SSDDefaultValTransform
-    return gluon.data.DataLoader(dataset.transform(SSDDefaultValTransform(SIZE, SIZE)), 50,
-                                 shuffle=False, batchify_fn=Tuple(Stack(), Pad(pad_val=-1)))
-
-
-def _evaluate(net, loader):
-    from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
-    metric = VOC07MApMetric(iou_thresh=0.5, class_names=DIGIT_CLASSES)
-    for images, labels in loader:   # GluonCV's batches live in shared memory
-        ids, scores, boxes = net(images.as_in_context(mx.cpu()))
-        metric.update(boxes, ids, scores, labels[:, :, :4], labels[:, :, 4:5],
-                      labels[:, :, 5:6])
-    names, values = metric.get()
-    return {name: round(float(value) * 100, 2) for name, value in zip(names, values)}
-
-
-def train_demo(out, epochs, batch_size=32, data=DigitsVOCConfig()):
+def train_demo(out, epochs, batch_size=16, data=DigitsVOCConfig()):
     """Train (or resume), evaluate, export and draw; write and return ``state.json``'s dict.
 
     Parameters
@@ -76,11 +45,10 @@ def train_demo(out, epochs, batch_size=32, data=DigitsVOCConfig()):
     out : str
         Run folder: the data set, weights, ``state.json``, ``deploy/``, ``detections.png``.
     epochs : int
-    batch_size : int, default 32
+    batch_size : int, default 16
     data : DigitsVOCConfig
         The detection set (its canvases must be ``SIZE`` pixels).
     """
-    import gluoncv
     os.makedirs(out, exist_ok=True)
     data_root = os.path.join(out, 'digits_voc')
     prepare_digits_voc(data_root, data)
@@ -91,42 +59,31 @@ def train_demo(out, epochs, batch_size=32, data=DigitsVOCConfig()):
     if os.path.exists(state_path):
         with open(state_path) as f:
             state = json.load(f)
-    val_loader = _val_loader(val_set)
+    loader = val_loader(val_set)
     if 'untrained' not in state:
-        state['untrained'] = _evaluate(net, val_loader)
+        state['untrained'] = evaluate(net, loader)
     params = os.path.join(out, 'ssd.params')
     if state['epoch']:
         net.load_parameters(params)
     net.hybridize(static_alloc=True, static_shape=True)
-    loader = _train_loader(net, train_set, batch_size)
-    trainer = gluon.Trainer(net.collect_params(), 'adam',
-                            {'learning_rate': 2e-3, 'wd': 5e-4})
+    batches = train_loader(net, train_set, batch_size)
+    optimizer = trainer(net)
     if state['epoch'] and os.path.exists(params + '.states'):
-        trainer.load_states(params + '.states')
-    loss_fn = gluoncv.loss.SSDMultiBoxLoss()
+        optimizer.load_states(params + '.states')
     for epoch in range(state['epoch'], epochs):
         start = time.time()
-        trainer.set_learning_rate(2e-3 if epoch < int(0.75 * epochs) else 2e-4)   # step decay
-        total, batches = 0.0, 0
-        for images, cls_targets, box_targets in loader:
-            cls_targets, box_targets = (t.as_in_context(mx.cpu()) for t in (cls_targets, box_targets))
-            with autograd.record():
-                cls_preds, box_preds, _ = net(images.as_in_context(mx.cpu()))
-                loss, _, _ = loss_fn([cls_preds], [box_preds], [cls_targets], [box_targets])
-            autograd.backward(loss)
-            trainer.step(1)
-            total += float(loss[0].mean().asscalar())
-            batches += 1
+        optimizer.set_learning_rate(learning_rate(epoch, epochs))
+        loss = train_epoch(net, batches, optimizer)
         net.save_parameters(params)
-        trainer.save_states(params + '.states')
+        optimizer.save_states(params + '.states')
         state['epoch'] = epoch + 1
         state['seconds'] += time.time() - start
-        state['log'].append({'epoch': epoch + 1, 'loss': round(total / batches, 4)})
-        print('epoch %d loss %.4f' % (epoch + 1, total / batches), flush=True)
+        state['log'].append({'epoch': epoch + 1, 'loss': round(loss, 4)})
+        print('epoch %d loss %.4f' % (epoch + 1, loss), flush=True)
         with open(state_path, 'w') as f:
             json.dump(state, f, indent=1)
     net.hybridize(static_alloc=True, static_shape=True)
-    state['trained'] = _evaluate(net, val_loader)
+    state['trained'] = evaluate(net, loader)
     state['val_images'] = len(val_set)
     state['export'] = _export(net, val_set, out)
     state['figure'] = _draw(net, val_set, os.path.join(out, 'detections.png'))
@@ -178,8 +135,8 @@ def _draw(net, val_set, path):
 
 def _report(state):
     lines = ['VOC07 mAP@0.5 on %d validation canvases: untrained %.2f, trained %.2f (%d epochs, '
-             '%.0f s of training)' % (state['val_images'], state['untrained']['mAP'], state['trained']['mAP'],
-                                      state['epoch'], state['seconds']),
+             '%.0f s of training)' % (state['val_images'], state['untrained']['mAP'],
+                                      state['trained']['mAP'], state['epoch'], state['seconds']),
              'per class: ' + ', '.join('%s %.1f' % (k, v) for k, v in state['trained'].items()
                                        if k != 'mAP'),
              'export %s-symbol.json reloaded with identical detections: %s'

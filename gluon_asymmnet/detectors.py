@@ -45,8 +45,8 @@ from mxnet.gluon import nn
 from .backbones import ssd_features
 from .model_zoo import get_model
 
-__all__ = ['SSDConfig', 'SSD_CONFIGS', 'BACKBONES', 'YOLO_FILTERS', 'YOLO_ANCHORS',
-           'detector_names', 'ssd_config', 'get_asymm_ssd', 'get_asymm_yolov3',
+__all__ = ['SSDConfig', 'SSD_CONFIGS', 'SIZES_512', 'SIZES_300', 'BACKBONES', 'YOLO_FILTERS',
+           'YOLO_ANCHORS', 'detector_names', 'ssd_config', 'get_asymm_ssd', 'get_asymm_yolov3',
            'get_asymm_mobile_pose']
 
 
@@ -91,13 +91,13 @@ def ssd_config(base_size, filters, size_fractions):
 
 #: Anchor sizes / input side: GluonCV's ``ssd_512_vgg16_atrous`` (its 512 model with a
 #: stride-8 first map) and ``ssd_300_mobilenet0.25`` (its 300 MobileNet).
-_SIZES_512 = (0.1, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9)
-_SIZES_300 = (0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05)
+SIZES_512 = (0.1, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9)
+SIZES_300 = (0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05)
 
 #: SSD of the large backbones (GluonCV's MobileNet 1.0 512 extra filters) and of the small
 #: ones (its MobileNet 0.25 300 filters).
-SSD_CONFIGS = {'large': ssd_config(512, (512, 512, 256), _SIZES_512),
-               'small': ssd_config(320, (256, 256, 128), _SIZES_300)}
+SSD_CONFIGS = {'large': ssd_config(512, (512, 512, 256), SIZES_512),
+               'small': ssd_config(320, (256, 256, 128), SIZES_300)}
 #: YOLOv3 filters of GluonCV's MobileNet 1.0 (large) and 0.25 (small) models.
 YOLO_FILTERS = {'large': (512, 256, 128), 'small': (256, 128, 128)}
 #: GluonCV's YOLOv3 anchors (pixels at 416) for strides 8, 16, 32.

@@ -5,7 +5,7 @@ import sys
 
 import mxnet as mx
 import numpy as np
-from mxnet import gluon
+from mxnet import autograd, gluon
 
 from gluon_asymmnet import get_model
 from gluon_asymmnet.deploy.sources import zoo_model
@@ -77,3 +77,52 @@ def export_and_reload(net, inputs, tmp_path):
     for got, want in zip(loaded(inputs), expected):
         np.testing.assert_allclose(got.asnumpy(), want, rtol=0, atol=1e-6)
     return expected
+
+
+def random_images(size, count=2, seed=0):
+    """``count`` random NCHW images of ``size`` pixels, uniform in [-1, 1]."""
+    return mx.nd.array(np.random.RandomState(seed).uniform(-1, 1, (count, 3, size, size)))
+
+
+def ssd_train_step(net, images, gt_boxes, gt_ids, every_negative=False):
+    """A training step's forward and backward of GluonCV's SSD ``net``, hybridized as
+    ``train_ssd.py`` hybridizes it, with its ``SSDTargetGenerator`` and ``SSDMultiBoxLoss``;
+    ``every_negative``: every negative anchor counts in the loss (not the hardest three per
+    positive), so every layer's anchors get a gradient. Returns ``(cls_preds, box_preds,
+    anchors)``."""
+    import gluoncv
+    from gluoncv.model_zoo.ssd.target import SSDTargetGenerator
+    net.hybridize(static_alloc=True, static_shape=True)
+    with autograd.train_mode():
+        _, _, anchors = net(images)
+    cls_targets, box_targets, _ = SSDTargetGenerator(negative_mining_ratio=-1)(
+        anchors, None, gt_boxes, gt_ids)
+    loss_fn = gluoncv.loss.SSDMultiBoxLoss(
+        **({'min_hard_negatives': anchors.shape[1]} if every_negative else {}))
+    with autograd.record():
+        cls_preds, box_preds, _ = net(images)
+        loss, _, _ = loss_fn([cls_preds], [box_preds], [cls_targets], [box_targets])
+    autograd.backward(loss)
+    return cls_preds, box_preds, anchors
+
+
+def yolo_train_step(net, images, gt_boxes, gt_ids):
+    """A training step's forward and backward of GluonCV's YOLOV3 ``net`` (one box per
+    image): the targets of ``YOLOV3PrefetchTargetGenerator`` (what
+    ``YOLO3DefaultTrainTransform`` computes), hybridized as ``train_yolo3.py``, the sum of
+    ``YOLOV3Loss``'s parts (objectness, center, scale, class), which is returned; asserts
+    the loss is finite."""
+    from gluoncv.model_zoo.yolo.yolo_target import YOLOV3PrefetchTargetGenerator
+    with autograd.train_mode():   # what YOLO3DefaultTrainTransform asks the network
+        _, anchors, offsets, feat_maps, _, _, _, _ = net(images[:1])
+    generate = YOLOV3PrefetchTargetGenerator(num_class=len(net.classes))
+    targets = [generate(images[:1], feat_maps, anchors, offsets, gt_boxes[i:i + 1],
+                        gt_ids[i:i + 1], None) for i in range(len(images))]
+    targets = [mx.nd.concat(*parts, dim=0) for parts in zip(*targets)]
+    net.hybridize()
+    with autograd.record():
+        losses = net(images, gt_boxes, *targets)
+        loss = sum(part.sum() for part in losses)
+    autograd.backward(loss)
+    assert np.isfinite(loss.asscalar())
+    return losses

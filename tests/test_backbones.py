@@ -1,19 +1,16 @@
 """Zoo models as detection backbones: GluonCV's FeatureExpander, SSD and YOLOV3 built
 as GluonCV's documentation builds them (no context manager): they train with
 GluonCV's losses (oneDNN on), export and reload."""
-import gluoncv
 import mxnet as mx
-import numpy as np
 import pytest
 from gluoncv.model_zoo.ssd.ssd import SSD
-from gluoncv.model_zoo.ssd.target import SSDTargetGenerator
 from gluoncv.model_zoo.yolo.yolo3 import YOLOV3
-from gluoncv.model_zoo.yolo.yolo_target import YOLOV3PrefetchTargetGenerator
 from gluoncv.nn.feature import FeatureExpander
-from mxnet import autograd, gluon
+from mxnet import gluon
 
 from gluon_asymmnet import get_model, list_models
-from helpers import assert_backbone_gradients, export_and_reload
+from helpers import (assert_backbone_gradients, export_and_reload, random_images,
+                     ssd_train_step, yolo_train_step)
 from gluon_asymmnet.backbones import ssd_features
 from gluon_asymmnet.model_zoo import list_aliases
 
@@ -63,10 +60,6 @@ def _ssd(name):
                classes=['cat', 'dog'], pretrained=False)
 
 
-def _images():
-    return mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (2, 3, 128, 128)))
-
-
 GT_BOXES = mx.nd.array([[[10, 20, 60, 90]], [[40, 30, 120, 100]]])
 GT_IDS = mx.nd.array([[[0]], [[1]]])
 
@@ -76,17 +69,8 @@ def test_ssd_trains_exports_and_reloads(name, tmp_path):
     mx.random.seed(0)   # random weights where no squeeze-excitation gate saturates
     net = _ssd(name)
     net.initialize()
-    net.hybridize(static_alloc=True, static_shape=True)   # as GluonCV's train_ssd.py
-    x = _images()
-    with autograd.train_mode():
-        _, _, anchors = net(x)
-    cls_targets, box_targets, _ = SSDTargetGenerator(negative_mining_ratio=-1)(
-        anchors, None, GT_BOXES, GT_IDS)
-    with autograd.record():
-        cls_preds, box_preds, _ = net(x)
-        loss, _, _ = gluoncv.loss.SSDMultiBoxLoss()([cls_preds], [box_preds], [cls_targets],
-                                                    [box_targets])
-    autograd.backward(loss)
+    x = random_images(128)
+    cls_preds, box_preds, anchors = ssd_train_step(net, x, GT_BOXES, GT_IDS)
     assert cls_preds.shape == (2, anchors.shape[1], 3) and box_preds.shape[2] == 4
     assert_backbone_gradients([p for p in net.features.collect_params().values()
                                 if 'expand_' not in p.name])   # not SSD's extra layers
@@ -114,19 +98,8 @@ def test_yolov3_trains_exports_and_reloads(name, tmp_path):
     mx.random.seed(0)   # random weights where no squeeze-excitation gate saturates
     net, stages = _yolo(name)
     net.initialize()
-    x = _images()
-    with autograd.train_mode():   # what YOLO3DefaultTrainTransform asks the network
-        _, anchors, offsets, feat_maps, _, _, _, _ = net(x[:1])
-    generate = YOLOV3PrefetchTargetGenerator(num_class=2)
-    targets = [generate(x[:1], feat_maps, anchors, offsets, GT_BOXES[i:i + 1], GT_IDS[i:i + 1],
-                        None) for i in range(2)]
-    targets = [mx.nd.concat(*parts, dim=0) for parts in zip(*targets)]
-    net.hybridize()   # as GluonCV's train_yolo3.py
-    with autograd.record():
-        losses = net(x, GT_BOXES, *targets)   # YOLOV3Loss: objectness, center, scale, class
-        loss = sum(part.sum() for part in losses)
-    autograd.backward(loss)
-    assert len(losses) == 4 and np.isfinite(loss.asscalar())
+    x = random_images(128)
+    assert len(yolo_train_step(net, x, GT_BOXES, GT_IDS)) == 4
     assert_backbone_gradients([p for stage in stages for p in stage.collect_params().values()])
 
     net.hybridize()

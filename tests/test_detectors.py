@@ -5,22 +5,17 @@ import gluoncv
 import mxnet as mx
 import numpy as np
 import pytest
-from gluoncv.model_zoo.ssd.target import SSDTargetGenerator
-from gluoncv.model_zoo.yolo.yolo_target import YOLOV3PrefetchTargetGenerator
 from mxnet import autograd, gluon
 
 from gluon_asymmnet.detectors import BACKBONES, SSD_CONFIGS, detector_names, ssd_config
-from helpers import assert_backbone_gradients, export_and_reload
+from helpers import (assert_backbone_gradients, export_and_reload, random_images,
+                     ssd_train_step, yolo_train_step)
 
 #: One name per network: the ``_coco``/``_custom`` names differ only in their classes.
 NETWORKS = detector_names('*_voc') + detector_names('mobile_pose_*')
 SIZE = 64
 GT_BOXES = mx.nd.array([[[5, 10, 30, 45]], [[20, 15, 60, 50]]])
 GT_IDS = mx.nd.array([[[0]], [[14]]])
-
-
-def _images():
-    return mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (2, 3, SIZE, SIZE)))
 
 
 def test_the_names_in_gluoncvs_pattern():
@@ -72,33 +67,12 @@ def test_pretrained_base_reads_the_local_store(tmp_path):
 
 
 def _ssd_step(net, x):
-    net.hybridize(static_alloc=True, static_shape=True)   # as GluonCV's train_ssd.py
-    with autograd.train_mode():
-        _, _, anchors = net(x)
-    cls_targets, box_targets, _ = SSDTargetGenerator(negative_mining_ratio=-1)(
-        anchors, None, GT_BOXES, GT_IDS)
-    with autograd.record():
-        cls_preds, box_preds, _ = net(x)
-        # every negative counted, so that every layer's anchors get a gradient
-        loss, _, _ = gluoncv.loss.SSDMultiBoxLoss(min_hard_negatives=anchors.shape[1])(
-            [cls_preds], [box_preds], [cls_targets], [box_targets])
-    autograd.backward(loss)
+    ssd_train_step(net, x, GT_BOXES, GT_IDS, every_negative=True)
     return [p for p in net.features.collect_params().values() if 'expand_' not in p.name]
 
 
 def _yolo_step(net, x):
-    with autograd.train_mode():   # what YOLO3DefaultTrainTransform asks the network
-        _, anchors, offsets, feat_maps, _, _, _, _ = net(x[:1])
-    generate = YOLOV3PrefetchTargetGenerator(num_class=len(net.classes))
-    targets = [generate(x[:1], feat_maps, anchors, offsets, GT_BOXES[i:i + 1], GT_IDS[i:i + 1],
-                        None) for i in range(2)]
-    targets = [mx.nd.concat(*parts, dim=0) for parts in zip(*targets)]
-    net.hybridize()   # as GluonCV's train_yolo3.py
-    with autograd.record():
-        losses = net(x, GT_BOXES, *targets)   # YOLOV3Loss: objectness, center, scale, class
-        loss = sum(part.sum() for part in losses)
-    autograd.backward(loss)
-    assert np.isfinite(loss.asscalar())
+    yolo_train_step(net, x, GT_BOXES, GT_IDS)
     return [p for stage in net.stages for p in stage.collect_params().values()]
 
 
@@ -117,7 +91,7 @@ def test_named_model_trains_runs_hybridized_exports_and_reloads(name, tmp_path):
     mx.random.seed(0)
     net = gluoncv.model_zoo.get_model(name)
     net.initialize()
-    x = _images()
+    x = random_images(SIZE)
     step = {'ssd': _ssd_step, 'yolo3': _yolo_step, 'mobile': _pose_step}[name.split('_')[0]]
     assert_backbone_gradients(step(net, x))
     net.hybridize(static_alloc=True, static_shape=True)   # a new graph: inference

@@ -22,6 +22,7 @@ from gluon_asymmnet.experiments.report import (Row, markdown, mean_std, paired, 
                                                replace_block, resolvable, seeds_needed,
                                                sign_test, verdict)
 from gluon_asymmnet.experiments.runner import _run_locked, cell_state
+from gluon_asymmnet.experiments.tasks import TASKS
 from gluon_asymmnet.params import seeded_initialize, structured_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -228,7 +229,7 @@ def test_report_rows_carry_the_seeds_and_the_load_of_their_latencies():
     measured = {'macs': 5, 'mxnet_ms': 1.0, 'mxnet_load': 1.4, 'onnxruntime_ms': 0.5,
                 'onnxruntime_load': 0.1}
     row, = cli_mod._rows({variant: done, ('x', 'x', None, None, None): []},
-                         {variant: measured})
+                         TASKS['classification'], {variant: measured})
     assert (row.seeds, row.top1, row.top5) == ([3, 5], [0.9, 0.8], [1.0, 0.9])
     assert (row.macs, row.mxnet_load, row.onnxruntime_load) == (5, 1.4, 0.1)
 
@@ -380,7 +381,8 @@ SHORT = ['--dataset', 'digits', '--input-size', '32', '--crop-ratio', '1', '--ba
          '--lr-mode', 'cosine', '--warmup-epochs', '1', '--save-frequency', '0',
          '--log-interval', '100']
 TINY_REPORT = 'tests/fixtures/experiments/tiny'
-COMMITTED_REPORTS = ['docs/experiments/report.json', TINY_REPORT + '/report.json']
+COMMITTED_REPORTS = ['docs/experiments/report.json', TINY_REPORT + '/report.json',
+                     'docs/experiments-detection/report.json']
 
 
 def _results(report):
@@ -397,15 +399,17 @@ def _read_json(path):
 
 @pytest.mark.parametrize('report', COMMITTED_REPORTS)
 def test_committed_reports_belong_to_the_training_code(report):
-    committed = provenance.committed_fingerprint(ROOT)
+    made = _read_json(os.path.join(ROOT, report))
+    task = TASKS[made.get('task', 'classification')]
+    committed = provenance.committed_fingerprint(ROOT, code=task.code)
     if committed is None:
         pytest.skip('not a git checkout: which training code is committed is unknown')
-    made = _read_json(os.path.join(ROOT, report))
     assert made['code_committed'], '%s was made from uncommitted training code' % report
     assert made['code'] == committed, (
         '%s was made by the training code of commit %s, which changed since (last change: %s): '
         'its numbers are not this code\'s; regenerate it (%s)'
-        % (report, (made['commit'] or '?')[:10], provenance.last_code_change(ROOT),
+        % (report, (made['commit'] or '?')[:10], provenance.last_code_change(ROOT, task.code),
+           'make experiments-detection' if task.name == 'detection' else
            'make experiments' if report.startswith('docs') else
            'python -m gluon_asymmnet.experiments %s --out OUT --report-dir %s -- %s'
            % (' '.join(TINY_GRID), TINY_REPORT, ' '.join(SHORT))))
@@ -459,3 +463,133 @@ def test_code_fingerprint_is_git_s_view_of_the_training_code(tmp_path):
     assert provenance.code_fingerprint(str(root)) != before
     assert provenance.committed_fingerprint(str(root)) == before
     assert provenance.provenance(str(root))['code_committed'] is False
+
+
+# ---------------------------------------------------------------- detection cells
+
+#: A tiny detection recipe: one epoch of 16 canvases, 8 validation canvases.
+TINY_DETECTION = ['--num-epochs', '1', '--num-train', '16', '--num-val', '8',
+                  '--batch-size', '8']
+
+
+@pytest.mark.parametrize('own, flags, message', [
+    (['--models', 'mobilenetv2_asymm_0.5'], [], 'mobilenetv2_asymm_0.5 has no detection config'),
+    (['--models', 'asymmnet_small_0.5', '--asymmrate', '0'], [],
+     "a detector's backbone is built by its zoo name"),
+    (['--models', 'asymmnet_small_0.5', '--shuffle-group', '2'], [],
+     "a detector's backbone is built by its zoo name"),
+    (['--models', 'asymmnet_small_0.5'], ['--num-epochs', '0'],
+     '--num-epochs must be between 1 and'),
+    (['--models', 'asymmnet_small_0.5'], ['--seed', '3'], 'the runner sets --seed'),
+    (['--models', 'asymmnet_small_0.5'], ['--lr', '0.1'], 'unrecognized arguments: --lr'),
+])
+def test_a_bad_detection_grid_is_one_line_and_status_2(tmp_path, capsys, own, flags, message):
+    out = tmp_path / 'out'
+    assert status(own + ['--task', 'detection', '--out', str(out), '--'] + flags) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and message in err, err
+    assert not (out / 'runs').exists()
+
+
+@pytest.mark.parametrize('own, message', [
+    (['--seeds', '0'], '--seeds must be >= 1'),
+    (['--task', 'classification'], 'a preset has its own'),
+])
+def test_a_bad_detection_preset_run_is_one_line_and_status_2(tmp_path, capsys, own, message):
+    assert status(['--preset', 'detection', '--out', str(tmp_path)] + own) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and message in err, err
+    assert not (tmp_path / 'runs').exists()
+
+
+def test_the_detection_preset_pairs_asymmnet_with_its_r0_twin():
+    preset = PRESETS['detection']
+    assert preset.task == 'detection' and preset.seeds >= 4 and preset.cell_threads == 1
+    cells, notes = grid.expand(preset.arms, preset.seeds)
+    TASKS['detection'].check(cells)
+    assert notes == [] and len(cells) == 2 * preset.seeds
+    assert {(c.model, c.asymmrate) for c in cells} == {('asymmnet_small_0.5', 1),
+                                                       ('mobilenetv3_small_0.5', 0)}
+    rows = [_row(family, '0.5', rate, [0.2] * preset.seeds)
+            for family, rate in (('asymmnet_small', 1), ('mobilenetv3_small', 0))]
+    (found,) = paired(rows)
+    assert (found.row.family, found.twin.family) == ('asymmnet_small', 'mobilenetv3_small')
+    recipe = TASKS['detection'].recipe(list(preset.recipe), cells[0])
+    assert (recipe.input_size, recipe.num_gpus) == (128, 0)
+
+
+def test_detector_twins_with_one_seed_start_from_the_same_shared_parameters():
+    from gluon_asymmnet.detection_recipe import digits_ssd, seeded_ssd_initialize
+
+    def start(model, seed):
+        net = digits_ssd(model)
+        seeded_ssd_initialize(net, seed)
+        return {name: p.data().asnumpy() for name, p in structured_params(net).items()}
+    r1, r0, other = (start('asymmnet_small_0.35', 3), start('mobilenetv3_small_0.35', 3),
+                     start('mobilenetv3_small_0.35', 4))
+    shared = [n for n in r0 if n in r1 and r0[n].shape == r1[n].shape]
+    assert 20 < len(shared) < len(r0)   # the asymmetrical blocks differ
+    for name in shared:
+        np.testing.assert_array_equal(r0[name], r1[name], err_msg=name)
+    weights = [n for n in shared if n.endswith('weight')]
+    assert all(not np.array_equal(r0[n], other[n]) for n in weights)
+
+
+def test_a_detection_grid_trains_through_the_runner_and_reports_map(tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setenv('PYTHONPATH', ROOT)   # the cells' children import this checkout
+    argv = ['--models', 'asymmnet_small_0.35', 'mobilenetv3_small_0.35', '--task', 'detection',
+            '--jobs', '2', '--cell-threads', '1', '--out', str(tmp_path), '--latency-runs', '0',
+            '--'] + TINY_DETECTION
+    assert main(argv) == 0, capsys.readouterr()
+    runs = str(tmp_path / 'runs')
+    cells = grid.expand([grid.Arm(('asymmnet_small_0.35', 'mobilenetv3_small_0.35'))], 1)[0]
+    for cell in cells:
+        state = cell_state(runs, cell, 1)
+        assert state.state == 'done' and 0 <= state.final['val_map'] <= 1
+        assert set(state.final['val_ap']) == {'zero', 'one', 'two', 'three', 'four', 'five',
+                                              'six', 'seven', 'eight', 'nine'}
+    report = (tmp_path / 'report.md').read_text()
+    assert '| mAP % | n |' in report and 'top-1' not in report
+    assert 'python -m gluon_asymmnet.experiments.detection --num-epochs 1' in report
+    assert '| asymmnet_small_0.35 r=1 | mobilenetv3_small_0.35 r=0 |' in report
+    made = _read_json(str(tmp_path / 'report.json'))
+    assert made['task'] == 'detection' and made['code'] == provenance.code_fingerprint(
+        ROOT, TASKS['detection'].code)
+    assert (tmp_path / 'report.csv').read_text().splitlines()[0].endswith('map_mean,map_std,n')
+    capsys.readouterr()
+    assert main(argv) == 0   # everything done: a rerun only re-reports
+    out = capsys.readouterr().out
+    assert 'starting' not in out and 'resuming' not in out and 'report:' in out, out
+
+
+def _detection_cell(save_dir, *extra):
+    command = [sys.executable, '-m', 'gluon_asymmnet.experiments.detection', '--num-epochs', '2',
+               '--num-train', '96', '--num-val', '8', '--batch-size', '8',
+               '--model', 'asymmnet_small_0.35', '--seed', '1', '--save-dir', str(save_dir),
+               '--tag-name', 'seed1', '--resume', 'auto'] + list(extra)
+    return subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT,
+                                                        OMP_NUM_THREADS='1'),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_a_stopped_detection_cell_resumes_to_the_same_detector(tmp_path):
+    straight = _detection_cell(tmp_path / 'straight')
+    assert straight.wait() == 0, straight.communicate()[0]
+    folder = tmp_path / 'stopped' / 'asymmnet_small_0.35-seed1'
+    cell = _detection_cell(tmp_path / 'stopped')
+    assert _wait(lambda: (folder / 'metrics.jsonl').exists())   # epoch 0 recorded
+    cell.send_signal(signal.SIGTERM)
+    out = cell.communicate(timeout=60)[0]
+    assert cell.returncode == 130, out
+    assert len((folder / 'metrics.jsonl').read_text().splitlines()) == 1
+    resumed = _detection_cell(tmp_path / 'stopped')
+    assert resumed.wait() == 0, resumed.communicate()[0]
+    params = [mx.nd.load(str(root / 'asymmnet_small_0.35-seed1' /
+                             'asymmnet_small_0.35-0000.params'))
+              for root in (tmp_path / 'straight', tmp_path / 'stopped')]
+    assert params[0].keys() == params[1].keys()
+    for name in params[0]:
+        np.testing.assert_array_equal(params[0][name].asnumpy(), params[1][name].asnumpy(),
+                                      err_msg=name)

@@ -5,11 +5,14 @@
     python -m gluon_asymmnet.experiments --preset digits --out experiments/digits --jobs 2
     python -m gluon_asymmnet.experiments --models asymmnet_small mobilenetv3_small \\
         --widths 0.5 1.0 --seeds 3 --out experiments/mine -- --rec-train data/train.rec ...
+    python -m gluon_asymmnet.experiments --preset detection --jobs 2
 
 Everything after ``--`` is passed to every ``train_imagenet.py`` (data and
-training flags); the runner sets the model flags, ``--seed``, ``--save-dir``,
-``--tag-name``, ``--resume auto`` and ``-j`` itself.  The output folder holds
-``runs/`` (one ordinary run folder per cell), ``logs/`` (their console output),
+training flags; with ``--task detection``, or a detection preset, to every
+detection cell, :mod:`.detection`); the runner sets the model flags, ``--seed``,
+``--save-dir``, ``--tag-name``, ``--resume auto`` (and ``train_imagenet.py``'s ``-j``)
+itself.  The output folder holds ``runs/`` (one ordinary run folder per cell),
+``logs/`` (their console output),
 ``experiment.json`` (the recipe and the fingerprint of the training code: a rerun
 with another recipe or other training code is refused), ``timings.json``,
 ``sessions.json``, ``measurements.json`` and, unless ``--report-dir`` says
@@ -28,17 +31,15 @@ from ..fileio import atomic_write_json
 from . import grid as grid_mod
 from .measure import RUNS, measure_variants, unmeasured
 from .presets import PRESETS
-from .provenance import TRAINING_CODE, provenance
+from .provenance import provenance
 from .report import Row, label, paired, replace_block, write_report
 from .runner import (Interrupted, cell_estimates, cell_state, read_sessions, read_timings,
                      run_cells)
+from .tasks import TASKS
 
 __all__ = ['main', 'build_parser']
 
 PROG = 'python -m gluon_asymmnet.experiments'
-#: ``train_imagenet.py`` options the runner sets for every cell (``dest`` names).
-OWNED = ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'doshuffle', 'seed', 'save_dir',
-         'tag_name', 'resume', 'resume_epoch', 'resume_params', 'resume_states', 'num_workers')
 #: Rough wall seconds to measure one variant on both backends (``--dry-run`` estimate).
 MEASURE_SECONDS = 8.0
 _README_BLOCK = 'experiments'
@@ -64,6 +65,10 @@ def build_parser():
                       help='asymmetrical reuse rates (default: each model its own)')
     what.add_argument('--shuffle-group', nargs='+', type=int,
                       help='channel-shuffle groups (default: none)')
+    what.add_argument('--task', choices=list(TASKS), default=None,
+                      help='what the cells of --models train (default classification: '
+                           'train_imagenet.py; detection: GluonCV\'s SSD on the digits '
+                           'detection set); a preset has its own')
     what.add_argument('--seeds', type=int, help='seeds 0..N-1 of every variant (preset: its own, '
                                                 'else 1)')
     how = parser.add_argument_group('running and reporting')
@@ -97,37 +102,17 @@ def _arms(args):
     if args.preset and args.models:
         raise UsageError('give --preset or --models, not both')
     if args.preset:
-        if args.widths or args.asymmrate or args.shuffle_group:
-            raise UsageError('--widths/--asymmrate/--shuffle-group make a grid of --models; '
-                             'a preset has its own')
+        if args.widths or args.asymmrate or args.shuffle_group or args.task:
+            raise UsageError('--widths/--asymmrate/--shuffle-group/--task make a grid of '
+                             '--models; a preset has its own')
         preset = PRESETS[args.preset]
-        return list(preset.arms), args.seeds if args.seeds is not None else preset.seeds, preset
+        return (list(preset.arms), args.seeds if args.seeds is not None else preset.seeds,
+                preset, TASKS[preset.task])
     if not args.models:
         raise UsageError('give --preset NAME or --models ... (see --help)')
     arm = grid_mod.Arm(args.models, args.widths, args.asymmrate, args.shuffle_group)
-    return [arm], args.seeds if args.seeds is not None else 1, None
-
-
-def _owned_given(flags):
-    """The runner-owned ``train_imagenet.py`` options among ``flags``, as the command line
-    spells them (``-j/--num-data-workers``)."""
-    from ..train.args import build_parser as train_parser
-    parser = train_parser()
-    unset, placeholder = object(), '<set by the runner>'
-    parser.set_defaults(**{dest: unset for dest in OWNED})
-    parsed = parser.parse_args(['--model', placeholder] + list(flags))
-    spelled = {action.dest: '/'.join(action.option_strings) for action in parser._actions}
-    return [spelled[dest] for dest in OWNED if getattr(parsed, dest) not in (unset, placeholder)]
-
-
-def _recipe(flags, cell):
-    """The checked training arguments of ``flags`` (argparse exits 2 on bad ones)."""
-    from ..train.args import parse_args
-    owned = _owned_given(flags)
-    if owned:
-        raise UsageError('the runner sets %s for every cell: leave them out of the training '
-                         'flags' % ', '.join(owned))
-    return parse_args(list(flags) + cell.train_flags())
+    return ([arm], args.seeds if args.seeds is not None else 1, None,
+            TASKS[args.task or 'classification'])
 
 
 def _writable(folder, what):
@@ -140,7 +125,7 @@ def _writable(folder, what):
                                                           error.strerror or error)) from None
 
 
-def _pin_recipe(out, flags, code, write):
+def _pin_recipe(out, flags, code, task, write):
     """Refuse an output folder holding cells of another recipe or of other training code
     (:func:`~.provenance.code_fingerprint`); record this one."""
     path = os.path.join(out, 'experiment.json')
@@ -153,22 +138,9 @@ def _pin_recipe(out, flags, code, write):
         if before.get('code') != code:
             raise UsageError('%s holds cells trained by other training code (%s changed since): '
                              'their results are not this code\'s; delete the folder or use '
-                             'another --out' % (out, ', '.join(TRAINING_CODE)))
+                             'another --out' % (out, ', '.join(task.code)))
     elif write:
         atomic_write_json({'recipe': list(flags), 'code': code}, path)
-
-
-def _classes(recipe):
-    """The number of classes of the data (checked as ``train_imagenet.py`` checks it)."""
-    from ..data import DataSource, check_data, prepare_digits
-    if recipe.classes:
-        return recipe.classes
-    if recipe.dataset == 'digits':   # built once, where the cells' trainings will find it
-        digits = prepare_digits(recipe.digits_root, size=recipe.input_size)
-        return len(digits.classes)
-    source = DataSource(recipe.rec_train, recipe.rec_train_idx, recipe.rec_val,
-                        recipe.rec_val_idx, recipe.data_dir)
-    return check_data(source, recipe.batch_size).num_classes
 
 
 def _check_block(readme):
@@ -201,7 +173,7 @@ def _duration(seconds):
 
 
 def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, resolution,
-             echo):
+             task, echo):
     """List the cells with their estimated times, and what the done ones resolve so far."""
     timings = read_timings(out)
     estimates = cell_estimates(cells, states, timings, num_epochs,
@@ -226,7 +198,7 @@ def _dry_run(cells, states, out, jobs, threads, num_epochs, preset, to_measure, 
              % (_duration(sum(estimates) / jobs), sum(1 for e in estimates if e),
                 'the cells timed in this output folder' if timings else
                 "the preset's measured cells", jobs, _duration(MEASURE_SECONDS * to_measure)))
-    _echo_paired(_rows(_finished(cells, states)), resolution, echo)
+    _echo_paired(_rows(_finished(cells, states), task), resolution, echo)
 
 
 def _builds(variants):
@@ -234,7 +206,7 @@ def _builds(variants):
     return [(variant[0], grid_mod.Cell(*variant, seed=0).model_kwargs()) for variant in variants]
 
 
-def _context(name, preset, cells, flags, recipe, classes, threads, runs, out, about):
+def _context(name, preset, cells, flags, recipe, classes, threads, runs, out, about, task):
     """The lines above the report's table: what was run, by which code, where."""
     sessions = [s for s in read_sessions(out) if s['others_load'] is not None]
     seconds = sum(s['seconds'] for s in sessions)
@@ -248,14 +220,15 @@ def _context(name, preset, cells, flags, recipe, classes, threads, runs, out, ab
     return [
         '%s: %s.' % ('Preset `%s`' % name if preset else 'Grid',
                      preset.description if preset else '%d cells' % len(cells)),
-        'Recipe of every cell: `train_imagenet.py %s` (nothing tuned per model), %d thread(s) '
-        'per cell; top-1/top-5: validation accuracy after the last epoch, mean ± standard '
-        'deviation over n seeds.' % (' '.join(flags), about['cell_threads']),
+        'Recipe of every cell: `%s %s` (nothing tuned per model), %d thread(s) per cell; %s: '
+        '%s after the last epoch, mean ± standard deviation over n seeds.'
+        % (task.program, ' '.join(flags), about['cell_threads'],
+           '/'.join(task.score.names), task.description),
         'Made by gluon-asymmnet %s at commit %s (training code %s%s)%s.'
         % (about['version'], commit, about['code'][:10],
            '' if about['code_committed'] else ', not committed', trained),
-        'MACs and trainable parameters at %dx%d, %d classes (`gluon_asymmnet.complexity`); '
-        % (recipe.input_size, recipe.input_size, classes) +
+        'MACs and trainable parameters %sat %dx%d, %d classes (`gluon_asymmnet.complexity`); '
+        % (task.measured, recipe.input_size, recipe.input_size, classes) +
         ('latency: batch 1, random weights, %d thread(s), %s, after the trainings (MXNet '
          'hybridized; ONNX Runtime on the ONNX export), the lowest decile of %d rounds that '
          'time every model once (report.csv has the median too).' % (threads, about['machine'],
@@ -273,15 +246,17 @@ def _finished(cells, states):
     return results
 
 
-def _rows(results, measured=None):
-    """The report rows of the variants with done cells (``measured``: ``{variant: values}``)."""
+def _rows(results, task, measured=None):
+    """The report rows of the variants with done cells, scored by ``task``'s metrics
+    (``measured``: ``{variant: values}``)."""
     rows = []
     for variant, done in results.items():
         if done:
             seeds, finals = zip(*done)
             values = (measured or {}).get(variant, {})
-            rows.append(Row(*variant, top1=[f['val_top1'] for f in finals],
-                            top5=[f['val_top5'] for f in finals], seeds=list(seeds),
+            rows.append(Row(*variant, top1=[f[task.metric] for f in finals],
+                            top5=[f[task.second] for f in finals] if task.second else [],
+                            seeds=list(seeds),
                             **{field: values.get(field) for field in _MEASURED}))
     return rows
 
@@ -294,16 +269,17 @@ def _echo_paired(rows, resolution, echo):
 
 
 def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, preset, notes,
-            about, resolution, echo):
+            about, resolution, task, echo):
     states = [cell_state(os.path.join(out, 'runs'), cell, recipe.num_epochs) for cell in cells]
     results = _finished(cells, states)
     unfinished = sum(1 for state in states if state.state != 'done')
     variants = [v for v, done in results.items() if done]
     measured = measure_variants(_builds(variants), classes, recipe.input_size, threads, out,
                                 runs, echo)
-    rows = _rows(results, dict(zip(variants, measured.values())))
+    rows = _rows(results, task, dict(zip(variants, measured.values())))
     name = preset.name if preset else 'grid'
-    context = _context(name, preset, cells, flags, recipe, classes, threads, runs, out, about)
+    context = _context(name, preset, cells, flags, recipe, classes, threads, runs, out, about,
+                       task)
     if unfinished:
         notes = list(notes) + ['%d cell(s) of the grid have not finished: their seeds are not '
                                'in the table' % unfinished]
@@ -313,9 +289,9 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
                 notes = list(notes) + ['%s: no %s latency (%s)' % (key, backend,
                                                                   values[backend + '_error'])]
     about = dict(about, recipe=list(flags), latency_threads=threads, latency_runs=runs,
-                 preset=name)
+                 preset=name, task=task.name)
     text = write_report(rows, report_dir, context, 'AsymmNet experiments: %s' % name, notes,
-                        resolution, about)
+                        resolution, about, task.score)
     echo('report: %s' % os.path.join(report_dir, 'report.md'))
     _echo_paired(rows, resolution, echo)
     return text
@@ -323,10 +299,11 @@ def _report(cells, flags, recipe, classes, out, report_dir, threads, runs, prese
 
 def run(args, flags, echo=print):
     """Check the grid, train what is not done, report; returns the exit status."""
-    arms, seeds, preset = _arms(args)
+    arms, seeds, preset, task = _arms(args)
     cells, notes = grid_mod.expand(arms, seeds)
+    task.check(cells)
     flags = (list(preset.recipe) if preset else []) + list(flags)
-    recipe = _recipe(flags, cells[0])
+    recipe = task.recipe(flags, cells[0])
     if args.latency_runs < 0 or args.latency_threads < 1:
         raise UsageError('need --latency-runs >= 0 and --latency-threads >= 1')
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
@@ -351,10 +328,10 @@ def run(args, flags, echo=print):
     _writable(report_dir, 'the report folder')
     if args.update_readme:
         _check_block(args.update_readme)
-    about = provenance()
-    _pin_recipe(out, flags, about['code'], write=not args.dry_run)
+    about = provenance(code=task.code)
+    _pin_recipe(out, flags, about['code'], task, write=not args.dry_run)
     runs_dir = os.path.join(out, 'runs')
-    classes = _classes(recipe)
+    classes = task.classes(recipe)
     threads = args.cell_threads or (preset and preset.cell_threads) or max(1, cores // args.jobs)
     about['cell_threads'] = threads
     for note in notes:
@@ -364,14 +341,14 @@ def run(args, flags, echo=print):
         to_measure = unmeasured(_builds(dict.fromkeys(c.variant for c in cells)), classes,
                                 recipe.input_size, args.latency_threads, out)
         _dry_run(cells, states, out, args.jobs, threads, recipe.num_epochs, preset, to_measure,
-                 resolution, echo)
+                 resolution, task, echo)
         return 0
     lock = _lock(out)
     try:
-        failed = run_cells(cells, flags, out, args.jobs, threads, recipe.num_epochs, echo)
+        failed = run_cells(cells, flags, out, args.jobs, threads, recipe.num_epochs, task, echo)
         notes += ['%s failed: %s' % (cell.run_name, reason) for cell, reason in failed]
         text = _report(cells, flags, recipe, classes, out, report_dir, args.latency_threads,
-                       args.latency_runs, preset, notes, about, resolution, echo)
+                       args.latency_runs, preset, notes, about, resolution, task, echo)
     finally:
         lock.close()
     if args.update_readme:

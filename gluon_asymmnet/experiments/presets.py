@@ -15,6 +15,15 @@ on 2 cores); 10 seeds fit in about 22 minutes (its 120 cells took 2,570 CPU
 seconds) and resolve about ±2.4 pp: the verdicts are at ±2.5 pp.  MobileNetV2
 x0.5's differences spread by 4.9 pp in the pilot, but some of its r=0 cells stall
 (17% and 54% top-1 in seeds 4 and 6): over 10 seeds they spread by 24 pp.
+
+``detection`` (task ``detection``: :mod:`.detection`) trains GluonCV's SSD with the
+detection demo's recipe (Adam 2e-3, x0.1 for the last quarter, batches of 16; nothing
+changed for either family) on AsymmNet-S x0.5 and MobileNetV3-S x0.5, shortened to
+10 epochs of 480 canvases so that 4 seed pairs fit in 35 minutes on 2 loaded cores;
+recipe, seeds and the ±3 pp resolution were fixed before any cell ran.  Its runs took
+22 and 25 minutes (8 cells of 160 CPU seconds, 2 side by side, other processes keeping
+a core busy) with identical results; the per-seed mAP differences spread by 3.1 pp, so
+4 seeds resolve about ±10 pp and ±3 pp would take about 19 (docs/detection.md).
 """
 import collections
 
@@ -24,7 +33,8 @@ __all__ = ['Preset', 'PRESETS']
 
 
 class Preset(collections.namedtuple('Preset', 'name description arms seeds recipe cell_seconds '
-                                              'cell_threads resolution', defaults=(None, 1.0))):
+                                              'cell_threads resolution task',
+                                    defaults=(None, 1.0, 'classification'))):
     """A named grid.
 
     Parameters
@@ -42,7 +52,11 @@ class Preset(collections.namedtuple('Preset', 'name description arms seeds recip
         Cores of each cell (``--cell-threads``); None: the cores split between the jobs.
         A preset whose report is committed fixes it: the augmentation depends on it.
     resolution : float
-        The top-1 difference (percentage points) its verdicts resolve (``--resolution``).
+        The difference of the score (percentage points of top-1, or of mAP) its verdicts
+        resolve (``--resolution``).
+    task : str
+        What its cells train (a key of :data:`~.tasks.TASKS`): its recipe's flags are
+        that task's.
     """
 
 
@@ -81,4 +95,13 @@ PRESETS = collections.OrderedDict((preset.name, preset) for preset in (
                    '--wd', '5e-5', '--no-wd', '--save-frequency', '0', '--log-interval', '100'),
            cell_seconds=19.0,   # mean CPU seconds of its cells (15.6 to 22.2 by model)
            cell_threads=1, resolution=2.5),
+    Preset('detection',
+           "the paper's claim on detection: GluonCV's SSD with the detection demo's recipe "
+           '(128x128 digits canvases, 10 epochs of 480) on AsymmNet-S x0.5 and on its r=0 twin '
+           'MobileNetV3-S x0.5 (the same network at asymmrate 0, equal MACs)',
+           (Arm(('asymmnet_small_0.5', 'mobilenetv3_small_0.5')),),
+           seeds=4,
+           recipe=('--num-epochs', '10', '--num-train', '480', '--num-val', '150',
+                   '--batch-size', '16'),
+           cell_seconds=160.0, cell_threads=1, resolution=3.0, task='detection'),
 ))

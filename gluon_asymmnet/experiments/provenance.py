@@ -35,23 +35,24 @@ def _fingerprint(blobs):
     return hashlib.sha1(lines.encode()).hexdigest()
 
 
-def _wanted(path):
+def _wanted(path, code):
     return path.endswith('.py') and any(path == top or path.startswith(top + '/')
-                                        for top in TRAINING_CODE)
+                                        for top in code)
 
 
-def code_fingerprint(root=REPO_ROOT):
+def code_fingerprint(root=REPO_ROOT, code=TRAINING_CODE):
     """The hash of the training code in the files under ``root`` (as they are on disk).
 
     Each file counts by its git blob hash, so the result equals
-    :func:`committed_fingerprint` of a commit that holds the same files.
+    :func:`committed_fingerprint` of a commit that holds the same files.  ``code``: the
+    files and folders that count (a task's, :mod:`.tasks`).
     """
     blobs = {}
-    for top in TRAINING_CODE:
+    for top in code:
         found = [top] if os.path.isfile(os.path.join(root, top)) else [
             os.path.relpath(os.path.join(folder, name), root).replace(os.sep, '/')
             for folder, _, names in os.walk(os.path.join(root, top)) for name in names]
-        for path in filter(_wanted, found):
+        for path in (p for p in found if _wanted(p, code)):
             with open(os.path.join(root, path), 'rb') as source:
                 content = source.read()
             blobs[path] = hashlib.sha1(b'blob %d\0' % len(content) + content).hexdigest()
@@ -68,15 +69,15 @@ def _git(root, *args):
     return done.stdout if done.returncode == 0 else None
 
 
-def committed_fingerprint(root=REPO_ROOT, rev='HEAD'):
+def committed_fingerprint(root=REPO_ROOT, rev='HEAD', code=TRAINING_CODE):
     """:func:`code_fingerprint` of the training code at commit ``rev``, or None outside git."""
-    listing = _git(root, 'ls-tree', '-r', rev, '--', *TRAINING_CODE)
+    listing = _git(root, 'ls-tree', '-r', rev, '--', *code)
     if listing is None:
         return None
     blobs = {}
     for line in listing.splitlines():
         meta, path = line.split('\t', 1)
-        if _wanted(path):
+        if _wanted(path, code):
             blobs[path] = meta.split()[2]
     return _fingerprint(blobs)
 
@@ -87,9 +88,10 @@ def git_commit(root=REPO_ROOT):
     return head.strip() if head else None
 
 
-def last_code_change(root=REPO_ROOT):
-    """``'<short hash> <subject>'`` of the last commit that changed the training code."""
-    line = _git(root, 'log', '-1', '--format=%h %s', '--', *TRAINING_CODE)
+def last_code_change(root=REPO_ROOT, code=TRAINING_CODE):
+    """``'<short hash> <subject>'`` of the last commit that changed the training code
+    (``code``: the files that count, as :func:`code_fingerprint`)."""
+    line = _git(root, 'log', '-1', '--format=%h %s', '--', *code)
     return line.strip() if line else None
 
 
@@ -110,8 +112,9 @@ def machine():
     return '%s, %d core(s)' % (cpu(), cores or 1)
 
 
-def provenance(root=REPO_ROOT):
-    """What a report records about the code that made it.
+def provenance(root=REPO_ROOT, code=TRAINING_CODE):
+    """What a report records about the code that made it (``code``: the files that count,
+    as :func:`code_fingerprint`).
 
     Returns
     -------
@@ -120,10 +123,11 @@ def provenance(root=REPO_ROOT):
         ``code_committed`` (whether the training code on disk is that of the commit),
         ``version`` (the package's), ``machine``.
     """
-    code = code_fingerprint(root)
+    fingerprint = code_fingerprint(root, code)
     commit = git_commit(root)
-    return {'commit': commit, 'code': code,
-            'code_committed': commit is not None and committed_fingerprint(root) == code,
+    return {'commit': commit, 'code': fingerprint,
+            'code_committed': (commit is not None
+                               and committed_fingerprint(root, code=code) == fingerprint),
             'version': __version__, 'machine': machine()}
 
 

@@ -2,7 +2,9 @@
 
 Top-1/top-5 are the validation accuracies after the last epoch of each cell (not the
 best epoch: choosing the epoch on the validation set would favour noisy runs), as
-mean ± sample standard deviation over the seeds.
+mean ± sample standard deviation over the seeds; a detection grid's cells are scored
+the same way by their VOC07 mAP (:class:`Score` names the scores, ``Row.top1`` and
+``Row.top5`` hold them).
 
 Each AsymmNet row (``asymmrate > 0``) is compared with its r=0 twin (same family or
 the same network under its MobileNetV3 name, same width) seed by seed: cells with
@@ -36,12 +38,27 @@ from ..fileio import atomic_save, replace_block
 from .grid import SAME_NETWORK_AT_R0
 from .measure import QUIET_LOAD, loaded
 
-__all__ = ['Row', 'Paired', 'mean_std', 'paired_interval', 'sign_test', 'seeds_needed',
-           'resolvable', 'verdict', 'paired', 'label', 'markdown', 'record', 'write_csv',
-           'plot_figures', 'write_report', 'replace_block', 'write_text', 'FIGURES']
+__all__ = ['Row', 'Paired', 'Score', 'TOP1', 'mean_std', 'paired_interval', 'sign_test',
+           'seeds_needed', 'resolvable', 'verdict', 'paired', 'label', 'markdown', 'record',
+           'write_csv', 'plot_figures', 'write_report', 'replace_block', 'write_text', 'FIGURES']
 
 #: Figure files of the report.
 FIGURES = ('top1_vs_madds.png', 'top1_vs_latency.png')
+
+class Score(collections.namedtuple('Score', 'name second column second_column',
+                                   defaults=(None, None, None))):
+    """The names of a report's scores: ``name`` (``'top-1'``, ``'mAP'``) in the text,
+    ``column`` in the CSV (``<column>_mean``, ``<column>_std``), and the same of the second
+    score shown beside it, if any (``Row.top1`` and ``Row.top5`` hold them)."""
+
+    @property
+    def names(self):
+        """The names of the scores shown."""
+        return [self.name] + ([self.second] if self.second else [])
+
+
+#: The scores of classification: validation top-1 and top-5.
+TOP1 = Score('top-1', 'top-5', 'top1', 'top5')
 
 #: One report row: a variant with its measurements and per-seed accuracies (fractions).
 Row = collections.namedtuple('Row', 'model family width asymmrate shuffle_group macs params '
@@ -182,7 +199,7 @@ def _option(value):
     return '-' if value is None else str(value)
 
 
-def _cells(row):
+def _cells(row, score):
     """The displayed values of a row (text); a latency timed under load is marked ``†``."""
     top1, top1_std = mean_std(row.top1)
     top5, top5_std = mean_std(row.top5)
@@ -203,11 +220,13 @@ def _cells(row):
                                                                 '%.3f'),
             latency(row.mxnet_ms, row.mxnet_load),
             latency(row.onnxruntime_ms, row.onnxruntime_load),
-            pct(top1, top1_std), pct(top5, top5_std), str(len(row.top1))]
+            pct(top1, top1_std)] + ([pct(top5, top5_std)] if score.second else []) + [
+                str(len(row.top1))]
 
 
-_HEADER = ['model', 'width', 'asymmrate', 'shuffle', 'MACs (M)', 'params (M)', 'MXNet ms',
-           'ONNX Runtime ms', 'top-1 %', 'top-5 %', 'n']
+def _header(score):
+    return (['model', 'width', 'asymmrate', 'shuffle', 'MACs (M)', 'params (M)', 'MXNet ms',
+             'ONNX Runtime ms'] + ['%s %%' % name for name in score.names] + ['n'])
 
 
 def label(row):
@@ -220,19 +239,19 @@ def _interval(found):
     return '-' if found.low is None else '[%+.2f, %+.2f]' % (found.low, found.high)
 
 
-def _paired_lines(found, resolution):
+def _paired_lines(found, resolution, score):
     """The Markdown of the paired comparisons and what their seeds resolve."""
     lines = ['', 'AsymmNet against its r=0 twin, seed by seed (one seed: the same data order '
                  'and augmentation, the same initial values of every parameter both networks '
-                 'have): top-1 difference in percentage points per seed, their mean with its '
+                 'have): %s difference in percentage points per seed, their mean with its '
                  '95%% paired t-interval, and a sign test (seeds above/below 0, two-sided p). '
                  'Verdict at a resolution of ±%g pp: higher or lower when the interval '
                  'excludes 0, "within ±%g (resolved)" when it lies inside ±%g, else "not '
                  'resolved". Seeds for ±%g: how many seeds give an interval narrow enough to '
                  'always reach a verdict (at most %g wide), expected from the spread of the '
-                 'differences.' % ((resolution,) * 5), '',
-             '| AsymmNet | r=0 twin | Δ top-1 per seed (pp) | mean Δ | 95%% paired t | '
-             'sign test | seeds for ±%g | verdict |' % resolution,
+                 'differences.' % ((score.name,) + (resolution,) * 5), '',
+             '| AsymmNet | r=0 twin | Δ %s per seed (pp) | mean Δ | 95%% paired t | '
+             'sign test | seeds for ±%g | verdict |' % (score.name, resolution),
              '|---|---|---|---|---|---|---|---|']
     for item in found:
         lines.append('| %s | %s | %s | %+.2f | %s | %d/%d, p=%.2g | %s | %s |' % (
@@ -256,7 +275,7 @@ def _paired_lines(found, resolution):
     return lines
 
 
-def markdown(rows, context, figure_prefix='', notes=(), resolution=1.0):
+def markdown(rows, context, figure_prefix='', notes=(), resolution=1.0, score=TOP1):
     """The report as Markdown.
 
     Parameters
@@ -270,9 +289,12 @@ def markdown(rows, context, figure_prefix='', notes=(), resolution=1.0):
         What was left out or did not finish.
     resolution : float
         ``d`` of the verdicts (percentage points), see :func:`paired`.
+    score : Score
+        The names of the rows' scores.
     """
-    lines = list(context) + ['', '| %s |' % ' | '.join(_HEADER), '|' + '---|' * len(_HEADER)]
-    lines += ['| %s |' % ' | '.join(_cells(row)) for row in rows]
+    header = _header(score)
+    lines = list(context) + ['', '| %s |' % ' | '.join(header), '|' + '---|' * len(header)]
+    lines += ['| %s |' % ' | '.join(_cells(row, score)) for row in rows]
     loads = [load for row in rows for value, load in ((row.mxnet_ms, row.mxnet_load),
                                                       (row.onnxruntime_ms, row.onnxruntime_load))
              if value is not None and loaded(load)]
@@ -284,23 +306,25 @@ def markdown(rows, context, figure_prefix='', notes=(), resolution=1.0):
                      QUIET_LOAD)]
     found = paired(rows, resolution)
     if found:
-        lines += _paired_lines(found, resolution)
-    lines += ['', '![top-1 against MAdds](%s%s) ![top-1 against latency](%s%s)'
-              % (figure_prefix, FIGURES[0], figure_prefix, FIGURES[1])]
+        lines += _paired_lines(found, resolution, score)
+    lines += ['', '![%s against MAdds](%s%s) ![%s against latency](%s%s)'
+              % (score.name, figure_prefix, FIGURES[0], score.name, figure_prefix, FIGURES[1])]
     if notes:
         lines += [''] + ['- %s' % note for note in notes]
     return '\n'.join(lines) + '\n'
 
 
-def write_csv(rows, path):
-    """The table as CSV, numbers unrounded (accuracies in %)."""
+def write_csv(rows, path, score=TOP1):
+    """The table as CSV, numbers unrounded (scores in %)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
     writer.writerow(['model', 'family', 'width', 'asymmrate', 'shuffle_group', 'macs', 'params',
-                     'mxnet_ms', 'onnxruntime_ms', 'mxnet_median_ms', 'onnxruntime_median_ms',
-                     'top1_mean', 'top1_std', 'top5_mean', 'top5_std', 'n'])
+                     'mxnet_ms', 'onnxruntime_ms', 'mxnet_median_ms', 'onnxruntime_median_ms']
+                    + ['%s_%s' % (column, stat)
+                       for column in filter(None, (score.column, score.second_column))
+                       for stat in ('mean', 'std')] + ['n'])
     for row in rows:
-        top1, top5 = mean_std(row.top1), mean_std(row.top5)
+        top1, top5 = mean_std(row.top1), mean_std(row.top5) if score.second else ()
         writer.writerow([row.model, row.family, row.width, _option(row.asymmrate),
                          _option(row.shuffle_group), row.macs, row.params, row.mxnet_ms,
                          row.onnxruntime_ms, row.mxnet_median_ms, row.onnxruntime_median_ms]
@@ -318,7 +342,7 @@ def _line_name(row):
     return name
 
 
-def plot_figures(rows, folder, title):
+def plot_figures(rows, folder, title, score=TOP1):
     """``top1_vs_madds.png`` and ``top1_vs_latency.png`` (MXNet and ONNX Runtime), one line
     per family and option set through its widths (in order of MAdds), one colour per line in
     every panel, error bars: the standard deviation over seeds."""
@@ -347,7 +371,7 @@ def plot_figures(rows, folder, title):
                               label=line, color=colours[line])
                 drawn = True
             axis.set_xlabel(xlabel)
-            axis.set_ylabel('top-1 (%)')
+            axis.set_ylabel('%s (%%)' % score.name)
             axis.grid(alpha=0.3)
             if drawn:
                 axis.legend(fontsize=8)
@@ -386,19 +410,20 @@ def record(rows, resolution=1.0):
                    for item in paired(rows, resolution)]}
 
 
-def write_report(rows, folder, context, title, notes=(), resolution=1.0, about=None):
+def write_report(rows, folder, context, title, notes=(), resolution=1.0, about=None,
+                 score=TOP1):
     """``report.md``, ``report.csv``, ``report.json`` and the figures in ``folder``; returns
     the Markdown.
 
     ``about`` (a dict: the code, machine and recipe behind the report) goes into
-    ``report.json`` beside :func:`record`.
+    ``report.json`` beside :func:`record`; ``score``: the names of the rows' scores.
     """
     os.makedirs(folder, exist_ok=True)
-    text = markdown(rows, context, notes=notes, resolution=resolution)
+    text = markdown(rows, context, notes=notes, resolution=resolution, score=score)
     write_text(os.path.join(folder, 'report.md'), text)
-    write_csv(rows, os.path.join(folder, 'report.csv'))
+    write_csv(rows, os.path.join(folder, 'report.csv'), score)
     write_text(os.path.join(folder, 'report.json'),
                json.dumps(dict(about or {}, **record(rows, resolution)), indent=1,
                           sort_keys=True) + '\n')
-    plot_figures(rows, folder, title)
+    plot_figures(rows, folder, title, score)
     return text

@@ -2,9 +2,11 @@
 
 Every cell is ``python -m gluon_asymmnet.train RECIPE --model M --seed S [--asymmrate R]
 [--shuffle-group G] --save-dir OUT/runs --tag-name TAG --resume auto -j T`` in a
-child process (its console output in ``OUT/logs/<run>.txt``; :data:`TRAIN_COMMAND` runs wherever
-the package is importable, installed or not, without the repository's scripts), so a
-cell can be inspected, resumed, evaluated and exported like any run.
+child process (its console output in ``OUT/logs/<run>.txt``; a classification cell runs
+``python -m gluon_asymmnet.train``, a detection cell ``python -m
+gluon_asymmnet.experiments.detection`` (:mod:`.tasks`): wherever the package is importable,
+installed or not, without the repository's scripts), so a cell can be inspected, resumed,
+evaluated and exported like any run.
 
 Never losing work:
 
@@ -28,7 +30,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from ..cli import StopFlag
@@ -38,11 +39,7 @@ from ..records import LEGACY_RUN_RECORD, RUN_RECORD
 from .provenance import CpuLoad
 
 __all__ = ['CellState', 'cell_state', 'run_cells', 'Interrupted', 'STOP_GRACE', 'TIMINGS_FILE',
-           'cell_estimates', 'die_with_parent', 'read_timings', 'SESSIONS_FILE', 'read_sessions',
-           'TRAIN_COMMAND']
-
-#: The training command of every cell: the package's own (``gluon_asymmnet/train``).
-TRAIN_COMMAND = (sys.executable, '-m', 'gluon_asymmnet.train')
+           'cell_estimates', 'die_with_parent', 'read_timings', 'SESSIONS_FILE', 'read_sessions']
 
 #: Seconds a child has to checkpoint and exit after SIGTERM before its group is killed: it
 #: finishes its current batch first (5-7 s for AsymmNet-L at 160 px, batch 96, on 2 cores).
@@ -184,7 +181,7 @@ def _last_line(path):
     return lines[-1].strip() if lines else ''
 
 
-def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
+def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, task, echo=print):
     """Train every cell not done yet, ``jobs`` at a time.
 
     Parameters
@@ -198,6 +195,8 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
         Cells side by side, and cores (``OMP_NUM_THREADS``, ``-j``) of each.
     num_epochs : int
         ``--num-epochs`` of the recipe (a cell is done when its last epoch is recorded).
+    task : Task
+        What the cells train (:mod:`.tasks`): the child's command and the cells' score.
     echo : callable
 
     Returns
@@ -233,9 +232,7 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
                     if time.time() - since < LOCK_WAIT:
                         pending.append(cell)
                         continue
-                command = list(TRAIN_COMMAND) + list(recipe_flags) + cell.train_flags() + [
-                    '--save-dir', runs_dir, '--tag-name', cell.tag, '--resume', 'auto',
-                    '-j', str(threads)]
+                command = task.command(cell, recipe_flags, runs_dir, threads)
                 state = cell_state(runs_dir, cell, num_epochs)
                 echo('[%d/%d] %s %s' % (total - len(pending), total, cell.run_name,
                                         'resuming after %d epochs' % state.epochs
@@ -250,8 +247,9 @@ def run_cells(cells, recipe_flags, out, jobs, threads, num_epochs, echo=print):
                 seconds = time.time() - child.started
                 state = cell_state(runs_dir, child.cell, num_epochs)
                 if child.process.returncode == 0 and state.state == 'done':
-                    echo('done %s in %.0f s: val top-1 %.4f' % (child.cell.run_name, seconds,
-                                                                state.final['val_top1'] or 0))
+                    echo('done %s in %.0f s: val %s %.4f'
+                         % (child.cell.run_name, seconds, task.score.name,
+                            state.final[task.metric] or 0))
                     trained += 1
                     if child.from_scratch:
                         _record_timing(out, child.cell, seconds, cpu_seconds, jobs, threads)
