@@ -54,8 +54,8 @@ def build_parser():
     parser = OneLineParser(prog=PROG, description='Train one detection cell of the experiment '
                                                   'runner (GluonCV SSD on the digits).')
     recipe = parser.add_argument_group('recipe')
-    recipe.add_argument('--num-epochs', type=int, default=12)
-    recipe.add_argument('--batch-size', type=int, default=16)
+    recipe.add_argument('--num-epochs', type=int, default=12, help='epochs to train')
+    recipe.add_argument('--batch-size', type=int, default=16, help='canvases per batch')
     recipe.add_argument('--num-train', type=int, default=DigitsVOCConfig().num_train,
                         help='training canvases of the digits detection set')
     recipe.add_argument('--num-val', type=int, default=DigitsVOCConfig().num_val,
@@ -65,13 +65,15 @@ def build_parser():
                              'named by its config)')
     cell = parser.add_argument_group('set by the runner')
     cell.add_argument('--model', required=True, help='zoo name of the backbone')
-    cell.add_argument('--seed', type=int, default=0)
+    cell.add_argument('--seed', type=int, default=0,
+                      help='initialisation, data order and augmentation')
     cell.add_argument('--asymmrate', type=int, default=None,
                       help="the backbone's own (GluonCV builds it by name)")
     cell.add_argument('--shuffle-group', type=int, default=None,
                       help="the backbone's own (GluonCV builds it by name)")
-    cell.add_argument('--save-dir', default='runs')
-    cell.add_argument('--tag-name', default=None)
+    cell.add_argument('--save-dir', default='runs', help='where the run folder is made')
+    cell.add_argument('--tag-name', default=None,
+                      help="the run folder is <model>-<tag> (default: the cell's own tag)")
     cell.add_argument('--resume', choices=['auto'], default=None,
                       help='go on from the last recorded epoch')
     return parser
