@@ -18,7 +18,7 @@ import tempfile
 import mxnet as mx
 
 __all__ = ['atomic_save', 'atomic_link', 'atomic_write_json', 'writable_target', 'publish',
-           'read_block', 'replace_block']
+           'read_block', 'replace_block', 'exclusive_lock']
 
 
 def _fsync_dir(folder):
@@ -172,3 +172,17 @@ def publish(work, prefix, suffixes):
         os.close(handle)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return [prefix + suffix for suffix in suffixes]
+
+
+def exclusive_lock(path):
+    """An open handle of ``path`` (created if missing) holding an exclusive ``flock``, or
+    None when another process holds it. The lock goes with the handle: closed, or its
+    process ended, however it ends.
+    """
+    handle = open(path, 'a+')
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle

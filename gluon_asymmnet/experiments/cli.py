@@ -19,7 +19,6 @@ with another recipe or other training code is refused), ``timings.json``,
 otherwise, ``report.md``, ``report.csv``, ``report.json`` (every seed's numbers,
 the commit, code, version and machine behind them) and the figures.
 """
-import fcntl
 import json
 import os
 import sys
@@ -27,7 +26,7 @@ import tempfile
 
 from ..cli import EXIT_INTERRUPTED, OneLineParser, run as run_command
 from ..errors import UsageError
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, exclusive_lock
 from . import grid as grid_mod
 from .measure import RUNS, measure_variants, unmeasured
 from .presets import PRESETS
@@ -159,12 +158,9 @@ def _check_block(readme):
 
 
 def _lock(out):
-    handle = open(os.path.join(out, '.runner.lock'), 'a+')
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UsageError('%s is in use by another experiment runner' % out) from None
+    handle = exclusive_lock(os.path.join(out, '.runner.lock'))
+    if handle is None:
+        raise UsageError('%s is in use by another experiment runner' % out)
     return handle
 
 

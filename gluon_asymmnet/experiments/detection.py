@@ -22,7 +22,6 @@ an AsymmNet detector and its r=0 twin with one seed differ only in their
 networks.  SIGINT/SIGTERM stop the cell after the current batch (the epoch is
 trained again on resume), status 130.
 """
-import fcntl
 import hashlib
 import json
 import os
@@ -35,7 +34,7 @@ from ..data.digits import default_digits_root
 from ..data.digits_voc import DigitsVOCConfig
 from ..detectors import BACKBONES
 from ..errors import UsageError
-from ..fileio import atomic_save
+from ..fileio import atomic_save, exclusive_lock
 from ..run_metrics import METRICS_FILE, read_metrics
 from .grid import Cell, split_width
 
@@ -160,12 +159,9 @@ def _seed_epoch(seed, epoch):
 
 
 def _lock(folder):
-    handle = open(os.path.join(folder, '.lock'), 'a+')
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UsageError('%s is being trained by another process' % folder) from None
+    handle = exclusive_lock(os.path.join(folder, '.lock'))
+    if handle is None:
+        raise UsageError('%s is being trained by another process' % folder)
     return handle
 
 
