@@ -18,6 +18,7 @@ from gluon_asymmnet.experiments import grid, main
 from gluon_asymmnet.experiments import cli as cli_mod, provenance
 from gluon_asymmnet.experiments.measure import QUIET_LOAD, _stale, interleaved_latency, loaded
 from gluon_asymmnet.experiments.presets import PRESETS
+from gluon_asymmnet.fileio import exclusive_lock
 from gluon_asymmnet.experiments.report import (Row, markdown, mean_std, paired, paired_interval,
                                                replace_block, resolvable, seeds_needed,
                                                sign_test, verdict)
@@ -84,6 +85,20 @@ def test_another_recipe_in_the_same_output_folder_is_refused(tmp_path, capsys):
     (tmp_path / 'experiment.json').write_text('{"recipe": ["--num-epochs", "9"]}')
     assert status(['--models', 'asymmnet_small_0.5', '--out', str(tmp_path), '--'] + TINY) == 2
     assert 'another recipe' in capsys.readouterr().err
+
+
+def test_a_second_runner_on_the_same_output_folder_is_refused(tmp_path, capsys):
+    held = exclusive_lock(str(tmp_path / '.runner.lock'))   # what a running runner holds
+    assert held is not None and exclusive_lock(str(tmp_path / '.runner.lock')) is None
+    try:
+        assert status(['--models', 'asymmnet_small_0.35', '--out', str(tmp_path), '--']
+                      + TINY) == 2
+    finally:
+        held.close()
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'in use by another experiment runner' in err, err
+    assert not (tmp_path / 'runs').exists()
+    exclusive_lock(str(tmp_path / '.runner.lock')).close()   # free once its holder let go
 
 
 # ---------------------------------------------------------------- grids and presets
