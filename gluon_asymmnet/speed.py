@@ -4,8 +4,11 @@ Backends (:data:`BACKENDS`), each built by :func:`build_backend` into a function
 ``run(numpy batch) -> numpy logits`` that blocks until the result is there:
 
 ``imperative``    the Gluon network, not hybridized
-``hybridized``    ``hybridize(static_alloc=True, static_shape=True)``: the baseline
-``mkldnn``        the deploy graph fused by ``optimize_for(backend='MKLDNN')``
+``hybridized``    ``hybridize(static_alloc=True, static_shape=True)``: the baseline,
+                  what a network you hybridize runs
+``mkldnn``        the network hybridized for serving: each graph fused by oneDNN
+                  (:func:`~gluon_asymmnet.deploy.runtime.serving_flags`), what
+                  ``eval.py`` runs on a CPU
 ``symbolblock``   exported ``-symbol.json``/``-0000.params`` through ``SymbolBlock.imports``
 ``onnxruntime``   the exported ONNX file in ONNX Runtime (all graph optimisations)
 ``int8``          MXNet oneDNN INT8 (:func:`gluon_asymmnet.deploy.quantize.quantize_mxnet`)
@@ -29,10 +32,9 @@ import mxnet as mx
 import numpy as np
 
 from .deploy.export import export_model
-from .deploy.graph import net_symbol, symbol_block
 from .deploy.onnx import load_onnx
 from .deploy.quantize import calibration_iter, quantize_mxnet, quantize_onnx
-from .deploy.runtime import load_exported, mxnet_runner, onnx_runner
+from .deploy.runtime import load_exported, mxnet_runner, onnx_runner, serving_flags
 from .deploy.sources import zoo_model
 from .errors import UsageError
 from .model_zoo import ModelConfig
@@ -81,10 +83,11 @@ def build_backend(name, net, input_shape):
         net.hybridize(static_alloc=True, static_shape=True)
         return mxnet_runner(net)
     if name == 'mkldnn':
-        block = symbol_block(*net_symbol(net))
-        block.optimize_for(mx.nd.zeros(input_shape), backend='MKLDNN', static_alloc=True,
-                           static_shape=True)
-        return mxnet_runner(block)
+        flags = serving_flags([mx.cpu()])
+        if 'backend' not in flags:
+            raise UsageError('the mkldnn backend needs oneDNN (MXNET_MKLDNN_ENABLED=0 turns it off)')
+        net.hybridize(**flags)
+        return mxnet_runner(net)
     if name == 'int8':
         return mxnet_runner(quantize_mxnet(net, _random_calibration(input_shape)))
     if name not in BACKENDS:

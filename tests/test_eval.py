@@ -13,6 +13,7 @@ from PIL import Image
 
 from gluon_asymmnet.data import prepare_digits
 from gluon_asymmnet.deploy.export import export_model
+from gluon_asymmnet.deploy.runtime import serving_flags, zoo_predictor
 from gluon_asymmnet.run_metrics import read_metrics
 from helpers import assert_one_line_error, randomized, run_cli
 
@@ -39,6 +40,25 @@ def photo(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('photo') / 'china.jpg')
     Image.fromarray(load_sample_image('china.jpg')).save(path, quality=90)
     return path
+
+
+@pytest.mark.parametrize('batch', [1, 32])
+def test_evaluation_runs_the_fused_graph_with_the_unfused_logits(tmp_path, batch):
+    """What eval.py runs on a CPU (the network hybridized for serving) is oneDNN's fused
+    graph, and its logits are the plain hybridized network's to 1e-5 (of the largest),
+    at batch 1 (the concatenated feature reuse) and 32 (split)."""
+    import mxnet as mx
+    path = str(tmp_path / 'net.params')
+    plain = randomized('asymmnet_large_0.35', input_size=224)
+    plain.save_parameters(path)
+    plain.hybridize(static_alloc=True, static_shape=True)
+    predictor = zoo_predictor('asymmnet_large_0.35', path, input_size=224)
+    x = np.random.RandomState(0).uniform(-2, 2, (batch, 3, 224, 224)).astype(np.float32)
+    expected = plain(mx.nd.array(x)).asnumpy()
+    got = predictor(x)
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+    assert serving_flags([mx.cpu()])['backend'] == 'MKLDNN'
+    assert serving_flags([mx.cpu(), mx.gpu(0)]).get('backend') is None   # not on a GPU
 
 
 def evaluate_json(tmp_path, *args):

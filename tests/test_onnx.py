@@ -39,6 +39,18 @@ def test_onnxruntime_matches_mxnet(tmp_path, name):
     # every hard swish in Transposes; the export drops them
     assert 'Reshape' not in {node.op_type for node in model.graph.node}
     assert sum(node.op_type == 'HardSigmoid' for node in model.graph.node) > 10
+    # every convolution's weight is an initializer (the BatchNorm folded into the
+    # slices of the split formulation is computed at export)
+    convs = [node for node in model.graph.node if node.op_type == 'Conv']
+    initializers = {init.name for init in model.graph.initializer}
+    assert len(convs) > 50 and all(node.input[1] in initializers for node in convs)
+    assert not {'Sqrt', 'Div', 'Sub'} & {node.op_type for node in model.graph.node}
+    if name == 'asymmnet_large_1.0':
+        # at 224 the ONNX files hold the feature reuse without the concatenated map
+        # (split: what ONNX Runtime runs fastest, issue 21); only pooled
+        # squeeze-excitation vectors are concatenated
+        for graph in (model.graph, onnx.load(prefix + '-batch1.onnx').graph):
+            assert _concat_inputs_from(graph) == {'GlobalAveragePool'}
 
 
 def test_ghostnet_onnx_matches_mxnet_at_any_size(tmp_path):
@@ -129,22 +141,39 @@ def test_channel_shuffle_exports_to_onnx(tmp_path):
     assert 'Transpose' in ops   # the shuffle is in the graph
 
 
-def test_the_feature_reuse_without_the_concatenated_map_exports_to_onnx(tmp_path):
-    """``formulation='split'`` (no concatenated map: what ONNX Runtime may run faster,
-    issue 21) converts, and the export's check in ONNX Runtime holds."""
-    net = randomized('asymmnet_small_0.35', classes=10, input_size=64)
-    for block in net.features:
-        if hasattr(block, 'formulation'):
-            block.formulation = 'split'
-    prefix = str(tmp_path / 'split')
-    export_model(net, prefix, 64, fmt='onnx')
-    x = np.random.RandomState(4).normal(size=(2, 3, 64, 64)).astype(np.float32)
-    expected = net(mx.nd.array(x)).asnumpy()
-    got = load_onnx(prefix + '.onnx')[0].run(None, {'data': x})[0]
-    assert np.abs(got - expected).max() <= ONNX_TOLERANCE
-    graph = onnx.load(prefix + '.onnx').graph
+def _concat_inputs_from(graph):
     producer = {output: node.op_type for node in graph.node for output in node.output}
-    concats = [node for node in graph.node if node.op_type == 'Concat']
-    # only the pooled squeeze-excitation vectors are concatenated
-    assert concats and all(producer[name] in ('GlobalAveragePool', 'ReduceMean')
-                           for node in concats for name in node.input)
+    return {producer.get(name, 'input') for node in graph.node if node.op_type == 'Concat'
+            for name in node.input}
+
+
+def test_small_maps_keep_the_concat_in_onnx(tmp_path):
+    """At 32x32 even a batch of 32 has small maps: the ONNX export keeps the concat."""
+    prefix = str(tmp_path / 'net')
+    export_model(randomized('asymmnet_small_0.35', classes=10), prefix, 32, fmt='onnx')
+    assert _concat_inputs_from(onnx.load(prefix + '.onnx').graph) - {'GlobalAveragePool',
+                                                                     'ReduceMean'}
+
+
+def test_fold_constants_computes_operators_of_initializers_only():
+    """An operator of initializers becomes an initializer; one of the input stays."""
+    from onnx import TensorProto, helper, numpy_helper
+    from gluon_asymmnet.deploy.onnx import fold_constants
+    weight = np.arange(6, dtype=np.float32).reshape(6, 1, 1, 1)
+    graph = helper.make_graph(
+        [helper.make_node('Mul', ['w', 'two'], ['w2']),
+         helper.make_node('Slice', ['w2', 'starts', 'ends', 'axes'], ['w_part']),
+         helper.make_node('Conv', ['data', 'w_part'], ['out'], group=2)],
+        'g', [helper.make_tensor_value_info('data', TensorProto.FLOAT, [1, 2, 3, 3])],
+        [helper.make_tensor_value_info('out', TensorProto.FLOAT, [1, 2, 3, 3])],
+        [numpy_helper.from_array(weight, 'w'),
+         numpy_helper.from_array(np.array(2., np.float32), 'two'),
+         numpy_helper.from_array(np.array([2], np.int64), 'starts'),
+         numpy_helper.from_array(np.array([4], np.int64), 'ends'),
+         numpy_helper.from_array(np.array([0], np.int64), 'axes')])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    assert fold_constants(model) == 2
+    assert [node.op_type for node in model.graph.node] == ['Conv']
+    inits = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    assert sorted(inits) == ['w_part'] and inits['w_part'].ravel().tolist() == [4., 6.]
+    assert fold_constants(model) == 0

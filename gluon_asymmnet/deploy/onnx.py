@@ -7,7 +7,11 @@ top-1) before it counts as written.
 
 The files also run in OpenCV DNN (``cv2.dnn.readNetFromONNX``, 4.8 to 5.0):
 :func:`fold_gate_hard_sigmoids` keeps OpenCV from taking the squeeze-excitation
-gates for hard swishes.
+gates for hard swishes.  :func:`fold_constants` computes, at export, every
+operator whose inputs are all parameters (the BatchNorm folded into the slices
+of a depthwise weight that the feature reuse without the concatenated map
+computes in its graph), so that each convolution's weight is an initializer:
+what quantizers (one scale per output channel) and OpenCV need.
 """
 import json
 import os
@@ -19,7 +23,7 @@ from ..errors import UsageError
 from .graph import deploy_symbol, symbol_block
 from .info import META_KEY, parse_info
 
-__all__ = ['export_onnx', 'fold_gate_hard_sigmoids', 'load_onnx', 'require_onnxruntime',
+__all__ = ['export_onnx', 'fold_constants', 'fold_gate_hard_sigmoids', 'load_onnx', 'require_onnxruntime',
            'ONNX_TOLERANCE', 'ONNX_EXTRA']
 
 #: Largest logit difference accepted between MXNet and ONNX Runtime, relative to
@@ -83,6 +87,7 @@ def export_onnx(mxnet_prefix, prefix, info):
     inputs = [i for i in model.graph.input if i.name not in initializers]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+    fold_constants(model)
     fold_gate_hard_sigmoids(model)
     entry = model.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(info)
@@ -110,6 +115,55 @@ def _batch_of_one(model):
     del fixed.graph.output[:]
     fixed.graph.output.extend(inferred)
     return fixed
+
+
+def fold_constants(model):
+    """Replace every operator whose inputs are all initializers by its output, computed.
+
+    Operators fed only by initializers and by operators so replaced are
+    evaluated with ONNX's reference implementation
+    (``onnx.reference.ReferenceEvaluator``) at the model's opset; initializers
+    that nothing uses any more are removed.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        Changed in place.
+
+    Returns
+    -------
+    int
+        The number of operators folded.
+    """
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+    graph = model.graph
+    opset = {entry.domain or '': entry.version for entry in model.opset_import}
+    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    outputs = {value.name for value in graph.output}
+    kept, computed = [], []
+    for node in graph.node:
+        inputs = [name for name in node.input if name]
+        if (node.domain not in ('', 'ai.onnx') or not inputs or not all(
+                name in values for name in inputs) or any(name in outputs for name in node.output)):
+            kept.append(node)
+            continue
+        results = ReferenceEvaluator(node, opsets=opset).run(
+            None, {name: values[name] for name in inputs})
+        for name, result in zip(node.output, results):
+            values[name] = np.asarray(result)
+            computed.append(name)
+    if len(kept) == len(graph.node):
+        return 0
+    folded = len(graph.node) - len(kept)
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for node in graph.node for name in node.input}
+    survivors = [init for init in graph.initializer if init.name in used]
+    survivors += [numpy_helper.from_array(values[name], name) for name in computed if name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(survivors)
+    return folded
 
 
 def fold_gate_hard_sigmoids(model):
