@@ -91,6 +91,7 @@ BENCH_THREADS ?= 2
 bench: venv
 	$(VPY) bench/traffic.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/inference.py
+	$(VPY) bench/ort_profile.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/train_step.py
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/train_step.py --amp
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(VPY) bench/concat_formulation.py

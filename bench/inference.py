@@ -5,7 +5,7 @@ For every width, AsymmNet-L/S, our MobileNetV3-L/S (the same code with
 batch 1 (latency) on every backend of ``gluon_asymmnet.speed`` (imperative,
 hybridized, oneDNN-fused, exported SymbolBlock, ONNX Runtime, INT8 in MXNet
 and in ONNX Runtime) at width 1.0, hybridized and in ONNX Runtime (fp32, INT8;
-fp32 also on the export without the concatenated map, ``onnxruntime-split``)
+fp32 also on the export of the concatenated map, ``onnxruntime-concat``, as before the export split it)
 at every width, and hybridized and ONNX Runtime fp32 (both exports) at batch 32
 (throughput).  The batch-1 ratios
 of the width table (hybridized, ONNX Runtime fp32 and INT8) come from this run
@@ -45,27 +45,31 @@ from timing import (RESULTS_DIR, SPREAD_TOLERANCE, across_processes,  # noqa: E4
                     serve_rounds, write_result)
 from traffic import traffic_ratios  # noqa: E402
 
-#: ``onnxruntime`` on the ONNX export of AsymmNet built with ``formulation='split'``
-#: (the feature reuse without the concatenated map): which of the two formulations
-#: ONNX Runtime runs faster decides what the export should write.
-SPLIT_BACKEND = 'onnxruntime-split'
+#: ``onnxruntime`` on the ONNX export of AsymmNet built with ``formulation='concat'``
+#: (the concatenated feature map that the export wrote before it split large maps):
+#: a reference column, what the export's choice saves; not held to the bound.
+CONCAT_BACKEND = 'onnxruntime-concat'
 #: Backends that run in ONNX Runtime; the others run in MXNet.
-ORT_BACKENDS = ('onnxruntime', 'int8-onnxruntime', SPLIT_BACKEND)
+ORT_BACKENDS = ('onnxruntime', 'int8-onnxruntime', CONCAT_BACKEND)
 #: The batch-1 columns of the width table: each measured in several processes.
 WIDTH_TABLE = (('hybridized_b1', 'hybridized'), ('onnxruntime_b1', 'onnxruntime'),
-               ('onnxruntime_split_b1', SPLIT_BACKEND),
+               ('onnxruntime_concat_b1', CONCAT_BACKEND),
                ('int8_onnxruntime_b1', 'int8-onnxruntime'))
 #: The batch-32 columns of the width table (one process).
 BATCH_32_TABLE = (('hybridized_b32', 'hybridized'), ('onnxruntime_b32', 'onnxruntime'),
-                  ('onnxruntime_split_b32', SPLIT_BACKEND))
+                  ('onnxruntime_concat_b32', CONCAT_BACKEND))
+#: The columns of the concatenated export: shown, not held to the bound.
+REFERENCE_COLUMNS = ('onnxruntime_concat_b1', 'onnxruntime_concat_b32')
 #: How far above its memory-traffic bound an inference time ratio may be.
 BOUND_MARGIN = 0.05
 
 
-def _runner(backend, name, batch, size):
-    if backend == SPLIT_BACKEND:
+def model_runner(backend, name, batch, size):
+    """A callable running zoo model ``name`` on ``backend`` (of :data:`BACKENDS` or
+    :data:`CONCAT_BACKEND`) on one random batch of ``(batch, 3, size, size)``."""
+    if backend == CONCAT_BACKEND:
         backend = 'onnxruntime'
-        net = get_model(name, formulation='split') if name.startswith('asymmnet') else get_model(
+        net = get_model(name, formulation='concat') if name.startswith('asymmnet') else get_model(
             name)
     else:
         net = get_model(name)
@@ -134,7 +138,7 @@ def _serve(args):
     for key in args.serve:
         backend, name = key.split('/')
         build[key] = (lambda backend=backend, name=name:
-                      _runner(backend, name, args.serve_batch, args.size))
+                      model_runner(backend, name, args.serve_batch, args.size))
     serve_rounds(build, warmup=args.warmup, number=number)
 
 
@@ -172,8 +176,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--widths', nargs='+', default=['1.0', '0.75', '0.5', '0.35'],
                         choices=['1.0', '0.75', '0.5', '0.35'])
-    parser.add_argument('--backends', nargs='+', default=list(BACKENDS) + [SPLIT_BACKEND],
-                        choices=BACKENDS + (SPLIT_BACKEND,),
+    parser.add_argument('--backends', nargs='+', default=list(BACKENDS) + [CONCAT_BACKEND],
+                        choices=BACKENDS + (CONCAT_BACKEND,),
                         help='backends timed at batch 1 at --backend-widths')
     parser.add_argument('--backend-widths', nargs='+', default=['1.0'],
                         help='widths timed on every backend (the others: hybridized and '
@@ -181,7 +185,7 @@ def main(argv=None):
     parser.add_argument('--size', type=int, default=224, help='input side in pixels')
     parser.add_argument('--batch-32-backends', nargs='+',
                         default=[backend for _, backend in BATCH_32_TABLE],
-                        choices=BACKENDS + (SPLIT_BACKEND,),
+                        choices=BACKENDS + (CONCAT_BACKEND,),
                         help='backends also timed at batch 32 (slow)')
     parser.add_argument('--no-plot', action='store_true', help='skip the zoo latency plot')
     parser.add_argument('--trials', type=int, default=3,
@@ -340,6 +344,8 @@ def by_width(rows, trials, widths, tolerance=SPREAD_TOLERANCE, size=224):
                 if not ratio['stable']:
                     row['unstable'].append(column)
                 ratio = ratio['median']
+            if column in REFERENCE_COLUMNS:
+                continue
             if ratio is not None and ratio > row['traffic'] * (1 + BOUND_MARGIN):
                 row['outside_bound'].append(column)
         table.append(row)

@@ -39,7 +39,7 @@ def _spread(summary):
 
 def _by_width(result):
     columns = ('hybridized_b1', 'hybridized_b32', 'onnxruntime_b1', 'onnxruntime_b32',
-               'onnxruntime_split_b1', 'onnxruntime_split_b32', 'int8_onnxruntime_b1')
+               'onnxruntime_concat_b1', 'onnxruntime_concat_b32', 'int8_onnxruntime_b1')
     rows = []
     for r in result.get('by_width', []):
         bound = ('%.2fx (%.2fx)' % (r['traffic'], r['traffic_concat'])
@@ -57,8 +57,9 @@ def _by_width(result):
                     + [_spread(r.get(column)) for column in columns] + [verdict])
     return _table(['model', 'traffic bound (with the concat)', 'hybridized batch 1',
                    'hybridized batch 32', 'ONNX Runtime fp32 batch 1',
-                   'ONNX Runtime fp32 batch 32', 'ONNX Runtime fp32, no concat, batch 1',
-                   'ONNX Runtime fp32, no concat, batch 32',
+                   'ONNX Runtime fp32 batch 32',
+                   'ONNX Runtime fp32, concatenated export (reference), batch 1',
+                   'ONNX Runtime fp32, concatenated export (reference), batch 32',
                    'ONNX Runtime INT8 batch 1', 'time <= bound + %d%%'
                    % round(100 * result.get('bound_margin', 0.05))], rows)
 
@@ -153,9 +154,29 @@ def _traffic(result):
 
 
 def _ceiling(result):
-    rows = [[r['what'], '%.1f' % r['gflop_s'], '%.1f%%' % (100 * r['fraction_of_gemm'])]
+    def rows(results):
+        return [[r['what'], '%.1f' % r['gflop_s'] if 'gflop_s' in r else r.get('error', ''),
+                 '%.1f%%' % (100 * r['fraction_of_gemm']) if 'gflop_s' in r else '',
+                 '%.1f' % r['images_s'] if 'images_s' in r else ''] for r in results]
+    header = ['', 'GFLOP/s', 'of the GEMM', 'images/s (batch %d)' % result['batch_size']]
+    text = 'MXNet (hybridized), against its GEMM:\n\n' + _table(header, rows(result['rows']))
+    if result.get('onnxruntime_rows'):
+        text += ('\n\nThe fastest paths, ONNX Runtime, against its own GEMM (a child process):'
+                 '\n\n' + _table(header, rows(result['onnxruntime_rows'])))
+        text += '\n\nINT8 / fp32 throughput in ONNX Runtime: ' + ', '.join(
+            '%s %.2fx' % item for item in sorted(result.get('int8_speedup', {}).items()))
+    return text
+
+
+def _ort_profile(result):
+    rows = [[r['model'], r['batch'], '%.1f' % r['total_ms'], '%.2fx' % r['vs_r0'],
+             '%.2fx' % r['vs_fp32'] if 'vs_fp32' in r else '', r['top']]
             for r in result['rows']]
-    return _table(['', 'GFLOP/s', 'of the GEMM'], rows)
+    return ('ONNX Runtime kernel times (its profiler, one thread, %dx%d, ms per run): '
+            'AsymmNet-L x1.0 as exported, exported with the concatenated map, and '
+            'MobileNetV3-L x1.0 (r=0):\n\n' % (result['size'], result['size'])
+            + _table(['model', 'batch', 'kernel ms', 'vs r=0', 'INT8 / fp32',
+                      'largest operator types (ms)'], rows))
 
 
 def main():
@@ -163,6 +184,7 @@ def main():
     machine = None
     sections = [('Memory-traffic bound', 'traffic', _traffic),
                 ('Inference', 'inference', _inference),
+                ('Inside ONNX Runtime', 'ort_profile', _ort_profile),
                 ('Training step', None, None),
                 ('Concat formulation (training)', 'concat_formulation', _concat),
                 ('Call order (inference)', 'call_order', _call_order),
