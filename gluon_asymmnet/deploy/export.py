@@ -18,11 +18,11 @@ it, so a cut-short or concurrent export is an error, never a silent mix.
 
 Which graph each format gets (:mod:`gluon_asymmnet.models.graphs`): MXNet files
 hold the CPU inference graph of the export's input shape (batch 1); ONNX files
-hold the CPU inference graph of a batch of :data:`ONNX_PLAN_BATCH`, which for
-ImageNet-sized inputs computes AsymmNet's feature reuse without the
-concatenated map (``split``).  ONNX Runtime runs that graph at the speed of the
-network without feature reuse at batch 32 (1.34-1.52x slower with the concat),
-and at batch 1 as fast as the concatenated one (``bench/README.md``).
+the CPU inference graph planned with the feature reuse without the
+concatenated map (``split``) in every block that can run it.  ONNX Runtime runs
+that graph in the kernel time of the network without feature reuse, at batch 1
+and 32, where the concatenated map cost up to 1.6x (its concat and the layout
+reorders around it; ``bench/ort_profile.py``).
 """
 import os
 import shutil
@@ -38,11 +38,7 @@ from .graph import deploy_symbol
 from .info import make_info, write_info
 from .onnx import export_onnx
 
-__all__ = ['ONNX_PLAN_BATCH', 'export_model', 'save_export']
-
-#: The batch size whose CPU inference graph the ONNX files hold (whatever batch
-#: they are run at): on large maps, the feature reuse without the concat.
-ONNX_PLAN_BATCH = 32
+__all__ = ['export_model', 'save_export']
 
 
 class _Normalize(mx.gluon.HybridBlock):
@@ -120,11 +116,9 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
     def write(work):
         normalize = _Normalize(info['mean'], info['std'], layout) if preprocess else None
         try:
-            # MXNet: the CPU inference graph of the export's batch size; ONNX: of a batch
-            planned = list(info['input_shape'])
-            if fmt == 'onnx':
-                planned[0] = ONNX_PLAN_BATCH
-            with traced_for(mx.cpu(), planned), ctx:
+            # MXNet: the CPU inference graph of the export's shape; ONNX: split everywhere
+            with traced_for(mx.cpu(), info['input_shape'],
+                            formulation='split' if fmt == 'onnx' else None), ctx:
                 export_block(work, net, data_shape=tuple(info['input_shape'][1:]),
                              preprocess=normalize, layout=layout, ctx=ctx)
         except RuntimeError:   # GluonCV's wrapper of MXNet's error; the forward ran above
