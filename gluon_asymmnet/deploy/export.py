@@ -16,13 +16,17 @@ records the sha1 of every other file. Readers (:func:`load_exported
 <gluon_asymmnet.deploy.runtime.load_exported>`) refuse files that do not match
 it, so a cut-short or concurrent export is an error, never a silent mix.
 
-Which graph each format gets (:mod:`gluon_asymmnet.models.graphs`): MXNet files
-hold the CPU inference graph of the export's input shape (batch 1); ONNX files
-the CPU inference graph planned with the feature reuse without the
-concatenated map (``split``) in every block that can run it.  ONNX Runtime runs
-that graph in the kernel time of the network without feature reuse, at batch 1
-and 32, where the concatenated map cost up to 1.6x (its concat and the layout
-reorders around it; ``bench/ort_profile.py``).
+Which graph each format gets (:mod:`gluon_asymmnet.models.graphs`): each file
+holds the CPU inference graph of the batch it is for.  MXNet files and
+``PREFIX-batch1.onnx`` plan a batch of 1, ``PREFIX.onnx`` (any batch) a batch of
+:data:`ONNX_PLAN_BATCH`.  For AsymmNet that decides the feature reuse per block
+(``auto``): without the concatenated map (``split``) where the map is large, as
+every block's is in a batch of 32 at 224x224, with it elsewhere.  ONNX Runtime
+follows the same rule as MXNet: in its profiler (``bench/ort_profile.py``,
+AsymmNet-L x1.0, kernel times, one thread, interleaved sessions) the split graph
+took 0.77-0.85x the concatenated one's time at batch 32 and 224, 0.83-0.97x at
+96 to 160, but 1.06-1.08x at batch 1 and 224, and 1.5-1.6x at 32x32 and
+batch 32: its many small operators cost more than the concat on small maps.
 """
 import os
 import shutil
@@ -38,7 +42,10 @@ from .graph import deploy_symbol
 from .info import make_info, write_info
 from .onnx import export_onnx
 
-__all__ = ['export_model', 'save_export']
+__all__ = ['ONNX_PLAN_BATCH', 'export_model', 'save_export']
+
+#: The batch whose CPU inference graph ``PREFIX.onnx`` (dynamic batch) holds.
+ONNX_PLAN_BATCH = 32
 
 
 class _Normalize(mx.gluon.HybridBlock):
@@ -113,20 +120,23 @@ def export_model(net, prefix, input_size=None, preprocess=False, layout='CHW', f
     info = make_info(getattr(net, 'model_name', None), classes, getattr(net, 'classes', None),
                      config, preprocess, layout)
 
-    def write(work):
+    def trace(work, batch):
+        """``work-symbol.json``/``-0000.params``: the CPU inference graph of ``batch``."""
         normalize = _Normalize(info['mean'], info['std'], layout) if preprocess else None
         try:
-            # MXNet: the CPU inference graph of the export's shape; ONNX: split everywhere
-            with traced_for(mx.cpu(), info['input_shape'],
-                            formulation='split' if fmt == 'onnx' else None), ctx:
+            with traced_for(mx.cpu(), [batch] + info['input_shape'][1:]), ctx:
                 export_block(work, net, data_shape=tuple(info['input_shape'][1:]),
                              preprocess=normalize, layout=layout, ctx=ctx)
         except RuntimeError:   # GluonCV's wrapper of MXNet's error; the forward ran above
             raise OSError('cannot write %s: MXNet could not save the graph or its parameters '
                           '(disk full or file size limit?)' % prefix) from None
         deploy_symbol(mx.sym.load(work + '-symbol.json')).save(work + '-symbol.json')
+
+    def write(work):
+        trace(work, 1)
         if fmt == 'onnx':
-            export_onnx(work, work, info)
+            trace(work + '-any', ONNX_PLAN_BATCH)
+            export_onnx(work + '-any', work, info, batch1_prefix=work)
 
     suffixes = ['-symbol.json', '-0000.params'] if fmt == 'mxnet' else ['.onnx', '-batch1.onnx']
     return save_export(prefix, write, suffixes, info)

@@ -20,6 +20,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import UsageError
+from ..models.graphs import graph_key
 from .graph import deploy_symbol, symbol_block
 from .info import META_KEY, parse_info
 
@@ -56,12 +57,21 @@ def require_onnxruntime():
     return modules[-1]
 
 
-def export_onnx(mxnet_prefix, prefix, info):
+def export_onnx(mxnet_prefix, prefix, info, batch1_prefix=None):
     """Convert ``mxnet_prefix-symbol.json``/``-0000.params`` to checked ONNX files.
 
-    Writes ``PREFIX.onnx`` (dynamic batch) and ``PREFIX-batch1.onnx`` (the same
-    graph with the batch fixed to 1), with ``info`` in their metadata, and checks
-    both in ONNX Runtime against MXNet.
+    Writes ``PREFIX.onnx`` (dynamic batch) and ``PREFIX-batch1.onnx`` (batch 1),
+    with ``info`` in their metadata, and checks both in ONNX Runtime against MXNet.
+
+    Parameters
+    ----------
+    mxnet_prefix : str
+        The graph of ``PREFIX.onnx``.
+    prefix : str
+    info : ExportInfo
+    batch1_prefix : str, optional
+        The graph of ``PREFIX-batch1.onnx`` (default: ``mxnet_prefix``'s).  Where
+        both graphs are equal, it is converted once and the batch fixed after.
 
     Returns
     -------
@@ -74,14 +84,34 @@ def export_onnx(mxnet_prefix, prefix, info):
     """
     require_onnxruntime()
     import onnx
+    shape = tuple(info['input_shape'])
+    model, reference = _convert(mxnet_prefix, prefix + '.onnx', shape, info, dynamic=True)
+    single, single_reference = _batch_of_one(model), reference
+    if batch1_prefix is not None and (graph_key(mx.sym.load(batch1_prefix + '-symbol.json'))
+                                      != graph_key(mx.sym.load(mxnet_prefix + '-symbol.json'))):
+        single, single_reference = _convert(batch1_prefix, prefix + '-batch1.onnx', shape, info,
+                                            dynamic=False)
+    written = []
+    for path, graph, block, batch in ((prefix + '.onnx', model, reference, 2),
+                                      (prefix + '-batch1.onnx', single, single_reference, 1)):
+        onnx.checker.check_model(graph)
+        onnx.save(graph, path)
+        _check_onnx(path, block, shape, batch=batch)
+        written.append(path)
+    return written
+
+
+def _convert(mxnet_prefix, path, shape, info, dynamic):
+    """MXNet's exporter on ``mxnet_prefix``: the ONNX model (parameters as
+    initializers, constants and gates folded, ``info`` in its metadata) and the
+    ``SymbolBlock`` it is checked against."""
+    import onnx
     symbol, args, aux = mx.model.load_checkpoint(mxnet_prefix, 0)
     reference = symbol_block(symbol, args, aux)
     symbol = deploy_symbol(symbol, for_onnx=True)
-    shape = tuple(info['input_shape'])
-    path = prefix + '.onnx'
+    extra = dict(dynamic=True, dynamic_input_shapes=[(None,) + shape[1:]]) if dynamic else {}
     mx.onnx.export_model(symbol, dict(args, **aux), in_shapes=[shape], in_types=[np.float32],
-                         onnx_file_path=path, dynamic=True,
-                         dynamic_input_shapes=[(None,) + shape[1:]])
+                         onnx_file_path=path, **extra)
     model = onnx.load(path)
     initializers = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
@@ -91,13 +121,7 @@ def export_onnx(mxnet_prefix, prefix, info):
     fold_gate_hard_sigmoids(model)
     entry = model.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(info)
-    written = []
-    for path, graph in ((path, model), (prefix + '-batch1.onnx', _batch_of_one(model))):
-        onnx.checker.check_model(graph)
-        onnx.save(graph, path)
-        _check_onnx(path, reference, shape, batch=1 if graph is not model else 2)
-        written.append(path)
-    return written
+    return model, reference
 
 
 def _batch_of_one(model):
