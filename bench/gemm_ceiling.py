@@ -44,7 +44,6 @@ ORT_GEMM = 'onnxruntime/gemm'
 
 def ort_gemm(n):
     """A callable running an ``n x n x n`` float32 ``MatMul`` in ONNX Runtime."""
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
     rng = np.random.RandomState(0)

@@ -1,8 +1,9 @@
 """Where ONNX Runtime spends its time: operator kernel times from its profiler.
 
-AsymmNet-L x1.0 as the export writes it (at 224x224 the feature reuse without
-the concatenated map), AsymmNet-L x1.0 exported with the concatenated map (the
-``concat`` formulation: what the export wrote before) and MobileNetV3-L x1.0
+AsymmNet-L x1.0 as the export writes it (each batch from its file:
+``PREFIX-batch1.onnx`` at batch 1, ``PREFIX.onnx``, the graph of a batch of 32,
+otherwise), AsymmNet-L x1.0 exported with the concatenated map in every block
+(the ``concat`` formulation) and MobileNetV3-L x1.0
 (``asymmrate=0``), in float32 and INT8 (``gluon_asymmnet.deploy.quantize``,
 calibrated on random images), at batch 1 and 32, each in an ONNX Runtime session
 of one thread with its profiler on.  The profiler times each operator's kernel,
@@ -45,18 +46,26 @@ SHOWN = 6
 
 
 def export_all(work, size):
-    """``{label: path}`` of the float32 and INT8 ONNX files of :data:`MODELS`."""
-    paths = {}
+    """``{label: prefix}`` of the float32 and INT8 ONNX files of :data:`MODELS`
+    (``prefix + '.onnx'`` and ``prefix + '-batch1.onnx'`` each)."""
+    prefixes = {}
     calibration = np.random.RandomState(0).normal(size=(32, 3, size, size)).astype(np.float32)
     for label, (name, kwargs) in MODELS.items():
         net = get_model(name, **kwargs)
         net.initialize(mx.init.MSRAPrelu())
         prefix = os.path.join(work, label.replace('=', ''))
         export_model(net, prefix, size, fmt='onnx', config=ModelConfig())
-        paths[label] = prefix + '.onnx'
-        paths[label + ' int8'] = quantize_onnx(prefix + '.onnx', prefix + '-int8.onnx',
-                                               calibration_iter(calibration, 32, batch_size=32))
-    return paths
+        prefixes[label] = prefix
+        for suffix in ('.onnx', '-batch1.onnx'):
+            quantize_onnx(prefix + suffix, prefix + '-int8' + suffix,
+                          calibration_iter(calibration, 32, batch_size=32))
+        prefixes[label + ' int8'] = prefix + '-int8'
+    return prefixes
+
+
+def onnx_file(prefix, batch):
+    """The file of an export that runs ``batch``."""
+    return prefix + ('-batch1.onnx' if batch == 1 else '.onnx')
 
 
 def kernel_times(path, batch, size, repeats, warmup):
@@ -96,8 +105,9 @@ def main(argv=None):
         paths = export_all(work, args.size)
         rows = []
         for batch in args.batches:
-            profiles = {label: kernel_times(path, batch, args.size, args.repeats, args.warmup)
-                        for label, path in paths.items()}
+            profiles = {label: kernel_times(onnx_file(prefix, batch), batch, args.size,
+                                            args.repeats, args.warmup)
+                        for label, prefix in paths.items()}
             for label, profile in profiles.items():
                 total = sum(profile.values())
                 base = 'r=0 int8' if label.endswith('int8') else 'r=0'

@@ -10,7 +10,8 @@ Backends (:data:`BACKENDS`), each built by :func:`build_backend` into a function
                   (:func:`~gluon_asymmnet.deploy.runtime.serving_flags`), what
                   ``eval.py`` runs on a CPU
 ``symbolblock``   exported ``-symbol.json``/``-0000.params`` through ``SymbolBlock.imports``
-``onnxruntime``   the exported ONNX file in ONNX Runtime (all graph optimisations)
+``onnxruntime``   the exported ONNX files in ONNX Runtime (all graph optimisations):
+                  ``PREFIX-batch1.onnx`` for batches of 1, ``PREFIX.onnx`` for others
 ``int8``          MXNet oneDNN INT8 (:func:`gluon_asymmnet.deploy.quantize.quantize_mxnet`)
 ``int8-onnxruntime``  ONNX Runtime static INT8
                   (:func:`gluon_asymmnet.deploy.quantize.quantize_onnx`)
@@ -98,12 +99,17 @@ def build_backend(name, net, input_shape):
             block = load_exported(_exported(net, input_shape, 'mxnet', work))[0]
             block.hybridize(static_alloc=True, static_shape=True)
             return mxnet_runner(block)
-        path = _exported(net, input_shape, 'onnx', work) + '.onnx'
-        if name == 'int8-onnxruntime':
-            path = quantize_onnx(path, os.path.join(work, 'int8.onnx'),
-                                 _random_calibration(input_shape))
-        # it shares the process with MXNet: no spinning threads
-        return onnx_runner(load_onnx(path, spinning=False)[0])
+        prefix = _exported(net, input_shape, 'onnx', work)
+        runners = []
+        for suffix in ('-batch1.onnx', '.onnx'):   # each batch runs the file of its graph
+            path = prefix + suffix
+            if name == 'int8-onnxruntime':
+                path = quantize_onnx(path, os.path.join(work, 'int8' + suffix),
+                                     _random_calibration(input_shape))
+            # it shares the process with MXNet: no spinning threads
+            runners.append(onnx_runner(load_onnx(path, spinning=False)[0]))
+        single, any_batch = runners
+        return lambda x: single(x) if len(x) == 1 else any_batch(x)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
