@@ -19,11 +19,9 @@ the same values of it.
 """
 import hashlib
 import os
-import random
 import re
 
 import mxnet as mx
-import numpy as np
 
 from .errors import UsageError
 from .mxnet_private import structured_params
@@ -31,7 +29,7 @@ from .mxnet_private import structured_params
 __all__ = ['load_param_file', 'param_shapes', 'saved_param_shapes', 'check_params_fit',
            'classifier_outputs', 'structured_weights', 'load_weights', 'load_matching',
            'RELEASED_RENAMES', 'released_to_ours', 'ours_to_released', 'structured_params',
-           'copy_weights', 'parameter_seed', 'seed_generators', 'seeded_initialize']
+           'copy_weights', 'parameter_seed', 'seeded_initialize']
 
 #: ``(released child, our child)``: the released AsymmNet weights' bottlenecks name their
 #: depthwise and linear convolutions ``conv1``/``conv2``.
@@ -267,15 +265,6 @@ def load_matching(net, path, input_size, ctx=mx.cpu(), init=None):
     if not loaded:
         raise UsageError('%s: none of its tensors fits the model' % path)
     return loaded, fresh
-def seed_generators(seed):
-    """Seed every generator data order, augmentation and initialisation draw from:
-    Python's ``random``, NumPy's and MXNet's (with ``seed`` modulo 2**31)."""
-    seed %= 2 ** 31
-    random.seed(seed)
-    np.random.seed(seed)
-    mx.random.seed(seed)
-
-
 def parameter_seed(seed, name):
     """The seed of parameter ``name`` (structural, e.g. ``features.4.expand.conv.weight``)
     of a run seeded with ``seed``: the same in every process and for every network."""

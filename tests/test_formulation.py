@@ -105,21 +105,6 @@ def test_auto_splits_only_feature_maps_worth_it():
 def test_formulation_is_checked():
     with pytest.raises(ValueError, match='formulation'):
         AsymmBottleneck(16, 48, 16, formulation='fast')
-    for planned in ('auto', 'fast'):
-        with pytest.raises(ValueError, match='planned formulation'):
-            with traced_for(mx.cpu(), formulation=planned):
-                pass
-
-
-def test_a_planned_formulation_stands_for_auto_only():
-    """A plan's formulation replaces ``auto`` (split at any size, in inference only);
-    a block built with its own formulation keeps it."""
-    def graph(net, training=False):
-        with traced_for(mx.cpu(), (1, 3, 64, 64), training=training, formulation='split'):
-            return {node['op'] for node in json.loads(net(mx.sym.var('data')).tojson())['nodes']}
-    assert 'slice_axis' in graph(_net(hybridize=False, formulation='auto'))
-    assert 'slice_axis' not in graph(_net(hybridize=False, formulation='auto'), training=True)
-    assert 'slice_axis' not in graph(_net(hybridize=False, formulation='onednn_concat'))
 
 
 def _ran(net):

@@ -25,6 +25,7 @@ trained again on resume), status 130.
 import hashlib
 import json
 import os
+import random
 import sys
 import time
 
@@ -149,8 +150,12 @@ def _epoch_seed(seed, epoch):
 
 def _seed_epoch(seed, epoch):
     """Seed every generator the data order and augmentation draw from."""
-    from ..params import seed_generators   # loads MXNet: not before the command needs it
-    seed_generators(_epoch_seed(seed, epoch))
+    import mxnet as mx
+    import numpy as np
+    value = _epoch_seed(seed, epoch)
+    random.seed(value)
+    np.random.seed(value)
+    mx.random.seed(value)
 
 
 def _lock(folder):

@@ -143,16 +143,14 @@ class AsymmBottleneck(HybridBlock):
             self.pw_conv_linear = ConvBNAct(num_out, 1, act_func=None, in_channels=self.dw_channels,
                                             norm_layer=norm_layer, norm_kwargs=last_norm_kwargs)
 
-    def formulation_for(self, ctx, gradient, input_shape=None, planned=None):
+    def formulation_for(self, ctx, gradient, input_shape=None):
         """The formulation of the feature reuse on device ``ctx``, for a graph that
-        may be differentiated (``gradient``) or not, an input of ``input_shape``
-        (NCHW, None if unknown) and the graph plan's formulation ``planned``
-        (None: none; it stands for this block's ``auto``)."""
-        formulation = planned if planned and self.formulation == 'auto' else self.formulation
-        if formulation == 'split' and not self.do_shuffle:
+        may be differentiated (``gradient``) or not, and an input of
+        ``input_shape`` (NCHW, None if unknown)."""
+        if self.formulation == 'split' and not self.do_shuffle:
             return 'onednn_concat' if gradient else 'split'
-        if formulation not in ('auto', 'split'):
-            return formulation
+        if self.formulation not in ('auto', 'split'):
+            return self.formulation
         if self.do_shuffle:   # the shuffle needs the concatenated map
             return 'concat' if ctx.device_type == 'gpu' else 'onednn_concat'
         elements = None
@@ -166,8 +164,7 @@ class AsymmBottleneck(HybridBlock):
             out = self.pw_conv_linear(self._dw_se(x))
             return x + out if self.use_short_cut_conv else out
         plan = graph_plan(F, x)
-        formulation = self.formulation_for(plan.ctx, plan.training, graph_shape(F, x),
-                                           plan.formulation)
+        formulation = self.formulation_for(plan.ctx, plan.training, graph_shape(F, x))
         expanded = self.expand(x)
         if formulation == 'split':
             out = split_forward(F, self, x, expanded)

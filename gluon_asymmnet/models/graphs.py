@@ -14,13 +14,6 @@ one a trace gives depends on three facts, the *graph plan*:
     Whether the graph may be differentiated or run in training mode: only an
     inference graph may fold BatchNorm (``split``) or use the operators that
     oneDNN cannot differentiate fast (:mod:`~gluon_asymmnet.models.layers`).
-``formulation``
-    The feature reuse's formulation for blocks built with ``formulation='auto'``
-    (None, the default: each block's choice for the device and shape,
-    :func:`~gluon_asymmnet.models.feature_reuse.choose_formulation`); a block
-    that cannot run it (``split`` needs an inference graph and no channel
-    shuffle) keeps its own choice.  The ONNX export plans ``split``: what ONNX
-    Runtime runs fastest at any shape.
 
 Operators issued on NDArrays (imperative calls) follow their input: its device
 and shape, and training under ``autograd.record()`` or ``autograd.train_mode()``.
@@ -47,16 +40,14 @@ from mxnet import autograd
 __all__ = ['GraphPlan', 'traced_for', 'graph_plan', 'graph_shape', 'is_training_graph',
            'graph_key', 'GraphPerInput']
 
-#: Device, shape of the input ``data`` (None: unknown), mode and feature-reuse
-#: formulation (None: the blocks') of a graph.
-GraphPlan = collections.namedtuple('GraphPlan', 'ctx input_shape training formulation',
-                                   defaults=(None,))
+#: Device, shape of the input ``data`` (None: unknown) and mode of a graph.
+GraphPlan = collections.namedtuple('GraphPlan', 'ctx input_shape training')
 
 _STATE = threading.local()
 
 
 @contextlib.contextmanager
-def traced_for(ctx, input_shape=None, training=False, formulation=None):
+def traced_for(ctx, input_shape=None, training=False):
     """Trace blocks symbolically as the graph of this plan (see :class:`GraphPlan`).
 
     What hybridized networks, ``export`` and the deploy functions use; a symbolic
@@ -68,17 +59,10 @@ def traced_for(ctx, input_shape=None, training=False, formulation=None):
     input_shape : tuple, optional
         Shape of the network's input, the variable ``data``.
     training : bool, default False
-    formulation : str, optional
-        One of :data:`~gluon_asymmnet.models.feature_reuse.FORMULATIONS` but
-        ``auto``, for the blocks built with ``formulation='auto'``.
     """
-    from .feature_reuse import FORMULATIONS
-    if formulation is not None and (formulation == 'auto' or formulation not in FORMULATIONS):
-        raise ValueError('a planned formulation is one of %s, not %r'
-                         % (', '.join(FORMULATIONS[1:]), formulation))
     previous = getattr(_STATE, 'plan', None)
     _STATE.plan = GraphPlan(ctx, None if input_shape is None else tuple(input_shape),
-                            training, formulation)
+                            training)
     try:
         yield
     finally:

@@ -16,6 +16,7 @@ interruption inside an epoch (``k`` batches of it done), ``<model>-best`` for
 the best validation top-1.
 """
 import dataclasses
+import fcntl
 import glob
 import os
 import pickle
@@ -25,7 +26,7 @@ import typing
 import mxnet as mx
 
 from ..errors import UsageError
-from ..fileio import atomic_link, atomic_save, exclusive_lock
+from ..fileio import atomic_link, atomic_save
 from ..mxnet_private import trainer_kvstore
 from ..params import check_params_fit
 from ..records import CheckpointRecord, read_checkpoint_record, write_checkpoint_record
@@ -50,16 +51,15 @@ class RunLock:
 
     def acquire(self):
         """Take the lock or raise :class:`UsageError`."""
-        handle = exclusive_lock(self.path)
-        if handle is None:
-            try:
-                with open(self.path) as held:
-                    owner = held.read().strip()
-            except OSError:
-                owner = ''
+        handle = open(self.path, 'a+')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or 'another process'
+            handle.close()
             raise UsageError('%s is in use by another training (pid %s); wait for it or use '
-                             'another --tag-name' % (os.path.dirname(self.path),
-                                                     owner or 'another process'))
+                             'another --tag-name' % (os.path.dirname(self.path), owner)) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -78,8 +78,9 @@ class RunLock:
                 os.remove(os.path.join(folder, name))
 
     def release(self):
-        """Let go of the lock (closing its handle does)."""
+        """Let go of the lock."""
         if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
 

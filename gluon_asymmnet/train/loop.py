@@ -9,6 +9,7 @@ last good checkpoint stays the newest.
 import collections
 import itertools
 import math
+import random
 import sys
 import time
 
@@ -17,7 +18,6 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from ..data import batches, split_batch
-from ..params import seed_generators
 from ..records import CheckpointRecord
 from . import precision as precision_mod
 from .checkpoint import mark_best, prune_checkpoints, save_checkpoint
@@ -53,6 +53,13 @@ def soft_targets(label, classes, eta=0.0, lam=1.0):
     if lam >= 1:
         return smooth(label)
     return lam * smooth(label) + (1 - lam) * smooth(label[::-1])
+
+
+def _seed(seed):
+    seed %= 2 ** 31
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
 
 
 #: What :func:`validate` measures: top-1 and top-5 accuracy (top5 None for 5 classes or
@@ -170,7 +177,7 @@ def _train_epochs(job, stop, progress):
     start_epoch, skip = job.start
     best_top1, best_epoch = job.best
     for epoch in range(start_epoch, recipe.num_epochs):
-        seed_generators(recipe.seed * 100003 + epoch)
+        _seed(recipe.seed * 100003 + epoch)
         _set_backbone_lr(job, epoch)
         accuracy = mx.metric.Accuracy()
         loss_total, samples, tic = 0.0, 0, time.time()
