@@ -5,7 +5,7 @@ For every width, AsymmNet-L/S, our MobileNetV3-L/S (the same code with
 batch 1 (latency) on every backend of ``gluon_asymmnet.speed`` (imperative,
 hybridized, oneDNN-fused, exported SymbolBlock, ONNX Runtime, INT8 in MXNet
 and in ONNX Runtime) at width 1.0, hybridized and in ONNX Runtime (fp32, INT8;
-fp32 also on the export of the concatenated map, ``onnxruntime-concat``, as before the export split it)
+fp32 also on the export of the concatenated map, ``onnxruntime-concat``)
 at every width, and hybridized and ONNX Runtime fp32 (both exports) at batch 32
 (throughput).  The batch-1 ratios
 of the width table (hybridized, ONNX Runtime fp32 and INT8) come from this run

@@ -24,8 +24,8 @@ from ..models.graphs import graph_key
 from .graph import deploy_symbol, symbol_block
 from .info import META_KEY, parse_info
 
-__all__ = ['export_onnx', 'fold_constants', 'fold_gate_hard_sigmoids', 'load_onnx', 'require_onnxruntime',
-           'ONNX_TOLERANCE', 'ONNX_EXTRA']
+__all__ = ['export_onnx', 'fold_constants', 'fold_gate_hard_sigmoids', 'load_onnx',
+           'require_onnxruntime', 'ONNX_TOLERANCE', 'ONNX_EXTRA']
 
 #: Largest logit difference accepted between MXNet and ONNX Runtime, relative to
 #: the largest logit (at least 1).
