@@ -42,8 +42,8 @@ def _by_width(result):
                'onnxruntime_concat_b1', 'onnxruntime_concat_b32', 'int8_onnxruntime_b1')
     rows = []
     for r in result.get('by_width', []):
-        bound = ('%.2fx (%.2fx)' % (r['traffic'], r['traffic_concat'])
-                 if 'traffic' in r else '')
+        bound = ('%.2fx / %.2fx (%.2fx)' % (r['traffic'], r['traffic_fused'], r['traffic_concat'])
+                 if 'traffic_fused' in r else '')
         verdict = ''
         if r.get('outside_bound'):
             verdict = 'fail: ' + ', '.join(r['outside_bound'])
@@ -55,7 +55,8 @@ def _by_width(result):
             verdict += '; unstable: ' + ', '.join(r['unstable'])
         rows.append(['%s %s' % (r['arch'], r['width']), bound]
                     + [_spread(r.get(column)) for column in columns] + [verdict])
-    return _table(['model', 'traffic bound (with the concat)', 'hybridized batch 1',
+    return _table(['model', 'traffic bound unfused / fused (unfused, with the concat)',
+                   'hybridized batch 1',
                    'hybridized batch 32', 'ONNX Runtime fp32 batch 1',
                    'ONNX Runtime fp32 batch 32',
                    'ONNX Runtime fp32, concatenated export (reference), batch 1',
@@ -141,16 +142,21 @@ def _pipeline(result):
 
 def _traffic(result):
     rows = [['%s %s' % (r['arch'], r['width']), r['size'], '%.1f' % r['r0_inference_mb'],
-             '%.1f' % r['r0_training_mb'], '%.3f' % r['inference'], '%.3f' % r['inference_concat'],
-             '%.3f' % r['training'], '%.3f' % r['training_concat'], '%.3f' % r['outputs']]
+             '%.1f' % r['r0_inference_fused_mb'], '%.1f' % r['r0_training_mb'],
+             '%.3f' % r['inference'], '%.3f' % r['inference_fused'],
+             '%.3f' % r['inference_concat'], '%.3f' % r['training'],
+             '%.3f' % r['training_concat'], '%.3f' % r['outputs']]
             for r in result['rows']]
     return ('AsymmNet / r=0 in bytes of activations read and written per image '
-            '(`gluon_asymmnet.complexity.traffic`), without and with the feature-reuse concat '
-            'materialised; the last column is the first estimate, the ratio of the operators\' '
-            'output sizes:\n\n'
-            + _table(['model', 'input', 'r=0 inference MB', 'r=0 training MB', 'inference',
-                      'inference (concat)', 'training step', 'training step (concat)',
-                      'output sizes'], rows))
+            '(`gluon_asymmnet.complexity.traffic`). Inference: the inference graph without '
+            'the feature-reuse concat, every operator unfused (MXNet) and fused (BatchNorm and '
+            'activations inside the convolutions, additions accumulated into them: ONNX '
+            'Runtime, oneDNN\'s fused graph), and with the concat materialised; a training '
+            'step without and with it; the last column is the first estimate, the ratio of '
+            'the operators\' output sizes:\n\n'
+            + _table(['model', 'input', 'r=0 inference MB', 'r=0 fused MB', 'r=0 training MB',
+                      'inference', 'inference (fused)', 'inference (concat)', 'training step',
+                      'training step (concat)', 'output sizes'], rows))
 
 
 def _ceiling(result):
@@ -172,11 +178,24 @@ def _ort_profile(result):
     rows = [[r['model'], r['batch'], '%.1f' % r['total_ms'], '%.2fx' % r['vs_r0'],
              '%.2fx' % r['vs_fp32'] if 'vs_fp32' in r else '', r['top']]
             for r in result['rows']]
-    return ('ONNX Runtime kernel times (its profiler, one thread, %dx%d, ms per run): '
-            'AsymmNet-L x1.0 as exported, exported with the concatenated map, and '
-            'MobileNetV3-L x1.0 (r=0):\n\n' % (result['size'], result['size'])
+    text = ('ONNX Runtime kernel times (its profiler, one thread, %dx%d, ms of each file\'s '
+            'fastest run, the files interleaved): AsymmNet-L x1.0 as exported, exported with '
+            'the concatenated map, and MobileNetV3-L x1.0 (r=0):\n\n' % (result['size'],
+                                                                        result['size'])
             + _table(['model', 'batch', 'kernel ms', 'vs r=0', 'INT8 / fp32',
                       'largest operator types (ms)'], rows))
+    if result.get('widths'):
+        margin = round(100 * result.get('bound_margin', 0.05))
+        rows = [['%s %s' % (r['arch'], r['width']), '%.1f' % r['asymmnet_ms'],
+                 '%.1f' % r['mobilenetv3_ms'], '%.2fx' % r['ratio'], '%.2fx' % r['traffic_fused'],
+                 'pass' if r['within_bound'] else 'fail (> bound + %d%%)' % margin, r['extra']]
+                for r in result['widths']]
+        text += ('\n\nAsymmNet / r=0 at every width, float32, batch 32, kernel times as above, '
+                 'against the fused memory-traffic bound:\n\n'
+                 + _table(['model', 'AsymmNet ms', 'r=0 ms', 'AsymmNet / r=0', 'fused bound',
+                           'time <= bound + %d%%' % margin,
+                           'where AsymmNet spends more (ms)'], rows))
+    return text
 
 
 def main():

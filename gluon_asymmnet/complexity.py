@@ -11,7 +11,10 @@ The command is ``python -m gluon_asymmnet.summary``.
 Equal MACs are not equal memory traffic: :func:`traffic` counts the bytes of
 activations each operator of a graph reads and writes, in inference and in a
 training step, with AsymmNet's feature-reuse concat materialised and without
-it, the bound on what a memory-bound network can gain over another.
+it, the bound on what a memory-bound network can gain over another.  Counted on
+the inference graph with the operators that serving runtimes fuse into a
+convolution left out (``Traffic.total(fused=True)``), it is the bound of those
+runtimes (ONNX Runtime, oneDNN's fused graph).
 """
 import ast
 import collections
@@ -128,9 +131,14 @@ def summary(net, input_shape=(1, 3, 224, 224)):
 
 #: One operator's activation traffic, bytes per image: forward reads and writes;
 #: backward (training) reads and writes, the sum of a gradient over several consumers
-#: included; ``concat``: a feature-reuse concat (removed by ``Traffic.total(concat=False)``).
+#: included; ``concat``: a feature-reuse concat (removed by ``Traffic.total(concat=False)``);
+#: ``fused_forward``: its forward bytes in a runtime that fuses (counted by
+#: ``Traffic.total(fused=True)``): none for an operator computed inside the
+#: convolution before it, the other operand's read for an addition accumulated
+#: into a convolution's output, its reads and writes otherwise.
 OpTraffic = collections.namedtuple('OpTraffic', 'name op forward_read forward_write '
-                                                'backward_read backward_write concat')
+                                                'backward_read backward_write concat '
+                                                'fused_forward')
 
 #: Operators that are views of their input (no data moved).
 _VIEWS = frozenset(['Reshape', 'reshape', 'Flatten', 'flatten', 'identity', '_copy',
@@ -139,12 +147,22 @@ _VIEWS = frozenset(['Reshape', 'reshape', 'Flatten', 'flatten', 'identity', '_co
 _GRADIENT_ONLY = frozenset(['Concat', 'concat', 'elemwise_add', '_plus', '_Plus',
                             'broadcast_add', 'add_n', 'ElementWiseSum',
                             '_contrib_AdaptiveAvgPooling2D'])
+#: Element-wise operators that inference runtimes fuse into the convolution that
+#: produces their input (BatchNorm folds into its weights; activations run on its
+#: output in registers; dropout is the identity).
+_FUSED = frozenset(['BatchNorm', 'Activation', 'LeakyReLU', 'hard_sigmoid', 'relu',
+                    'sigmoid', 'clip', 'Dropout'])
+#: Multiplications that are fused as the second half of a hard swish ``x * hard_sigmoid(x)``.
+_PRODUCTS = frozenset(['elemwise_mul', 'broadcast_mul', '_mul', '_Mul'])
+#: Additions that a runtime accumulates into the output of a convolution operand.
+_SUMS = frozenset(['elemwise_add', '_plus', '_Plus', 'broadcast_add'])
 
 
-class Traffic(collections.namedtuple('Traffic', 'layers input_shape')):
-    """Per-operator activation traffic of a network (:func:`traffic`)."""
+class Traffic(collections.namedtuple('Traffic', 'layers input_shape graph')):
+    """Per-operator activation traffic of a network (:func:`traffic`); ``graph``:
+    ``'training'`` or ``'inference'``, the graph counted."""
 
-    def total(self, training=False, concat=True):
+    def total(self, training=False, concat=True, fused=False):
         """Bytes of activations read and written per image.
 
         Parameters
@@ -155,27 +173,42 @@ class Traffic(collections.namedtuple('Traffic', 'layers input_shape')):
             With the feature-reuse concat materialised (what the graph does), or
             without it: its consumers read the parts where they are, so the
             concat's own reads and writes, and those of its backward, are gone.
+        fused : bool
+            As a runtime that fuses operators into the convolution before them
+            (``OpTraffic.fused_forward``): inference only.
 
         Returns
         -------
         int
+
+        Raises
+        ------
+        ValueError
+            ``training`` with ``fused``, or on an inference graph.
         """
+        if training and (fused or self.graph != 'training'):
+            raise ValueError('a training step is counted on the training graph, unfused')
         bytes_ = 0
         for layer in self.layers:
             if layer.concat and not concat:
                 continue
-            bytes_ += layer.forward_read + layer.forward_write
+            bytes_ += (layer.fused_forward if fused
+                       else layer.forward_read + layer.forward_write)
             if training:
                 bytes_ += layer.backward_read + layer.backward_write
         return bytes_
 
 
-def traffic(net, input_shape=(1, 3, 224, 224), dtype_bytes=4):
+def traffic(net, input_shape=(1, 3, 224, 224), dtype_bytes=4, graph='training'):
     """Count the bytes of activations each operator reads and writes.
 
     The graph is the network's training graph on a CPU (inference runs its
-    forward part): every operator as MXNet runs it unfused, views (``Reshape``,
-    ``Flatten``) free.  An operator reads each data input once (a part that is
+    forward part), or its inference graph for ``input_shape`` (what a hybridized
+    network runs and the export writes: on large maps, AsymmNet's feature reuse
+    without the concat); operators computed from parameters alone (BatchNorm
+    folded into a weight) are not counted.  Every operator is counted as MXNet
+    runs it unfused, views (``Reshape``, ``Flatten``) free; those that inference
+    runtimes fuse into a convolution are counted apart (``OpTraffic.fused_forward``).  An operator reads each data input once (a part that is
     concatenated twice is read twice) and writes its output.  Its backward reads
     the gradient of its output and its data inputs and writes their gradients
     (concats, additions and average pooling read no input); an output consumed
@@ -194,14 +227,22 @@ def traffic(net, input_shape=(1, 3, 224, 224), dtype_bytes=4):
         NCHW input shape; bytes are reported per image.
     dtype_bytes : int
         Bytes of one activation (4: float32, 2: bfloat16).
+    graph : {'training', 'inference'}
 
     Returns
     -------
     Traffic
+
+    Raises
+    ------
+    ValueError
+        An unknown ``graph``.
     """
     import mxnet as mx
     from .models.graphs import traced_for
-    with traced_for(mx.cpu(), input_shape, training=True):
+    if graph not in ('training', 'inference'):
+        raise ValueError("graph is 'training' or 'inference', not %r" % (graph,))
+    with traced_for(mx.cpu(), input_shape, training=graph == 'training'):
         sym = net(mx.sym.var('data'))
     if isinstance(sym, (list, tuple)):
         sym = mx.sym.Group(list(sym))
@@ -218,18 +259,37 @@ def traffic(net, input_shape=(1, 3, 224, 224), dtype_bytes=4):
             shape = shapes.get('%s_output' % name) or shapes['%s_output%d' % (name, index)]
         return int(np.prod(shape)) * dtype_bytes
 
+    constant = set()   # parameters, and operators of parameters alone
+    for node_id, node in enumerate(nodes):
+        if (node['name'] != 'data' if node['op'] == 'null'
+                else all(src in constant for src, _, _ in node['inputs'])):
+            constant.add(node_id)
+
     def is_data(node_id):
-        node = nodes[node_id]
-        return node['op'] != 'null' or node['name'] == 'data'
+        return node_id not in constant
 
     def needs_gradient(node_id):
         return nodes[node_id]['op'] != 'null'   # not the input image
+
+    def fused_forward(node, read, out):
+        """Forward bytes of ``node`` in a runtime that fuses (``OpTraffic.fused_forward``)."""
+        inputs = [(src, index) for src, index, _ in node['inputs']]
+        pairs = (inputs, inputs[::-1]) if len(inputs) == 2 else ()
+        if node['op'] in _FUSED or (node['op'] in _PRODUCTS and any(
+                nodes[a[0]]['op'] == 'hard_sigmoid' and tuple(nodes[a[0]]['inputs'][0][:2]) == b
+                for a, b in pairs)):
+            return 0
+        for accumulated, other in pairs if node['op'] in _SUMS else ():
+            if (nodes[accumulated[0]]['op'] == 'Convolution' and consumers[accumulated] == 1
+                    and entry_bytes(*accumulated) == out):
+                return entry_bytes(*other)
+        return read + out
 
     consumers = collections.Counter((src, index) for node in nodes if node['op'] != 'null'
                                     for src, index, _ in node['inputs'] if needs_gradient(src))
     batch, layers = input_shape[0], []
     for node_id, node in enumerate(nodes):
-        if node['op'] == 'null':
+        if node_id in constant or node['op'] == 'null':
             continue
         out = entry_bytes(node_id, 0)
         fan_out = consumers[(node_id, 0)]
@@ -237,7 +297,7 @@ def traffic(net, input_shape=(1, 3, 224, 224), dtype_bytes=4):
         sum_read, sum_write = (fan_out * out, out) if fan_out > 1 else (0, 0)
         if node['op'] in _VIEWS:
             layers.append(OpTraffic(node['name'], node['op'], 0, 0, sum_read // batch,
-                                    sum_write // batch, False))
+                                    sum_write // batch, False, 0))
             continue
         inputs = [(src, index) for src, index, _ in node['inputs'] if is_data(src)]
         read = sum(entry_bytes(*entry) for entry in inputs)
@@ -248,5 +308,6 @@ def traffic(net, input_shape=(1, 3, 224, 224), dtype_bytes=4):
         concat = node['op'] in ('Concat', 'concat') and len(shape) == 4 and shape[2] * shape[3] > 1
         layers.append(OpTraffic(node['name'], node['op'], read // batch, out // batch,
                                 (out + (0 if gradient_only else read) + sum_read) // batch,
-                                (grads + sum_write) // batch, concat))
-    return Traffic(layers, tuple(input_shape))
+                                (grads + sum_write) // batch, concat,
+                                fused_forward(node, read, out) // batch))
+    return Traffic(layers, tuple(input_shape), graph)

@@ -51,6 +51,11 @@ def test_onnxruntime_matches_mxnet(tmp_path, name):
         # issue 21; only pooled squeeze-excitation vectors are concatenated); the
         # batch-1 file the graph of batch 1, which concatenates
         assert _concat_inputs_from(model.graph) == {'GlobalAveragePool'}
+        # each block's last BatchNorm, of the sum of its parts' convolutions, is
+        # folded into them (ONNX Runtime would run it alone)
+        producers = {out: node.op_type for node in model.graph.node for out in node.output}
+        norms = [node for node in model.graph.node if node.op_type == 'BatchNormalization']
+        assert not [node for node in norms if producers[node.input[0]] == 'Add']
         single = onnx.load(prefix + '-batch1.onnx').graph
         assert _concat_inputs_from(single) - {'GlobalAveragePool'}
 
@@ -181,3 +186,36 @@ def test_fold_constants_computes_operators_of_initializers_only():
     inits = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
     assert sorted(inits) == ['w_part'] and inits['w_part'].ravel().tolist() == [4., 6.]
     assert fold_constants(model) == 0
+
+
+def test_fold_summed_batchnorms_keeps_the_values():
+    """BatchNorm(Conv(a) + Conv(b)) becomes Conv'(a) + Conv'(b), the same function."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+    from gluon_asymmnet.deploy.onnx import fold_summed_batchnorms
+    rng = np.random.RandomState(0)
+    arrays = dict(wa=rng.normal(size=(4, 2, 1, 1)), wb=rng.normal(size=(4, 2, 3, 3)),
+                  bb=rng.normal(size=4), gamma=rng.uniform(0.5, 2, 4), beta=rng.normal(size=4),
+                  mean=rng.normal(size=4), var=rng.uniform(0.5, 2, 4))
+    graph = helper.make_graph(
+        [helper.make_node('Conv', ['x', 'wa'], ['ya']),
+         helper.make_node('Conv', ['x', 'wb', 'bb'], ['yb'], pads=[1, 1, 1, 1]),
+         helper.make_node('Add', ['ya', 'yb'], ['sum']),
+         helper.make_node('BatchNormalization', ['sum', 'gamma', 'beta', 'mean', 'var'], ['out'],
+                          epsilon=1e-3)],
+        'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [2, 2, 5, 5])],
+        [helper.make_tensor_value_info('out', TensorProto.FLOAT, [2, 4, 5, 5])],
+        [numpy_helper.from_array(value.astype(np.float32), name)
+         for name, value in arrays.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+
+    def run(proto):
+        session = onnxruntime.InferenceSession(proto.SerializeToString(),
+                                               providers=['CPUExecutionProvider'])
+        return session.run(None, {'x': x})[0]
+    x = rng.normal(size=(2, 2, 5, 5)).astype(np.float32)
+    expected = run(model)
+    assert fold_summed_batchnorms(model) == 1
+    assert [node.op_type for node in model.graph.node] == ['Conv', 'Conv', 'Add']
+    assert np.abs(run(model) - expected).max() < 1e-5
+    assert fold_summed_batchnorms(model) == 0

@@ -11,7 +11,9 @@ gates for hard swishes.  :func:`fold_constants` computes, at export, every
 operator whose inputs are all parameters (the BatchNorm folded into the slices
 of a depthwise weight that the feature reuse without the concatenated map
 computes in its graph), so that each convolution's weight is an initializer:
-what quantizers (one scale per output channel) and OpenCV need.
+what quantizers (one scale per output channel) and OpenCV need;
+:func:`fold_summed_batchnorms` folds the BatchNorm that ends each such block
+into its convolutions (ONNX Runtime would run it alone).
 """
 import json
 import os
@@ -24,7 +26,8 @@ from ..models.graphs import graph_key
 from .graph import deploy_symbol, symbol_block
 from .info import META_KEY, parse_info
 
-__all__ = ['export_onnx', 'fold_constants', 'fold_gate_hard_sigmoids', 'load_onnx',
+__all__ = ['export_onnx', 'fold_constants', 'fold_summed_batchnorms',
+           'fold_gate_hard_sigmoids', 'load_onnx',
            'require_onnxruntime', 'ONNX_TOLERANCE', 'ONNX_EXTRA']
 
 #: Largest logit difference accepted between MXNet and ONNX Runtime, relative to
@@ -118,6 +121,7 @@ def _convert(mxnet_prefix, path, shape, info, dynamic):
     del model.graph.input[:]
     model.graph.input.extend(inputs)
     fold_constants(model)
+    fold_summed_batchnorms(model)
     fold_gate_hard_sigmoids(model)
     entry = model.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(info)
@@ -258,6 +262,92 @@ def fold_gate_hard_sigmoids(model):
                                helper.make_attribute('beta', 0.0)])
         folded += 1
     return folded
+
+
+def fold_summed_batchnorms(model):
+    """Fold each ``BatchNormalization`` of a sum of ``Conv`` s into those convolutions.
+
+    The feature reuse without the concatenated map ends each block with
+    ``BatchNorm(Conv(part_1) + ... + Conv(part_k))``: ONNX Runtime folds a
+    BatchNorm into a ``Conv`` right before it only, and runs this one on its own
+    (a pass over the block's output).  Scaling every weight by the BatchNorm's
+    ``gamma / sqrt(var + eps)`` and giving the first convolution its shift
+    removes it.  A sum qualifies when each of its outputs and each convolution's
+    output, weight and bias is used by nothing else and the BatchNorm's
+    statistics are initializers.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        Changed in place.
+
+    Returns
+    -------
+    int
+        The number of BatchNorms folded.
+    """
+    from onnx import helper, numpy_helper
+    graph = model.graph
+    producers = {name: node for node in graph.node for name in node.output}
+    uses = {}
+    for node in graph.node:
+        for name in node.input:
+            uses.setdefault(name, []).append(node)
+    for output in graph.output:
+        uses.setdefault(output.name, []).append(None)
+    initializers = {init.name: init for init in graph.initializer}
+
+    def summed_convs(name):
+        """The ``Conv`` nodes whose outputs ``name`` sums, or None."""
+        node = producers.get(name)
+        if node is None or len(uses.get(name, [])) != 1:
+            return None
+        if node.op_type == 'Conv':
+            params = [param for param in node.input[1:] if param]
+            return [node] if all(param in initializers and len(uses[param]) == 1
+                                 for param in params) else None
+        if node.op_type != 'Add':
+            return None
+        parts = [summed_convs(part) for part in node.input]
+        return None if None in parts else [conv for part in parts for conv in part]
+
+    folded = []
+    for node in graph.node:
+        if node.op_type != 'BatchNormalization' or len(node.output) != 1:
+            continue
+        source = producers.get(node.input[0])
+        convs = summed_convs(node.input[0]) if source is not None and source.op_type == 'Add' \
+            else None
+        if not convs or not all(name in initializers for name in node.input[1:5]):
+            continue
+        attrs = {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
+        gamma, beta, mean, var = (numpy_helper.to_array(initializers[name])
+                                  for name in node.input[1:5])
+        scale = gamma / np.sqrt(var + attrs.get('epsilon', 1e-5))
+        for index, conv in enumerate(convs):
+            weight = initializers[conv.input[1]]
+            scaled = numpy_helper.to_array(weight) * scale.reshape(-1, 1, 1, 1)
+            weight.CopyFrom(numpy_helper.from_array(scaled.astype(np.float32), weight.name))
+            if len(conv.input) > 2 and conv.input[2]:
+                bias = initializers[conv.input[2]]
+                offset = numpy_helper.to_array(bias) * scale
+            else:
+                bias = graph.initializer.add()
+                del conv.input[2:]
+                conv.input.append(conv.output[0] + '_bn_bias')
+                offset = np.zeros_like(scale)
+            if index == 0:
+                offset = offset + beta - mean * scale
+            bias.CopyFrom(numpy_helper.from_array(offset.astype(np.float32), conv.input[2]))
+        source.output[0] = node.output[0]
+        folded.append(node)
+    for node in folded:
+        graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input}
+    survivors = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(survivors)
+    return len(folded)
 
 
 def _check_onnx(path, block, shape, batch):
