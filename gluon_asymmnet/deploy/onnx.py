@@ -186,12 +186,29 @@ def fold_constants(model):
     folded = len(graph.node) - len(kept)
     del graph.node[:]
     graph.node.extend(kept)
+    graph.initializer.extend(numpy_helper.from_array(values[name], name) for name in computed)
+    _drop_unused_initializers(graph)
+    return folded
+
+
+def _index(graph):
+    """``(producers, uses, initializers)`` of ``graph``: the node writing each value,
+    the nodes reading it (None for a graph output), the initializers by name."""
+    producers = {name: node for node in graph.node for name in node.output}
+    uses = {}
+    for node in graph.node:
+        for name in node.input:
+            uses.setdefault(name, []).append(node)
+    for output in graph.output:
+        uses.setdefault(output.name, []).append(None)
+    return producers, uses, {init.name: init for init in graph.initializer}
+
+
+def _drop_unused_initializers(graph):
     used = {name for node in graph.node for name in node.input}
     survivors = [init for init in graph.initializer if init.name in used]
-    survivors += [numpy_helper.from_array(values[name], name) for name in computed if name in used]
     del graph.initializer[:]
     graph.initializer.extend(survivors)
-    return folded
 
 
 def fold_gate_hard_sigmoids(model):
@@ -221,14 +238,7 @@ def fold_gate_hard_sigmoids(model):
     """
     from onnx import helper, numpy_helper
     graph = model.graph
-    producers = {name: node for node in graph.node for name in node.output}
-    uses = {}
-    for node in graph.node:
-        for name in node.input:
-            uses.setdefault(name, []).append(node)
-    for output in graph.output:
-        uses.setdefault(output.name, []).append(None)
-    initializers = {init.name: init for init in graph.initializer}
+    producers, uses, initializers = _index(graph)
     folded = 0
     for node in graph.node:
         if node.op_type != 'HardSigmoid' or not any(
@@ -288,14 +298,7 @@ def fold_summed_batchnorms(model):
     """
     from onnx import helper, numpy_helper
     graph = model.graph
-    producers = {name: node for node in graph.node for name in node.output}
-    uses = {}
-    for node in graph.node:
-        for name in node.input:
-            uses.setdefault(name, []).append(node)
-    for output in graph.output:
-        uses.setdefault(output.name, []).append(None)
-    initializers = {init.name: init for init in graph.initializer}
+    producers, uses, initializers = _index(graph)
 
     def summed_convs(name):
         """The ``Conv`` nodes whose outputs ``name`` sums, or None."""
@@ -343,10 +346,7 @@ def fold_summed_batchnorms(model):
         folded.append(node)
     for node in folded:
         graph.node.remove(node)
-    used = {name for node in graph.node for name in node.input}
-    survivors = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(survivors)
+    _drop_unused_initializers(graph)
     return len(folded)
 
 
