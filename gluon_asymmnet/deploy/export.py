@@ -25,7 +25,8 @@ every block's is in a batch of 32 at 224x224, with it elsewhere.  ONNX Runtime
 follows the same rule as MXNet: in its profiler (``bench/ort_profile.py``,
 AsymmNet-L x1.0, kernel times, one thread, interleaved sessions) the split graph
 took 0.77-0.85x the concatenated one's time at batch 32 and 224, 0.83-0.97x at
-96 to 160, but 1.06-1.08x at batch 1 and 224, and 1.5-1.6x at 32x32 and
+96 to 160, but 1.06-1.08x at batch 1 and 224 (1.00x once the export folded
+each block's last BatchNorm into its convolutions), and 1.5-1.6x at 32x32 and
 batch 32: its many small operators cost more than the concat on small maps.
 """
 import os
