@@ -11,7 +11,9 @@ at every width, and hybridized and ONNX Runtime fp32 (both exports) at batch 32
 of the width table (hybridized, ONNX Runtime fp32 and INT8) come from this run
 and ``--trials`` more fresh processes: a ratio whose processes disagree by more
 than ``--tolerance`` is marked unstable, with its range and no median
-(``timing.across_processes``).  Each ratio stands next to its memory-traffic
+(``timing.across_processes``); a batch-32 ratio, from one process, is unstable
+when the ratios of its interleaved rounds disagree as much.  Each ratio stands
+next to its memory-traffic
 bound (``bench/traffic.py``: AsymmNet / r=0 in bytes of activations of the
 inference graph without the concatenated map; unfused for MXNet's hybridized
 graph, fused for ONNX Runtime, see :data:`FUSED_COLUMNS`) and passes when it is
@@ -30,6 +32,7 @@ processes run back to back.
 """
 import argparse
 import os
+import statistics
 import sys
 
 import numpy as np
@@ -43,7 +46,7 @@ import mxnet as mx  # noqa: E402
 from gluon_asymmnet.speed import BACKENDS, build_backend  # noqa: E402
 from gluon_asymmnet.complexity import summary  # noqa: E402
 from timing import (RESULTS_DIR, SPREAD_TOLERANCE, across_processes,  # noqa: E402
-                    common_arguments, describe_spread, medians_in_child, print_table,
+                    common_arguments, describe_spread, print_table, rounds_in_child,
                     serve_rounds, write_result)
 from traffic import traffic_ratios  # noqa: E402
 
@@ -111,11 +114,11 @@ def compare(runs, batch, size, repeats, warmup):
 
     Returns
     -------
-    (dict, dict)
-        ``{backend: {name: seconds}}``, and ``{"backend/name": error}`` for
-        what could not run.
+    (dict, dict, dict)
+        ``{backend: {name: seconds}}`` (medians), ``{"backend/name": error}`` for
+        what could not run, and ``{backend: {name: [seconds per round]}}``.
     """
-    times, failures = {}, {}
+    times, failures, rounds = {}, {}, {}
     for family in ('mxnet', 'onnxruntime'):
         chosen = [b for b in runs if runs[b] and (b in ORT_BACKENDS) == (family == 'onnxruntime')]
         if not chosen:
@@ -125,15 +128,16 @@ def compare(runs, batch, size, repeats, warmup):
                 '--serve'] + ['%s/%s' % (backend, name)
                               for backend in chosen for name in runs[backend]]
         try:
-            medians, failed = medians_in_child(argv, family_env(family), repeats)
+            timed, failed = rounds_in_child(argv, family_env(family), repeats)
         except RuntimeError as error:
             failures.update(('%s/*' % backend, str(error)) for backend in chosen)
             continue
         failures.update(failed)
-        for key, seconds in medians.items():
+        for key, seconds in timed.items():
             backend, name = key.split('/')
-            times.setdefault(backend, {})[name] = seconds
-    return times, failures
+            times.setdefault(backend, {})[name] = statistics.median(seconds)
+            rounds.setdefault(backend, {})[name] = seconds
+    return times, failures, rounds
 
 
 def _serve(args):
@@ -213,7 +217,7 @@ def main(argv=None):
                           if backend in ('hybridized',) + ORT_BACKENDS
                           or pair[1] in args.backend_widths]
                 for backend in backends}
-        times, failed = compare(
+        times, failed, rounds = compare(
             {backend: [name for _, _, names in pairs for name in names]
              for backend, pairs in plan.items()},
             batch, args.size, args.repeats, args.warmup)
@@ -224,7 +228,11 @@ def main(argv=None):
                     continue
                 ms = [1e3 * times[backend][name] for name in names]
                 row = dict(backend=backend, batch=batch, arch=arch, width=width,
-                           asymmnet_ms=ms[0], mobilenetv3_ms=ms[1], asymm_vs_r0=ms[0] / ms[1])
+                           asymmnet_ms=ms[0], mobilenetv3_ms=ms[1], asymm_vs_r0=ms[0] / ms[1],
+                           asymm_vs_r0_rounds=across_processes(
+                               [a / b for a, b in zip(rounds[backend][names[0]],
+                                                      rounds[backend][names[1]])],
+                               args.tolerance, unit='round'))
                 if len(names) == 3:
                     row.update(gluoncv_ms=ms[2], asymm_vs_gluoncv=ms[0] / ms[2])
                 rows.append(row)
@@ -266,8 +274,8 @@ def main(argv=None):
         result['targets']['fastest_vs_hybridized_batch1'] = (
             fastest['asymmnet_ms'] / large_b1['asymmnet_ms'])
     if not args.no_plot:
-        times, failed = compare({'hybridized': list_models()}, 1, args.size,
-                                max(3, args.repeats // 2), 1)
+        times, failed, _ = compare({'hybridized': list_models()}, 1, args.size,
+                                   max(3, args.repeats // 2), 1)
         failures.update(('zoo: %s' % key, error) for key, error in failed.items())
         points = [dict(model=name, latency_ms=1e3 * seconds,
                        macs=summary(_built(name), (1, 3, args.size, args.size)).macs)
@@ -325,11 +333,12 @@ def by_width(rows, trials, widths, tolerance=SPREAD_TOLERANCE, size=224):
         the inference graph without the concat, unfused and fused, and with the
         concat), the batch-1 columns of :data:`WIDTH_TABLE` as
         :func:`timing.across_processes` summaries, those of
-        :data:`BATCH_32_TABLE` (one process), ``outside_bound``: the columns
+        :data:`BATCH_32_TABLE` (one process) as summaries of its interleaved
+        rounds' ratios where the rows have them, ``outside_bound``: the columns
         whose ratio (the median of a stable one) exceeds their bound
         (``traffic_fused`` for :data:`FUSED_COLUMNS`, ``traffic`` otherwise)
         times ``1 + BOUND_MARGIN``, and ``unstable``: the columns whose
-        processes disagree (neither pass nor fail).
+        processes (rounds) disagree (neither pass nor fail).
     """
     table = []
     for arch, width, _ in _pairs(widths):
@@ -343,8 +352,9 @@ def by_width(rows, trials, widths, tolerance=SPREAD_TOLERANCE, size=224):
             if values:
                 row[column] = across_processes(values, tolerance)
         for column, backend in BATCH_32_TABLE:
-            if (backend, 32, arch, width) in rows:
-                row[column] = rows[(backend, 32, arch, width)]['asymm_vs_r0']
+            timed = rows.get((backend, 32, arch, width))
+            if timed:
+                row[column] = timed.get('asymm_vs_r0_rounds') or timed['asymm_vs_r0']
         for column, _ in WIDTH_TABLE + BATCH_32_TABLE:
             ratio = row.get(column)
             if isinstance(ratio, dict):

@@ -76,9 +76,11 @@ def _inference(result):
     text = ''
     if result.get('by_width'):
         text = ('AsymmNet / r=0 (our MobileNetV3) at the same width, latency ratios, next to '
-                'the memory-traffic bound (bytes of activations, `bench/traffic.py`). Batch-1 '
-                'ratios: median and range over processes; processes that disagree by more '
-                'than %d%% make a ratio unstable (no median):\n\n'
+                'the memory-traffic bound (bytes of activations, `bench/traffic.py`: unfused '
+                'for the hybridized columns, fused for ONNX Runtime\'s). Batch-1 ratios: '
+                'median and range over processes; batch-32 ratios: over the interleaved rounds '
+                'of one process; processes (rounds) that disagree by more than %d%% make a '
+                'ratio unstable (no median):\n\n'
                 % round(100 * result.get('tolerance', 0.1)) + _by_width(result)
                 + '\n\nAll timings:\n\n')
     text += _table(['model', 'backend', 'batch', 'AsymmNet ms', 'MobileNetV3 (ours, r=0) ms',

@@ -8,7 +8,8 @@ the repeats.  Ratios of such medians are what the benchmarks assert about.
 
 Callables that need a process of their own (another threading setting, a
 runtime whose idle threads would disturb the others) are timed the same way in
-a child process (:func:`serve_rounds` there, :func:`medians_in_child` here).
+a child process (:func:`serve_rounds` there, :func:`medians_in_child` or
+:func:`rounds_in_child` here).
 
 A process can also run in a mode of its own for its whole life (libgomp's
 wait policy on a 2-core VM: ~13 or ~21 ms for one network), so a figure that
@@ -30,8 +31,8 @@ import time
 import mxnet as mx
 
 __all__ = ['RESULTS_DIR', 'SPREAD_TOLERANCE', 'across_processes', 'describe_spread',
-           'interleaved_medians', 'medians_in_child', 'serve_rounds', 'machine', 'print_table',
-           'write_result', 'common_arguments', 'sync']
+           'interleaved_medians', 'medians_in_child', 'rounds_in_child', 'serve_rounds',
+           'machine', 'print_table', 'write_result', 'common_arguments', 'sync']
 
 #: Where every benchmark writes its ``<name>.json``.
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
@@ -42,30 +43,34 @@ RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results'
 SPREAD_TOLERANCE = 0.10
 
 
-def across_processes(values, tolerance=SPREAD_TOLERANCE):
-    """One figure (a ratio, a time) measured once in each of several processes.
+def across_processes(values, tolerance=SPREAD_TOLERANCE, unit='process'):
+    """One figure (a ratio, a time) measured once in each of several processes
+    (or each of several interleaved rounds of one process: ``unit='round'``).
 
     Parameters
     ----------
     values : list of float
-        One positive value per process.
+        One positive value per process (round).
     tolerance : float
         The largest ``highest / lowest - 1`` of a stable figure.
+    unit : {'process', 'round'}
+        What one value comes from (for :func:`describe_spread`).
 
     Returns
     -------
     dict
         ``processes`` (the values), ``lowest``, ``highest``, ``stable`` (at least
-        two processes, agreeing within ``tolerance``) and ``median``: None unless
-        stable.
+        two values, agreeing within ``tolerance``), ``median``: None unless
+        stable, and ``unit``.
     """
     values = [float(value) for value in values]
     if not values:
-        return dict(processes=[], lowest=None, highest=None, stable=False, median=None)
+        return dict(processes=[], lowest=None, highest=None, stable=False, median=None,
+                    unit=unit)
     lowest, highest = min(values), max(values)
     stable = len(values) >= 2 and highest <= lowest * (1 + tolerance)
     return dict(processes=values, lowest=lowest, highest=highest, stable=stable,
-                median=statistics.median(values) if stable else None)
+                median=statistics.median(values) if stable else None, unit=unit)
 
 
 def describe_spread(spread):
@@ -73,9 +78,10 @@ def describe_spread(spread):
     processes)``, or ``unstable (0.58-1.09, 4 processes)``."""
     if not spread['processes']:
         return ''
-    detail = '(%.2f-%.2f, %d process%s)' % (spread['lowest'], spread['highest'],
-                                           len(spread['processes']),
-                                           'es' if len(spread['processes']) > 1 else '')
+    count, unit = len(spread['processes']), spread.get('unit', 'process')
+    detail = '(%.2f-%.2f, %d %s)' % (spread['lowest'], spread['highest'], count,
+                                     unit + ('es' if unit.endswith('s') else 's')
+                                     if count > 1 else unit)
     return ('%.2fx %s' % (spread['median'], detail) if spread['stable'] else
             'unstable ' + detail)
 
@@ -177,6 +183,20 @@ def serve_rounds(build, warmup=2, number=1):
 def medians_in_child(argv, env=None, repeats=5):
     """Median seconds per call of callables timed interleaved in a child process.
 
+    :func:`rounds_in_child`, each callable's rounds summarised by their median.
+
+    Returns
+    -------
+    (dict of str -> float, dict of str -> str)
+        The medians, and the callables that failed with their messages.
+    """
+    rounds, failures = rounds_in_child(argv, env, repeats)
+    return {name: statistics.median(values) for name, values in rounds.items()}, failures
+
+
+def rounds_in_child(argv, env=None, repeats=5):
+    """Seconds per call of callables timed interleaved in a child process, per round.
+
     Parameters
     ----------
     argv : list of str
@@ -188,8 +208,10 @@ def medians_in_child(argv, env=None, repeats=5):
 
     Returns
     -------
-    (dict of str -> float, dict of str -> str)
-        The medians, and the callables that failed with their messages.
+    (dict of str -> list of float, dict of str -> str)
+        Each callable's seconds per call in each round (round ``i`` of every
+        callable ran in one pass), and the callables that failed with their
+        messages.
 
     Raises
     ------
@@ -213,8 +235,7 @@ def medians_in_child(argv, env=None, repeats=5):
                 raise RuntimeError('the child exited with status %s' % proc.wait())
             for name, seconds in json.loads(reply).items():
                 times.setdefault(name, []).append(seconds)
-        return ({name: statistics.median(values) for name, values in times.items()},
-                status['failures'])
+        return times, status['failures']
     finally:
         if proc.poll() is None:
             proc.stdin.close()

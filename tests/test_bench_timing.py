@@ -86,3 +86,19 @@ def test_each_backend_is_held_to_the_traffic_bound_of_how_it_runs():
     # MXNet runs every operator: held to the unfused bound; ONNX Runtime fuses: to the fused one
     assert row['outside_bound'] == ['hybridized_b32']
     assert (row['traffic'], row['traffic_fused']) == (bound['inference'], bound['inference_fused'])
+
+
+def test_a_batch_32_ratio_whose_rounds_disagree_is_unstable():
+    from inference import by_width
+    from timing import across_processes, describe_spread
+    rounds = across_processes([1.02, 1.31, 0.95, 1.10, 1.20], tolerance=0.10, unit='round')
+    assert describe_spread(rounds) == 'unstable (0.95-1.31, 5 rounds)'
+    steady = across_processes([1.02, 1.04, 1.03], tolerance=0.10, unit='round')
+    assert describe_spread(steady) == '1.03x (1.02-1.04, 3 rounds)'
+    rows = {('hybridized', 32, 'large', '1.0'): dict(asymm_vs_r0=1.1, asymm_vs_r0_rounds=rounds),
+            ('onnxruntime', 32, 'large', '1.0'): dict(asymm_vs_r0=1.03,
+                                                      asymm_vs_r0_rounds=steady)}
+    row = by_width(rows, [], ['1.0'])[0]
+    # the median of disagreeing rounds is no result: neither pass nor fail
+    assert row['unstable'] == ['hybridized_b32'] and row['outside_bound'] == []
+    assert row['onnxruntime_b32']['median'] == 1.03
