@@ -208,8 +208,9 @@ def traffic(net, input_shape=(1, 3, 224, 224), dtype_bytes=4, graph='training'):
     without the concat); operators computed from parameters alone (BatchNorm
     folded into a weight) are not counted.  Every operator is counted as MXNet
     runs it unfused, views (``Reshape``, ``Flatten``) free; those that inference
-    runtimes fuse into a convolution are counted apart (``OpTraffic.fused_forward``).  An operator reads each data input once (a part that is
-    concatenated twice is read twice) and writes its output.  Its backward reads
+    runtimes fuse into a convolution are counted apart
+    (``OpTraffic.fused_forward``).  An operator reads each data input once (a
+    part that is concatenated twice is read twice) and writes its output.  Its backward reads
     the gradient of its output and its data inputs and writes their gradients
     (concats, additions and average pooling read no input); an output consumed
     k > 1 times has its k gradients read and their sum written.  Parameters
