@@ -127,3 +127,37 @@ def test_cli_quantizes_an_export_into_one_that_loads(trained, tmp_path):
     assert sorted(info['files']) == ['-0000.params', '-symbol.json']
     assert sorted(os.listdir(str(tmp_path))) == ['int8' + suffix for suffix in (
         '-0000.params', '-info.json', '-symbol.json')]   # no staging folder left
+
+
+def test_onnx_hard_swish_runs_on_integers(tmp_path):
+    """ONNX Runtime runs the INT8 file's hard swish without a float operator, and the
+    values are the float graph's within INT8's error (a scale off by the 6 of relu6
+    would be 6 times off)."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.RandomState(0)
+    graph = helper.make_graph(
+        [helper.make_node('Conv', ['data', 'w1', 'b1'], ['y'], pads=[1, 1, 1, 1]),
+         helper.make_node('HardSigmoid', ['y'], ['gate'], alpha=1 / 6, beta=0.5),
+         helper.make_node('Mul', ['y', 'gate'], ['swish']),
+         helper.make_node('Conv', ['swish', 'w2'], ['out'])],
+        'g', [helper.make_tensor_value_info('data', TensorProto.FLOAT, ['N', 3, 8, 8])],
+        [helper.make_tensor_value_info('out', TensorProto.FLOAT, ['N', 4, 8, 8])],
+        [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
+         for name, shape in (('w1', (16, 3, 3, 3)), ('b1', (16,)), ('w2', (4, 16, 1, 1)))])
+    src, dst = str(tmp_path / 'float.onnx'), str(tmp_path / 'int8.onnx')
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]), src)
+    images = rng.normal(size=(64, 3, 8, 8)).astype(np.float32)
+    quantize_onnx(src, dst, calibration_iter(images, 64))
+    assert 'HardSigmoid' not in {node.op_type for node in onnx.load(dst).graph.node}
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / 'optimized.onnx')
+    int8 = onnxruntime.InferenceSession(dst, options, providers=['CPUExecutionProvider'])
+    ran = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    assert 'QLinearAdd' in ran and 'QLinearMul' in ran
+    assert not {'HardSigmoid', 'Add', 'Mul'} & set(ran)
+    fp32 = onnxruntime.InferenceSession(src, providers=['CPUExecutionProvider'])
+    expected = fp32.run(None, {'data': images[:8]})[0]
+    got = int8.run(None, {'data': images[:8]})[0]
+    assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()

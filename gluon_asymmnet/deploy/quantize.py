@@ -50,6 +50,12 @@ per-tensor 94.44, 10.00, 91.94%; int8 activations or percentile/entropy
 calibration no better. The same seeds on the MXNet path: 94.72, 90.83, 91.94,
 93.89%; with the depthwise convolutions and the classifier quantized too,
 94.72, 85.00, 77.78, 94.44%.
+
+ONNX Runtime has no integer hard sigmoid: after ``quantize_static`` each hard
+swish ``x * HardSigmoid(x)`` ran in float32 between a ``DequantizeLinear`` and
+a ``QuantizeLinear``. :func:`integer_hard_sigmoids` rewrites them into an
+addition that ONNX Runtime runs as ``QLinearAdd`` (AsymmNet-L x1.0, batch 32,
+kernel time: 155 to 137 ms, float32 238 ms).
 The command is ``python -m gluon_asymmnet.quantize``.
 """
 import json
@@ -65,10 +71,10 @@ from ..data import batches
 from ..errors import DataError
 from .graph import net_symbol, symbol_block
 from .info import ExportInfo
-from .onnx import load_onnx, require_onnxruntime
+from .onnx import _drop_unused_initializers, _index, load_onnx, require_onnxruntime
 
 __all__ = ['MXNET_CONFIG', 'calibration_iter', 'quantize_symbol', 'quantize_mxnet',
-           'quantize_onnx']
+           'quantize_onnx', 'integer_hard_sigmoids']
 
 #: The ``quantize_model_mkldnn`` arguments that work for AsymmNet on MXNet 1.9.1
 #: (plus the layers of :func:`_float_layers`, excluded by name).
@@ -209,7 +215,83 @@ def quantize_onnx(src, dst, calib, info=None):
         shutil.rmtree(folder, ignore_errors=True)
     model = onnx.load(src)
     quantized = onnx.load(dst)
+    integer_hard_sigmoids(quantized)
     del quantized.metadata_props[:]
     quantized.metadata_props.extend(model.metadata_props)
     onnx.save(quantized, dst)
     return dst
+
+
+def integer_hard_sigmoids(model):
+    """Rewrite each quantized ``HardSigmoid`` as an addition that runs on integers.
+
+    ``HardSigmoid(x) = clip(alpha * x + beta, 0, 1)`` is ``clip(x + beta / alpha, 0,
+    1 / alpha)`` scaled by ``alpha``.  Where a ``HardSigmoid`` (``alpha > 0``,
+    ``beta > 0``) reads a ``DequantizeLinear`` and only a ``QuantizeLinear`` to
+    ``uint8`` reads it, that ``QuantizeLinear`` now takes ``x + beta / alpha``
+    with scale ``1 / (255 alpha)`` and zero point 0: its saturation to [0, 255] is
+    the clip.  The ``DequantizeLinear`` s after it read those bytes with scale
+    1/255: the hard sigmoid's values, on the 256 levels that a ``uint8`` in [0, 1]
+    has.  ONNX Runtime runs ``DequantizeLinear``, ``Add`` and ``QuantizeLinear`` as
+    one ``QLinearAdd`` (the constant is quantized exactly); any other runtime of
+    the Quantize-DeQuantize format computes the same values in float.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        A Quantize-DeQuantize graph (``quantize_static``), changed in place.
+
+    Returns
+    -------
+    int
+        The number of ``HardSigmoid`` s rewritten.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+    graph = model.graph
+    producers, uses, initializers = _index(graph)
+
+    def constant(name, value, dtype):
+        if name not in initializers:
+            initializers[name] = numpy_helper.from_array(np.array(value, dtype), name)
+            graph.initializer.append(initializers[name])
+        return name
+
+    def uint8_quantize(node):
+        zero = initializers.get(node.input[2]) if len(node.input) > 2 else None
+        return (node is not None and node.op_type == 'QuantizeLinear' and zero is not None
+                and zero.data_type == TensorProto.UINT8 and not zero.dims)
+
+    nodes, rewritten = [], 0
+    for node in graph.node:
+        readers = uses.get(node.output[0], []) if node.op_type == 'HardSigmoid' else []
+        attrs = {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
+        alpha, beta = attrs.get('alpha', 0.2), attrs.get('beta', 0.5)
+        source = producers.get(node.input[0]) if readers else None
+        if (source is None or source.op_type != 'DequantizeLinear' or alpha <= 0
+                or beta <= 0 or len(readers) != 1 or not uint8_quantize(readers[0])
+                or not all(user is not None and user.op_type == 'DequantizeLinear'
+                           for user in uses.get(readers[0].output[0], [None]))):
+            nodes.append(node)
+            continue
+        zero = constant('uint8_zero', 0, np.uint8)
+        offset = np.float32(beta / alpha)
+        tag = 'hard_sigmoid_%s' % ('%g' % offset).replace('.', '_')
+        shift = tag + '_offset'
+        if shift not in producers:
+            nodes.append(helper.make_node(
+                'DequantizeLinear', [constant(shift + '_quantized', 255, np.uint8),
+                                     constant(shift + '_scale', offset / 255, np.float32),
+                                     zero],
+                [shift], name=shift))
+            producers[shift] = nodes[-1]
+        nodes.append(helper.make_node('Add', [node.input[0], shift], list(node.output),
+                                      name=node.name + '_offset'))
+        readers[0].input[1:] = [constant('%s_range_scale_%g' % (tag, alpha),
+                                         1 / (255 * alpha), np.float32), zero]
+        for user in uses[readers[0].output[0]]:
+            user.input[1:] = [constant('uint8_unit_scale', 1 / 255, np.float32), zero]
+        rewritten += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_unused_initializers(graph)
+    return rewritten
