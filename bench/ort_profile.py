@@ -84,17 +84,39 @@ def onnx_file(prefix, batch):
     return prefix + ('-batch1.onnx' if batch == 1 else '.onnx')
 
 
-def operator_class(args):
+def operator_class(args, weights=None):
     """The operator type of a profiled kernel, convolutions told apart by their
     weight: ``Conv (depthwise)``, ``Conv (pointwise)`` (any other group or
     kernel), ``Conv (BatchNorm)`` (a BatchNorm ONNX Runtime could not fold,
-    run as a 1x1 depthwise convolution)."""
-    if args['op_name'] != 'Conv':
-        return args['op_name']
-    weight = list(args['input_type_shape'][1].values())[0]
+    run as a 1x1 depthwise convolution); ``QLinearConv`` likewise, its weight
+    (packed by ONNX Runtime, so not in the profile) looked up by node name in
+    ``weights`` (:func:`_weight_shapes`)."""
+    op = args['op_name']
+    if op == 'Conv':
+        weight = list(args['input_type_shape'][1].values())[0]
+    elif op == 'QLinearConv' and weights is not None:
+        weight = weights.get(args['node_name'])
+    else:
+        return op
+    if weight is None:
+        return op
     if weight[1:] == [1, 1, 1]:
-        return 'Conv (BatchNorm)'
-    return 'Conv (depthwise)' if weight[1] == 1 else 'Conv (pointwise)'
+        return op + ' (BatchNorm)'
+    return op + (' (depthwise)' if weight[1] == 1 else ' (pointwise)')
+
+
+def _weight_shapes(path):
+    """``{node name: weight shape}`` of the ``QLinearConv`` s of ONNX Runtime's
+    optimized graph of ``path`` (a file it writes next to it)."""
+    import onnx
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = path + '.optimized'
+    ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    graph = onnx.load(options.optimized_model_filepath).graph
+    shapes = {init.name: list(init.dims) for init in graph.initializer}
+    return {node.name: shapes.get(node.input[3]) for node in graph.node
+            if node.op_type == 'QLinearConv'}
 
 
 def kernel_times(paths, batch, size, repeats, warmup):
@@ -118,12 +140,13 @@ def kernel_times(paths, batch, size, repeats, warmup):
         options.profile_file_prefix = os.path.join(os.path.dirname(path), 'profile%d' % index)
         sessions.append(ort.InferenceSession(path, options,
                                              providers=['CPUExecutionProvider']))
+    weights = [_weight_shapes(path) for path in paths]
     x = np.random.RandomState(0).uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
     for _ in range(warmup + repeats):
         for session in sessions:
             session.run(None, {'data': x})
     fastest = []
-    for session in sessions:
+    for session, shapes in zip(sessions, weights):
         with open(session.end_profiling()) as log:
             events = json.load(log)
         runs = sorted((e for e in events if e.get('name') == 'model_run'),
@@ -134,7 +157,8 @@ def kernel_times(paths, batch, size, repeats, warmup):
         for event in kernels:
             for index, run in enumerate(runs):
                 if run['ts'] <= event['ts'] <= run['ts'] + run['dur']:
-                    by_run[index][operator_class(event['args'])] += event['dur'] * 1e-6
+                    args = dict(event['args'], node_name=event['name'][:-len('_kernel_time')])
+                    by_run[index][operator_class(args, shapes)] += event['dur'] * 1e-6
                     break
         fastest.append(dict(min(by_run, key=lambda times: sum(times.values()))))
     return fastest
