@@ -112,6 +112,7 @@ def _weight_shapes(path):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.optimized_model_filepath = path + '.optimized'
+    options.log_severity_level = 3   # not the warning that the file is for this machine only
     ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     graph = onnx.load(options.optimized_model_filepath).graph
     shapes = {init.name: list(init.dims) for init in graph.initializer}

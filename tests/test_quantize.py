@@ -161,3 +161,23 @@ def test_onnx_hard_swish_runs_on_integers(tmp_path):
     expected = fp32.run(None, {'data': images[:8]})[0]
     got = int8.run(None, {'data': images[:8]})[0]
     assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
+
+
+def test_hard_sigmoid_left_where_not_quantized_to_uint8():
+    """A hard sigmoid whose value leaves the graph, or is quantized to int8, stays as it is."""
+    from onnx import TensorProto, helper, numpy_helper
+    from gluon_asymmnet.deploy.quantize import integer_hard_sigmoids
+    inits = [numpy_helper.from_array(np.array(value, dtype), name) for name, value, dtype in (
+        ('x_q', [1, 2], np.uint8), ('scale', 0.1, np.float32), ('zero', 0, np.uint8),
+        ('signed_zero', 0, np.int8))]
+    graph = helper.make_graph(
+        [helper.make_node('DequantizeLinear', ['x_q', 'scale', 'zero'], ['x']),
+         helper.make_node('HardSigmoid', ['x'], ['out'], alpha=1 / 6, beta=0.5),
+         helper.make_node('HardSigmoid', ['x'], ['gate'], alpha=1 / 6, beta=0.5),
+         helper.make_node('QuantizeLinear', ['gate', 'scale', 'signed_zero'], ['gate_q'])],
+        'g', [], [helper.make_tensor_value_info('out', TensorProto.FLOAT, [2]),
+                  helper.make_tensor_value_info('gate_q', TensorProto.INT8, [2])], inits)
+    model = helper.make_model(graph)
+    before = model.SerializeToString()
+    assert integer_hard_sigmoids(model) == 0
+    assert model.SerializeToString() == before

@@ -257,9 +257,10 @@ def integer_hard_sigmoids(model):
         return name
 
     def uint8_quantize(node):
-        zero = initializers.get(node.input[2]) if len(node.input) > 2 else None
-        return (node is not None and node.op_type == 'QuantizeLinear' and zero is not None
-                and zero.data_type == TensorProto.UINT8 and not zero.dims)
+        if node is None or node.op_type != 'QuantizeLinear' or len(node.input) < 3:
+            return False
+        zero = initializers.get(node.input[2])
+        return zero is not None and zero.data_type == TensorProto.UINT8 and not zero.dims
 
     nodes, rewritten = [], 0
     for node in graph.node:
@@ -291,7 +292,8 @@ def integer_hard_sigmoids(model):
         for user in uses[readers[0].output[0]]:
             user.input[1:] = [constant('uint8_unit_scale', 1 / 255, np.float32), zero]
         rewritten += 1
-    del graph.node[:]
-    graph.node.extend(nodes)
-    _drop_unused_initializers(graph)
+    if rewritten:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        _drop_unused_initializers(graph)
     return rewritten
