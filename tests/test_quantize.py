@@ -132,16 +132,17 @@ def test_cli_quantizes_an_export_into_one_that_loads(trained, tmp_path):
 def test_onnx_hard_swish_runs_on_integers(tmp_path):
     """ONNX Runtime runs the INT8 file's hard swish without a float operator, and the
     values are the float graph's within INT8's error (a scale off by the 6 of relu6
-    would be 6 times off)."""
+    would be 6 times off), in OpenCV DNN too."""
     import onnx
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
     rng = np.random.RandomState(0)
     graph = helper.make_graph(
-        [helper.make_node('Conv', ['data', 'w1', 'b1'], ['y'], pads=[1, 1, 1, 1]),
+        [helper.make_node('Conv', ['data', 'w1', 'b1'], ['y'], kernel_shape=[3, 3],
+                          pads=[1, 1, 1, 1]),
          helper.make_node('HardSigmoid', ['y'], ['gate'], alpha=1 / 6, beta=0.5),
          helper.make_node('Mul', ['y', 'gate'], ['swish']),
-         helper.make_node('Conv', ['swish', 'w2'], ['out'])],
+         helper.make_node('Conv', ['swish', 'w2'], ['out'], kernel_shape=[1, 1])],
         'g', [helper.make_tensor_value_info('data', TensorProto.FLOAT, ['N', 3, 8, 8])],
         [helper.make_tensor_value_info('out', TensorProto.FLOAT, ['N', 4, 8, 8])],
         [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
@@ -161,6 +162,10 @@ def test_onnx_hard_swish_runs_on_integers(tmp_path):
     expected = fp32.run(None, {'data': images[:8]})[0]
     got = int8.run(None, {'data': images[:8]})[0]
     assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
+    import cv2   # and OpenCV DNN reads the file and computes the same
+    opencv = cv2.dnn.readNetFromONNX(dst)
+    opencv.setInput(images[:1])
+    assert np.abs(opencv.forward() - got[:1]).max() < 0.05 * np.abs(expected).max()
 
 
 def test_hard_sigmoid_left_where_not_quantized_to_uint8():

@@ -234,7 +234,8 @@ def integer_hard_sigmoids(model):
     1/255: the hard sigmoid's values, on the 256 levels that a ``uint8`` in [0, 1]
     has.  ONNX Runtime runs ``DequantizeLinear``, ``Add`` and ``QuantizeLinear`` as
     one ``QLinearAdd`` (the constant is quantized exactly); any other runtime of
-    the Quantize-DeQuantize format computes the same values in float.
+    the Quantize-DeQuantize format computes the same values in float.  The
+    constant has one dimension: OpenCV's importer (4.8) rejects a scalar there.
 
     Parameters
     ----------
@@ -280,7 +281,7 @@ def integer_hard_sigmoids(model):
         shift = tag + '_offset'
         if shift not in producers:
             nodes.append(helper.make_node(
-                'DequantizeLinear', [constant(shift + '_quantized', 255, np.uint8),
+                'DequantizeLinear', [constant(shift + '_quantized', [255], np.uint8),
                                      constant(shift + '_scale', offset / 255, np.float32),
                                      zero],
                 [shift], name=shift))
