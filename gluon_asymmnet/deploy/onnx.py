@@ -187,11 +187,11 @@ def fold_constants(model):
     del graph.node[:]
     graph.node.extend(kept)
     graph.initializer.extend(numpy_helper.from_array(values[name], name) for name in computed)
-    _drop_unused_initializers(graph)
+    drop_unused_initializers(graph)
     return folded
 
 
-def _index(graph):
+def graph_index(graph):
     """``(producers, uses, initializers)`` of ``graph``: the node writing each value,
     the nodes reading it (None for a graph output), the initializers by name."""
     producers = {name: node for node in graph.node for name in node.output}
@@ -204,7 +204,8 @@ def _index(graph):
     return producers, uses, {init.name: init for init in graph.initializer}
 
 
-def _drop_unused_initializers(graph):
+def drop_unused_initializers(graph):
+    """Remove the initializers of ``graph`` that no node reads."""
     used = {name for node in graph.node for name in node.input}
     survivors = [init for init in graph.initializer if init.name in used]
     del graph.initializer[:]
@@ -238,7 +239,7 @@ def fold_gate_hard_sigmoids(model):
     """
     from onnx import helper, numpy_helper
     graph = model.graph
-    producers, uses, initializers = _index(graph)
+    producers, uses, initializers = graph_index(graph)
     folded = 0
     for node in graph.node:
         if node.op_type != 'HardSigmoid' or not any(
@@ -298,7 +299,7 @@ def fold_summed_batchnorms(model):
     """
     from onnx import helper, numpy_helper
     graph = model.graph
-    producers, uses, initializers = _index(graph)
+    producers, uses, initializers = graph_index(graph)
 
     def summed_convs(name):
         """The ``Conv`` nodes whose outputs ``name`` sums, or None."""
@@ -346,7 +347,7 @@ def fold_summed_batchnorms(model):
         folded.append(node)
     for node in folded:
         graph.node.remove(node)
-    _drop_unused_initializers(graph)
+    drop_unused_initializers(graph)
     return len(folded)
 
 
