@@ -48,7 +48,7 @@ from gluon_asymmnet.complexity import summary  # noqa: E402
 from timing import (RESULTS_DIR, SPREAD_TOLERANCE, across_processes,  # noqa: E402
                     common_arguments, describe_spread, print_table, rounds_in_child,
                     serve_rounds, write_result)
-from traffic import traffic_ratios  # noqa: E402
+from traffic import BOUND_MARGIN, traffic_ratios  # noqa: E402
 
 #: ``onnxruntime`` on the ONNX export of AsymmNet built with ``formulation='concat'``
 #: (the concatenated feature map that the export wrote before it split large maps):
@@ -65,8 +65,6 @@ BATCH_32_TABLE = (('hybridized_b32', 'hybridized'), ('onnxruntime_b32', 'onnxrun
                   ('onnxruntime_concat_b32', CONCAT_BACKEND))
 #: The columns of the concatenated export: shown, not held to the bound.
 REFERENCE_COLUMNS = ('onnxruntime_concat_b1', 'onnxruntime_concat_b32')
-#: How far above its memory-traffic bound an inference time ratio may be.
-BOUND_MARGIN = 0.05
 #: The columns of runtimes that fuse BatchNorm and activations into the
 #: convolutions (held to the fused traffic bound; the others to the unfused one).
 FUSED_COLUMNS = ('onnxruntime_b1', 'int8_onnxruntime_b1', 'onnxruntime_b32')

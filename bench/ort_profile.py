@@ -40,7 +40,7 @@ from gluon_asymmnet.deploy.export import export_model  # noqa: E402
 from gluon_asymmnet.deploy.quantize import calibration_iter, quantize_onnx  # noqa: E402
 from gluon_asymmnet.model_zoo import ModelConfig  # noqa: E402
 from timing import common_arguments, print_table, write_result  # noqa: E402
-from traffic import traffic_ratios  # noqa: E402
+from traffic import BOUND_MARGIN, traffic_ratios  # noqa: E402
 
 #: What is profiled: label -> (zoo name, network keywords).
 MODELS = collections.OrderedDict([
@@ -52,8 +52,6 @@ MODELS = collections.OrderedDict([
 SHOWN = 6
 #: The widths of the AsymmNet / r=0 table.
 WIDTHS = ('1.0', '0.75', '0.5', '0.35')
-#: How far above its fused memory-traffic bound a kernel-time ratio may be.
-BOUND_MARGIN = 0.05
 
 
 def export_all(work, size):
@@ -105,16 +103,11 @@ def operator_class(args, weights=None):
     return op + (' (depthwise)' if weight[1] == 1 else ' (pointwise)')
 
 
-def _weight_shapes(path):
+def _weight_shapes(optimized_path):
     """``{node name: weight shape}`` of the ``QLinearConv`` s of ONNX Runtime's
-    optimized graph of ``path`` (a file it writes next to it)."""
+    optimized graph (``SessionOptions.optimized_model_filepath``)."""
     import onnx
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = path + '.optimized'
-    options.log_severity_level = 3   # not the warning that the file is for this machine only
-    ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    graph = onnx.load(options.optimized_model_filepath).graph
+    graph = onnx.load(optimized_path).graph
     shapes = {init.name: list(init.dims) for init in graph.initializer}
     return {node.name: shapes.get(node.input[3]) for node in graph.node
             if node.op_type == 'QLinearConv'}
@@ -139,9 +132,11 @@ def kernel_times(paths, batch, size, repeats, warmup):
         options.intra_op_num_threads = 1
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(os.path.dirname(path), 'profile%d' % index)
+        options.optimized_model_filepath = path + '.optimized'
+        options.log_severity_level = 3   # not the warning that the file is for this machine only
         sessions.append(ort.InferenceSession(path, options,
                                              providers=['CPUExecutionProvider']))
-    weights = [_weight_shapes(path) for path in paths]
+    weights = [_weight_shapes(path + '.optimized') for path in paths]
     x = np.random.RandomState(0).uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
     for _ in range(warmup + repeats):
         for session in sessions:

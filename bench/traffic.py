@@ -33,6 +33,9 @@ from gluon_asymmnet.complexity import traffic  # noqa: E402
 from timing import print_table, write_result  # noqa: E402
 
 WIDTHS = ('1.0', '0.75', '0.5', '0.35')
+#: How far above its memory-traffic bound an inference time ratio may be (the
+#: margin of ``bench/inference.py`` and ``bench/ort_profile.py``).
+BOUND_MARGIN = 0.05
 #: The batch the graphs are traced at (bytes are per image; at batch 32 a CPU's
 #: inference graph splits every block, see ``gluon_asymmnet.models.feature_reuse``).
 BATCH = 32

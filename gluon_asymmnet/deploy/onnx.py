@@ -237,7 +237,7 @@ def fold_gate_hard_sigmoids(model):
     int
         The number of gates folded.
     """
-    from onnx import helper, numpy_helper
+    from onnx import helper
     graph = model.graph
     producers, uses, initializers = graph_index(graph)
     folded = 0
@@ -249,25 +249,13 @@ def fold_gate_hard_sigmoids(model):
         conv = producers.get(node.input[0])
         if conv is None or conv.op_type != 'Conv' or len(uses[node.input[0]]) != 1:
             continue
-        params = [name for name in conv.input[1:] if name]
-        if not all(name in initializers and len(uses[name]) == 1 for name in params):
+        if not _owns_parameters(conv, uses, initializers):
             continue
         attrs = {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
         alpha, beta = attrs.get('alpha', 0.2), attrs.get('beta', 0.5)
         if (alpha, beta) == (1., 0.):   # folded already
             continue
-        weight = initializers[params[0]]
-        scaled = numpy_helper.to_array(weight) * np.float32(alpha)
-        weight.CopyFrom(numpy_helper.from_array(scaled.astype(np.float32), weight.name))
-        if len(params) == 2:
-            bias = initializers[params[1]]
-            offset = numpy_helper.to_array(bias) * np.float32(alpha) + np.float32(beta)
-        else:
-            bias = graph.initializer.add()
-            del conv.input[2:]
-            conv.input.append(conv.output[0] + '_gate_bias')
-            offset = np.full(scaled.shape[0], beta, np.float32)
-        bias.CopyFrom(numpy_helper.from_array(offset.astype(np.float32), conv.input[2]))
+        _scale_convolution(graph, initializers, conv, alpha, beta)
         del node.attribute[:]
         node.attribute.extend([helper.make_attribute('alpha', 1.0),
                                helper.make_attribute('beta', 0.0)])
@@ -307,9 +295,7 @@ def fold_summed_batchnorms(model):
         if node is None or len(uses.get(name, [])) != 1:
             return None
         if node.op_type == 'Conv':
-            params = [param for param in node.input[1:] if param]
-            return [node] if all(param in initializers and len(uses[param]) == 1
-                                 for param in params) else None
+            return [node] if _owns_parameters(node, uses, initializers) else None
         if node.op_type != 'Add':
             return None
         parts = [summed_convs(part) for part in node.input]
@@ -329,26 +315,40 @@ def fold_summed_batchnorms(model):
                                   for name in node.input[1:5])
         scale = gamma / np.sqrt(var + attrs.get('epsilon', 1e-5))
         for index, conv in enumerate(convs):
-            weight = initializers[conv.input[1]]
-            scaled = numpy_helper.to_array(weight) * scale.reshape(-1, 1, 1, 1)
-            weight.CopyFrom(numpy_helper.from_array(scaled.astype(np.float32), weight.name))
-            if len(conv.input) > 2 and conv.input[2]:
-                bias = initializers[conv.input[2]]
-                offset = numpy_helper.to_array(bias) * scale
-            else:
-                bias = graph.initializer.add()
-                del conv.input[2:]
-                conv.input.append(conv.output[0] + '_bn_bias')
-                offset = np.zeros_like(scale)
-            if index == 0:
-                offset = offset + beta - mean * scale
-            bias.CopyFrom(numpy_helper.from_array(offset.astype(np.float32), conv.input[2]))
+            _scale_convolution(graph, initializers, conv, scale,
+                               beta - mean * scale if index == 0 else 0.)
         source.output[0] = node.output[0]
         folded.append(node)
     for node in folded:
         graph.node.remove(node)
     drop_unused_initializers(graph)
     return len(folded)
+
+
+def _owns_parameters(conv, uses, initializers):
+    """Whether every parameter of ``conv`` is an initializer that nothing else reads
+    (so that rewriting it changes ``conv`` alone)."""
+    return all(name in initializers and len(uses[name]) == 1 for name in conv.input[1:] if name)
+
+
+def _scale_convolution(graph, initializers, conv, scale, shift):
+    """Make ``conv`` compute ``scale * conv(x) + shift`` (per output channel, or one
+    number) in its weight and bias, adding a bias if it had none."""
+    from onnx import numpy_helper
+    weight = initializers[conv.input[1]]
+    values = numpy_helper.to_array(weight)
+    scale = np.broadcast_to(np.asarray(scale, np.float32), values.shape[:1])
+    weight.CopyFrom(numpy_helper.from_array(
+        (values * scale.reshape(-1, 1, 1, 1)).astype(np.float32), weight.name))
+    if len(conv.input) > 2 and conv.input[2]:
+        bias = initializers[conv.input[2]]
+        offset = numpy_helper.to_array(bias) * scale + shift
+    else:
+        bias = graph.initializer.add()
+        del conv.input[2:]
+        conv.input.append(conv.output[0] + '_bias')
+        offset = np.zeros_like(scale) + shift
+    bias.CopyFrom(numpy_helper.from_array(offset.astype(np.float32), conv.input[2]))
 
 
 def _check_onnx(path, block, shape, batch):

@@ -267,10 +267,13 @@ def integer_hard_sigmoids(model):
 
     nodes, rewritten = [], 0
     for node in graph.node:
-        readers = uses.get(node.output[0], []) if node.op_type == 'HardSigmoid' else []
+        if node.op_type != 'HardSigmoid':
+            nodes.append(node)
+            continue
+        readers = uses.get(node.output[0], [])
         attrs = {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
         alpha, beta = attrs.get('alpha', 0.2), attrs.get('beta', 0.5)
-        source = producers.get(node.input[0]) if readers else None
+        source = producers.get(node.input[0])
         if (source is None or source.op_type != 'DequantizeLinear' or alpha <= 0
                 or beta <= 0 or len(readers) != 1 or not uint8_quantize(readers[0])
                 or not all(user is not None and user.op_type == 'DequantizeLinear'
